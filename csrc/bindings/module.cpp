@@ -1,0 +1,250 @@
+// pybind11 bindings: NumPy buffers in, NumPy buffers out, no copies, GIL
+// released while C++ runs. Argument normalisation and friendly validation
+// live in python/convx; this layer still checks every buffer it touches, so a
+// direct call with bad arrays raises instead of crashing.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "convx/convx.hpp"
+
+namespace py = pybind11;
+using std::int64_t;
+
+void bind_conv_matrix(py::module_& m);
+
+namespace {
+
+using Int2 = std::array<int64_t, 2>;
+using Int4 = std::array<int64_t, 4>;
+
+convx::Layout parse_layout(const std::string& s) {
+  if (s == "NHWC") return convx::Layout::NHWC;
+  if (s == "NCHW") return convx::Layout::NCHW;
+  throw std::invalid_argument("layout must be 'NHWC' or 'NCHW', got '" + s + "'");
+}
+
+convx::PatchOrder parse_order(const std::string& s) {
+  if (s == "hwc") return convx::PatchOrder::HWC;
+  if (s == "chw") return convx::PatchOrder::CHW;
+  if (s == "seed") return convx::PatchOrder::Seed;
+  throw std::invalid_argument("order must be 'hwc', 'chw' or 'seed', got '" + s + "'");
+}
+
+convx::Activation parse_activation(const std::string& s) {
+  if (s == "none") return convx::Activation::None;
+  if (s == "relu") return convx::Activation::ReLU;
+  throw std::invalid_argument("activation must be None or 'relu', got '" + s + "'");
+}
+
+convx::ConvParams make_params(Int2 stride, Int2 dilation, Int4 pad, int64_t groups,
+                              const std::string& layout) {
+  convx::ConvParams p;
+  p.stride_h = stride[0];
+  p.stride_w = stride[1];
+  p.dilation_h = dilation[0];
+  p.dilation_w = dilation[1];
+  p.pad = {pad[0], pad[1], pad[2], pad[3]};
+  p.groups = groups;
+  p.layout = parse_layout(layout);
+  return p;
+}
+
+enum class DType { F32, F64 };
+
+DType dtype_of(const py::array& a, const char* name) {
+  if (a.dtype().is(py::dtype::of<float>())) return DType::F32;
+  if (a.dtype().is(py::dtype::of<double>())) return DType::F64;
+  throw py::type_error(std::string(name) + ": dtype must be float32 or float64, got " +
+                       py::str(a.dtype()).cast<std::string>());
+}
+
+// Checks that `a` is a C-contiguous buffer of `count` elements of T.
+template <typename T>
+const T* input_ptr(const py::array& a, int64_t count, const char* name) {
+  if (!a.dtype().is(py::dtype::of<T>())) {
+    throw py::type_error(std::string(name) + ": dtype does not match the other arrays");
+  }
+  if (!(a.flags() & py::array::c_style)) {
+    throw std::invalid_argument(std::string(name) + ": array must be C-contiguous");
+  }
+  if (a.size() != count) {
+    throw std::invalid_argument(std::string(name) + ": expected " + std::to_string(count) +
+                                " elements, got " + std::to_string(a.size()));
+  }
+  return static_cast<const T*>(a.data());
+}
+
+template <typename T>
+T* output_ptr(py::array& a, int64_t count, const char* name) {
+  const T* p = input_ptr<T>(a, count, name);
+  if (!a.writeable()) throw std::invalid_argument(std::string(name) + ": array is read-only");
+  return const_cast<T*>(p);
+}
+
+template <typename T>
+void conv2d_impl(const convx::ConvShape& s, const py::array& x, const py::array& w,
+                 const py::object& bias, py::array& y, convx::Activation act) {
+  const T* xp = input_ptr<T>(x, s.input_size(), "x");
+  const T* wp = input_ptr<T>(w, s.weight_size(), "weight");
+  const T* bp = nullptr;
+  if (!bias.is_none()) bp = input_ptr<T>(bias.cast<py::array>(), s.c_out, "bias");
+  T* yp = output_ptr<T>(y, s.output_size(), "out");
+  py::gil_scoped_release release;
+  convx::conv2d<T>(s, xp, wp, bp, yp, act);
+}
+
+void conv2d(const py::array& x, const py::array& w, const py::object& bias, py::array& y,
+            Int4 input_dims, Int2 cout_kh, int64_t k_w, Int2 stride, Int2 dilation, Int4 pad,
+            int64_t groups, const std::string& layout, const std::string& activation) {
+  const convx::ConvShape s =
+      convx::make_conv_shape(input_dims[0], input_dims[1], input_dims[2], input_dims[3],
+                             cout_kh[0], cout_kh[1], k_w,
+                             make_params(stride, dilation, pad, groups, layout));
+  const convx::Activation act = parse_activation(activation);
+  if (dtype_of(x, "x") == DType::F32) {
+    conv2d_impl<float>(s, x, w, bias, y, act);
+  } else {
+    conv2d_impl<double>(s, x, w, bias, y, act);
+  }
+}
+
+template <typename T>
+void im2col_impl(const py::array& x, py::array& out, const convx::Dims4& d, int64_t k_h,
+                 int64_t k_w, const convx::ConvParams& p, convx::PatchOrder order) {
+  const convx::ConvShape s = convx::make_conv_shape(d.n, d.h, d.w, d.c, p.groups, k_h, k_w, p);
+  const T* xp = input_ptr<T>(x, s.input_size(), "x");
+  T* op = output_ptr<T>(out, s.n * s.h_out * s.w_out * s.k_h * s.k_w * s.c_in, "out");
+  py::gil_scoped_release release;
+  convx::im2col<T>(xp, d, k_h, k_w, p, order, op);
+}
+
+void im2col(const py::array& x, py::array& out, Int4 dims, Int2 kernel, Int2 stride,
+            Int2 dilation, Int4 pad, int64_t groups, const std::string& layout,
+            const std::string& order) {
+  const convx::Dims4 d{dims[0], dims[1], dims[2], dims[3]};
+  const convx::ConvParams p = make_params(stride, dilation, pad, groups, layout);
+  const convx::PatchOrder o = parse_order(order);
+  if (dtype_of(x, "x") == DType::F32) {
+    im2col_impl<float>(x, out, d, kernel[0], kernel[1], p, o);
+  } else {
+    im2col_impl<double>(x, out, d, kernel[0], kernel[1], p, o);
+  }
+}
+
+template <typename T>
+void pad_impl(const py::array& x, py::array& out, const convx::Dims4& d, const Int4& pad,
+              convx::Layout layout) {
+  const T* xp = input_ptr<T>(x, d.n * d.h * d.w * d.c, "x");
+  for (int64_t v : pad) {
+    if (v < 0) throw std::invalid_argument("padding must be >= 0");
+  }
+  const int64_t count = d.n * (d.h + pad[0] + pad[1]) * (d.w + pad[2] + pad[3]) * d.c;
+  T* op = output_ptr<T>(out, count, "out");
+  py::gil_scoped_release release;
+  convx::pad<T>(xp, d, {pad[0], pad[1], pad[2], pad[3]}, layout, op);
+}
+
+void pad(const py::array& x, py::array& out, Int4 dims, Int4 pad, const std::string& layout) {
+  const convx::Dims4 d{dims[0], dims[1], dims[2], dims[3]};
+  const convx::Layout l = parse_layout(layout);
+  if (dtype_of(x, "x") == DType::F32) {
+    pad_impl<float>(x, out, d, pad, l);
+  } else {
+    pad_impl<double>(x, out, d, pad, l);
+  }
+}
+
+// Element strides of a 2-D array; NumPy keeps them in bytes.
+Int2 element_strides(const py::array& a, const char* name) {
+  if (a.ndim() != 2) throw std::invalid_argument(std::string(name) + ": must be 2-D");
+  Int2 st{};
+  for (int d = 0; d < 2; ++d) {
+    const py::ssize_t bytes = a.strides(d);
+    if (bytes % static_cast<py::ssize_t>(a.itemsize()) != 0) {
+      throw std::invalid_argument(std::string(name) + ": strides must be whole elements");
+    }
+    st[static_cast<std::size_t>(d)] = bytes / a.itemsize();
+  }
+  return st;
+}
+
+template <typename T>
+void gemm_impl(const py::array& a, const py::array& b, py::array& c, bool accumulate) {
+  const int64_t m = a.shape(0), k = a.shape(1), n = b.shape(1);
+  if (b.shape(0) != k) throw std::invalid_argument("b: inner dimensions do not match");
+  if (c.ndim() != 2 || c.shape(0) != m || c.shape(1) != n) {
+    throw std::invalid_argument("out: must have shape (M, N)");
+  }
+  for (const py::array* arr : std::initializer_list<const py::array*>{&a, &b, &c}) {
+    if (!arr->dtype().is(py::dtype::of<T>())) throw py::type_error("gemm: dtypes differ");
+  }
+  if (!c.writeable()) throw std::invalid_argument("out: array is read-only");
+  const Int2 sa = element_strides(a, "a"), sb = element_strides(b, "b");
+  const Int2 sc = element_strides(c, "out");
+  const T* ap = static_cast<const T*>(a.data());
+  const T* bp = static_cast<const T*>(b.data());
+  T* cp = static_cast<T*>(c.mutable_data());
+  py::gil_scoped_release release;
+  convx::gemm<T>(m, n, k, ap, sa[0], sa[1], bp, sb[0], sb[1], cp, sc[0], sc[1], accumulate);
+}
+
+void gemm(const py::array& a, const py::array& b, py::array& c, bool accumulate) {
+  if (a.ndim() != 2 || b.ndim() != 2) throw std::invalid_argument("gemm: a and b must be 2-D");
+  if (dtype_of(a, "a") == DType::F32) {
+    gemm_impl<float>(a, b, c, accumulate);
+  } else {
+    gemm_impl<double>(a, b, c, accumulate);
+  }
+}
+
+py::dict cpu_info() {
+  const convx::CpuInfo info = convx::cpu_info();
+  py::list available;
+  for (convx::Isa isa : {convx::Isa::Scalar, convx::Isa::AVX2, convx::Isa::AVX512}) {
+    if (convx::isa_available(isa)) available.append(convx::isa_name(isa));
+  }
+  py::list compiled;
+  compiled.append("scalar");
+  if (info.compiled_avx2) compiled.append("avx2");
+  if (info.compiled_avx512) compiled.append("avx512");
+  py::dict d;
+  d["vendor"] = info.vendor;
+  d["avx2"] = info.avx2;
+  d["avx512"] = info.avx512;
+  d["compiled"] = compiled;
+  d["available"] = available;
+  d["best"] = convx::isa_name(info.best);
+  d["active"] = convx::isa_name(info.active);
+  d["num_threads"] = convx::num_threads();
+  d["version"] = CONVX_VERSION_STRING;
+  d["build_flags"] = CONVX_BUILD_FLAGS;
+  return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "convx compiled core. Use the convx package, which validates arguments.";
+  m.def("conv2d", &conv2d, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("out"),
+        py::arg("input_dims"), py::arg("cout_kh"), py::arg("k_w"), py::arg("stride"),
+        py::arg("dilation"), py::arg("pad"), py::arg("groups"), py::arg("layout"),
+        py::arg("activation"));
+  m.def("im2col", &im2col, py::arg("x"), py::arg("out"), py::arg("dims"), py::arg("kernel"),
+        py::arg("stride"), py::arg("dilation"), py::arg("pad"), py::arg("groups"),
+        py::arg("layout"), py::arg("order"));
+  m.def("pad", &pad, py::arg("x"), py::arg("out"), py::arg("dims"), py::arg("pad"),
+        py::arg("layout"));
+  m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("accumulate"));
+  m.def("cpu_info", &cpu_info);
+  m.def("get_num_threads", &convx::num_threads);
+  m.def("set_num_threads", &convx::set_num_threads, py::arg("n"));
+  m.def("_set_isa", [](const std::string& name) { convx::set_active_isa(convx::parse_isa(name)); },
+        py::arg("name"));
+  m.attr("__version__") = CONVX_VERSION_STRING;
+  bind_conv_matrix(m);
+}

@@ -1,0 +1,9 @@
+// The whole public C++ API of convx. Include this, link convx::core.
+#pragma once
+
+#include "convx/conv2d.hpp"
+#include "convx/gemm.hpp"
+#include "convx/runtime.hpp"
+#include "convx/shape.hpp"
+#include "convx/types.hpp"
+#include "convx/version.hpp"

@@ -1,0 +1,53 @@
+// Convolution geometry: parameters, validation and the output-shape formula.
+#pragma once
+
+#include <cstdint>
+
+#include "convx/types.hpp"
+
+namespace convx {
+
+// Hyper-parameters of a 2-D convolution. Every field is validated by
+// make_conv_shape(); the defaults describe a plain stride-1, unpadded conv.
+struct ConvParams {
+  std::int64_t stride_h = 1, stride_w = 1;
+  std::int64_t dilation_h = 1, dilation_w = 1;
+  Padding2D pad{};
+  std::int64_t groups = 1;
+  Layout layout = Layout::NHWC;
+};
+
+// A fully resolved, validated convolution problem. Sizes are element counts.
+struct ConvShape {
+  std::int64_t n = 0, h = 0, w = 0, c_in = 0;  // input
+  std::int64_t c_out = 0, k_h = 0, k_w = 0;    // filters
+  std::int64_t h_out = 0, w_out = 0;           // output
+  ConvParams p{};
+
+  std::int64_t groups() const { return p.groups; }
+  std::int64_t c_in_per_group() const { return c_in / p.groups; }
+  std::int64_t c_out_per_group() const { return c_out / p.groups; }
+  // Length of one flattened patch of one group: k_h*k_w*C_in/groups.
+  std::int64_t patch_size() const { return k_h * k_w * c_in_per_group(); }
+  std::int64_t input_size() const { return n * h * w * c_in; }
+  std::int64_t weight_size() const { return c_out * patch_size(); }
+  std::int64_t output_size() const { return n * h_out * w_out * c_out; }
+};
+
+// Output extent of one spatial axis:
+//   floor((in + pad_before + pad_after - dilation*(k-1) - 1) / stride) + 1.
+// With dilation 1 and symmetric padding p this is the maths note's
+// floor((in - k + 2p)/s) + 1. Throws std::invalid_argument if the dilated
+// kernel does not fit in the padded input.
+std::int64_t conv_output_size(std::int64_t in, std::int64_t k, std::int64_t stride,
+                              std::int64_t pad_before, std::int64_t pad_after,
+                              std::int64_t dilation);
+
+// Validates every argument and every size product (overflow of int64 is an
+// error) and returns the resolved geometry. Throws std::invalid_argument with
+// a message naming the offending argument.
+ConvShape make_conv_shape(std::int64_t n, std::int64_t h, std::int64_t w, std::int64_t c_in,
+                          std::int64_t c_out, std::int64_t k_h, std::int64_t k_w,
+                          const ConvParams& params);
+
+}  // namespace convx

@@ -1,0 +1,51 @@
+// Forward convolution: implicit im2col feeding the blocked GEMM.
+#include "convx/conv2d.hpp"
+
+#include "common/checked.hpp"
+#include "conv/patch_source.hpp"
+#include "gemm/driver.hpp"
+
+namespace convx {
+
+template <typename T>
+void conv2d(const ConvShape& s, const T* x, const T* w, const T* bias, T* y,
+            Activation activation) {
+  detail::require(s.groups() >= 1 && s.c_in % s.groups() == 0 && s.c_out % s.groups() == 0,
+                  "conv2d: shape was not made by make_conv_shape");
+  if (s.output_size() == 0) return;
+  detail::require(x != nullptr && w != nullptr && y != nullptr, "conv2d: null pointer");
+  const std::int64_t G = s.groups();
+  const std::int64_t cout_g = s.c_out_per_group();
+  const std::int64_t K = s.patch_size();
+  const std::int64_t pixels = s.h_out * s.w_out;
+
+  for (std::int64_t g = 0; g < G; ++g) {
+    Epilogue<T> ep;
+    ep.activation = activation;
+    if (bias != nullptr) ep.bias = bias + g * cout_g;
+    const detail::StridedSource<T> weights(w + g * cout_g * K, K, 1);
+    if (s.p.layout == Layout::NHWC) {
+      // Y[(b,oh,ow), m] = patches[(b,oh,ow), :] . W[m, :]: the whole batch is one GEMM.
+      if (bias != nullptr) ep.bias_mode = BiasMode::PerColumn;
+      const detail::NhwcPatchRows<T> patches(s, x, g);
+      detail::gemm_blocked<T>(s.n * pixels, cout_g, K, patches, weights, y + g * cout_g,
+                              s.c_out, 1, false, ep);
+    } else {
+      // Y[m, (oh,ow)] = W[m, :] . patches[(oh,ow), :]^T, one GEMM per image.
+      if (bias != nullptr) ep.bias_mode = BiasMode::PerRow;
+      for (std::int64_t b = 0; b < s.n; ++b) {
+        const T* image = x + (b * s.c_in + g * s.c_in_per_group()) * s.h * s.w;
+        const detail::NchwPatchRows<T> patches(s, image);
+        detail::gemm_blocked<T>(cout_g, pixels, K, weights, patches,
+                                y + (b * s.c_out + g * cout_g) * pixels, pixels, 1, false, ep);
+      }
+    }
+  }
+}
+
+template void conv2d<float>(const ConvShape&, const float*, const float*, const float*, float*,
+                            Activation);
+template void conv2d<double>(const ConvShape&, const double*, const double*, const double*,
+                             double*, Activation);
+
+}  // namespace convx

@@ -1,0 +1,75 @@
+#include "convx/shape.hpp"
+
+#include <string>
+
+#include "common/checked.hpp"
+
+namespace convx {
+
+using detail::checked_add;
+using detail::checked_mul;
+using detail::require;
+
+std::int64_t conv_output_size(std::int64_t in, std::int64_t k, std::int64_t stride,
+                              std::int64_t pad_before, std::int64_t pad_after,
+                              std::int64_t dilation) {
+  require(in >= 0, "input size must be >= 0, got " + std::to_string(in));
+  require(k >= 1, "kernel size must be >= 1, got " + std::to_string(k));
+  require(stride >= 1, "stride must be >= 1, got " + std::to_string(stride));
+  require(dilation >= 1, "dilation must be >= 1, got " + std::to_string(dilation));
+  require(pad_before >= 0 && pad_after >= 0, "padding must be >= 0, got (" +
+                                                 std::to_string(pad_before) + ", " +
+                                                 std::to_string(pad_after) + ")");
+  const std::int64_t padded = checked_add(checked_add(in, pad_before, "padding"), pad_after,
+                                          "padding");
+  const std::int64_t span = checked_add(checked_mul(dilation, k - 1, "dilation"), 1, "kernel");
+  require(span <= padded, "kernel_size: the (dilated) kernel extent " + std::to_string(span) +
+                              " is larger than the padded input extent " +
+                              std::to_string(padded));
+  return (padded - span) / stride + 1;
+}
+
+ConvShape make_conv_shape(std::int64_t n, std::int64_t h, std::int64_t w, std::int64_t c_in,
+                          std::int64_t c_out, std::int64_t k_h, std::int64_t k_w,
+                          const ConvParams& p) {
+  require(n >= 0 && h >= 0 && w >= 0, "input: sizes must be >= 0");
+  require(c_in >= 1, "input: channel count must be >= 1, got " + std::to_string(c_in));
+  require(c_out >= 1, "weight: out_channels must be >= 1, got " + std::to_string(c_out));
+  require(k_h >= 1 && k_w >= 1, "kernel_size must be >= 1, got (" + std::to_string(k_h) +
+                                    ", " + std::to_string(k_w) + ")");
+  require(p.stride_h >= 1 && p.stride_w >= 1, "stride must be >= 1, got (" +
+                                                  std::to_string(p.stride_h) + ", " +
+                                                  std::to_string(p.stride_w) + ")");
+  require(p.dilation_h >= 1 && p.dilation_w >= 1,
+          "dilation must be >= 1, got (" + std::to_string(p.dilation_h) + ", " +
+              std::to_string(p.dilation_w) + ")");
+  require(p.pad.top >= 0 && p.pad.bottom >= 0 && p.pad.left >= 0 && p.pad.right >= 0,
+          "padding must be >= 0");
+  require(p.groups >= 1, "groups must be >= 1, got " + std::to_string(p.groups));
+  require(c_in % p.groups == 0, "groups: in_channels " + std::to_string(c_in) +
+                                    " is not divisible by groups " + std::to_string(p.groups));
+  require(c_out % p.groups == 0, "groups: out_channels " + std::to_string(c_out) +
+                                     " is not divisible by groups " + std::to_string(p.groups));
+
+  ConvShape s;
+  s.n = n;
+  s.h = h;
+  s.w = w;
+  s.c_in = c_in;
+  s.c_out = c_out;
+  s.k_h = k_h;
+  s.k_w = k_w;
+  s.p = p;
+  s.h_out = conv_output_size(h, k_h, p.stride_h, p.pad.top, p.pad.bottom, p.dilation_h);
+  s.w_out = conv_output_size(w, k_w, p.stride_w, p.pad.left, p.pad.right, p.dilation_w);
+  // Every size the kernels index must fit in int64.
+  detail::checked_product("input", n, h, w, c_in);
+  detail::checked_product("output", n, s.h_out, s.w_out, c_out);
+  detail::checked_product("weight", c_out, k_h, k_w, c_in / p.groups);
+  detail::checked_product("im2col", s.h_out, s.w_out, k_h, k_w, c_in);
+  detail::checked_product("padded input", n, h + p.pad.top + p.pad.bottom,
+                          w + p.pad.left + p.pad.right, c_in);
+  return s;
+}
+
+}  // namespace convx

@@ -1,0 +1,34 @@
+// Portable C++ micro-kernels: MR x NR tiles with plain loops the compiler may
+// auto-vectorise for the baseline ISA.
+#include "kernels/kernels.hpp"
+
+namespace convx::detail {
+namespace {
+
+template <typename T, int MR, int NR>
+void ukernel_scalar(std::int64_t k, const T* a, const T* b, T* c, std::int64_t rs_c,
+                    std::int64_t cs_c, std::int64_t m, std::int64_t n, bool accumulate,
+                    const TileEpilogue<T>* ep) {
+  T acc[MR * NR] = {};
+  for (std::int64_t p = 0; p < k; ++p) {
+    const T* ap = a + p * MR;
+    const T* bp = b + p * NR;
+    for (int i = 0; i < MR; ++i) {
+      const T ai = ap[i];
+      for (int j = 0; j < NR; ++j) acc[i * NR + j] += ai * bp[j];
+    }
+  }
+  store_tile_generic(acc, NR, c, rs_c, cs_c, m, n, accumulate, ep);
+}
+
+}  // namespace
+
+GemmKernel<float> sgemm_kernel_scalar() {
+  return {&ukernel_scalar<float, 4, 8>, 4, 8, 128, 256, 2048, "sgemm_ukernel_4x8__scalar"};
+}
+
+GemmKernel<double> dgemm_kernel_scalar() {
+  return {&ukernel_scalar<double, 4, 4>, 4, 4, 128, 256, 2048, "dgemm_ukernel_4x4__scalar"};
+}
+
+}  // namespace convx::detail

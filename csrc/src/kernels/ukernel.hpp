@@ -1,0 +1,75 @@
+// The GEMM micro-kernel contract. Every kernel, on every ISA, obeys it; the
+// blocked driver (gemm/driver.hpp) relies on nothing else.
+//
+// A micro-kernel computes one MR x NR tile of C from two packed panels:
+//
+//   a: the packed A micro-panel. k steps of MR values each: A(i, p) = a[p*MR + i].
+//   b: the packed B micro-panel. k steps of NR values each: B(p, j) = b[p*NR + j].
+//      Both are 64-byte aligned. Rows i >= m of `a` and columns j >= n of `b`
+//      are zero-filled by the packer, so the kernel may always compute the
+//      full tile; only the store is partial.
+//   c: C(i, j) lives at c[i*rs_c + j*cs_c] for i < m <= MR, j < n <= NR.
+//      Nothing outside the m x n corner is read or written.
+//   k: may be 0 (then the product is a zero tile).
+//
+//   accumulate == false: C = A*B, C is never read (so NaN in C cannot leak).
+//   accumulate == true:  C = C + A*B.
+//   ep != nullptr (last K block only): after the sum, C(i, j) += bias_row[i]
+//       (if bias_row) or bias_col[j] (if bias_col), then max(C, 0) if relu.
+//       The pointers are already offset to the tile's first row/column.
+//
+// The arithmetic order over p is fixed (p ascending, one FMA chain per C
+// element) so a tile's result does not depend on how the driver splits work
+// between threads.
+#pragma once
+
+#include <cstdint>
+
+namespace convx::detail {
+
+template <typename T>
+struct TileEpilogue {
+  const T* bias_row = nullptr;
+  const T* bias_col = nullptr;
+  bool relu = false;
+};
+
+template <typename T>
+using UKernelFn = void (*)(std::int64_t k, const T* a, const T* b, T* c, std::int64_t rs_c,
+                           std::int64_t cs_c, std::int64_t m, std::int64_t n, bool accumulate,
+                           const TileEpilogue<T>* ep);
+
+// A kernel plus the blocking that suits it. mc is a multiple of mr, nc of nr.
+//   kc: K block; a kc x nr B micro-panel should sit in L1.
+//   mc: M block; an mc x kc packed A block should sit in L2.
+//   nc: N block; a K x nc packed B block should sit in L3.
+template <typename T>
+struct GemmKernel {
+  UKernelFn<T> fn = nullptr;
+  int mr = 0, nr = 0;
+  std::int64_t mc = 0, kc = 0, nc = 0;
+  const char* name = "";
+};
+
+// Shared tail of every kernel: stores an MR x NR register tile (already spilled
+// to `acc`, row-major with row stride nr) into C under the contract above.
+template <typename T>
+inline void store_tile_generic(const T* acc, int nr, T* c, std::int64_t rs_c, std::int64_t cs_c,
+                               std::int64_t m, std::int64_t n, bool accumulate,
+                               const TileEpilogue<T>* ep) {
+  for (std::int64_t i = 0; i < m; ++i) {
+    for (std::int64_t j = 0; j < n; ++j) {
+      T v = acc[i * nr + j];
+      T* dst = c + i * rs_c + j * cs_c;
+      if (accumulate) v += *dst;
+      if (ep != nullptr) {
+        if (ep->bias_row != nullptr) v += ep->bias_row[i];
+        if (ep->bias_col != nullptr) v += ep->bias_col[j];
+        if (ep->relu && !(v > T(0))) v = T(0);
+      }
+      *dst = v;
+    }
+  }
+}
+
+}  // namespace convx::detail

@@ -1,0 +1,225 @@
+// CPU feature detection (cpuid + xgetbv), the kernel table, and the CONVX_ISA
+// override.
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "convx/runtime.hpp"
+#include "kernels/kernels.hpp"
+#include "runtime/kernel_table.hpp"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <cpuid.h>
+#define CONVX_X86 1
+#endif
+
+namespace convx {
+namespace {
+
+struct Detected {
+  std::string vendor;
+  bool avx2 = false;
+  bool avx512 = false;
+};
+
+#if defined(CONVX_X86)
+// The OS must save the wide registers on context switch, or using them would
+// corrupt state: XCR0 tells which state components it saves.
+std::uint64_t read_xcr0() {
+  std::uint32_t lo = 0, hi = 0;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (static_cast<std::uint64_t>(hi) << 32) | lo;
+}
+#endif
+
+Detected detect() {
+  Detected d;
+#if defined(CONVX_X86)
+  unsigned a = 0, b = 0, c = 0, dx = 0;
+  if (!__get_cpuid(0, &a, &b, &c, &dx)) return d;
+  char vendor[13];
+  std::memcpy(vendor + 0, &b, 4);
+  std::memcpy(vendor + 4, &dx, 4);
+  std::memcpy(vendor + 8, &c, 4);
+  vendor[12] = '\0';
+  d.vendor = vendor;
+  const unsigned max_leaf = a;
+  __get_cpuid(1, &a, &b, &c, &dx);
+  const bool osxsave = (c >> 27) & 1;
+  const bool fma = (c >> 12) & 1;
+  if (!osxsave || max_leaf < 7) return d;
+  const std::uint64_t xcr0 = read_xcr0();
+  const bool ymm_saved = (xcr0 & 0x6) == 0x6;     // SSE + AVX state
+  const bool zmm_saved = (xcr0 & 0xE6) == 0xE6;   // + opmask, ZMM_Hi256, Hi16_ZMM
+  __cpuid_count(7, 0, a, b, c, dx);
+  const bool avx2 = (b >> 5) & 1;
+  const bool avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1;
+  const bool avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1;
+  d.avx2 = avx2 && fma && ymm_saved;
+  d.avx512 = d.avx2 && avx512f && avx512dq && avx512bw && avx512vl && zmm_saved;
+#endif
+  return d;
+}
+
+const Detected& detected() {
+  static const Detected d = detect();
+  return d;
+}
+
+constexpr bool compiled(Isa isa) {
+  switch (isa) {
+    case Isa::Scalar: return true;
+#if defined(CONVX_HAVE_AVX2_KERNELS)
+    case Isa::AVX2: return true;
+#endif
+#if defined(CONVX_HAVE_AVX512_KERNELS)
+    case Isa::AVX512: return true;
+#endif
+    default: return false;
+  }
+}
+
+bool supported(Isa isa) {
+  switch (isa) {
+    case Isa::Scalar: return true;
+    case Isa::AVX2: return detected().avx2;
+    case Isa::AVX512: return detected().avx512;
+  }
+  return false;
+}
+
+Isa best_isa() {
+  for (Isa isa : {Isa::AVX512, Isa::AVX2}) {
+    if (compiled(isa) && supported(isa)) return isa;
+  }
+  return Isa::Scalar;
+}
+
+Isa initial_isa() {
+  const char* env = std::getenv("CONVX_ISA");
+  if (env == nullptr || *env == '\0') return best_isa();
+  Isa want;
+  try {
+    want = parse_isa(env);
+  } catch (const std::invalid_argument&) {
+    throw std::invalid_argument("CONVX_ISA='" + std::string(env) +
+                                "' is not a kernel path; use scalar, avx2 or avx512");
+  }
+  if (!isa_available(want)) {
+    throw std::invalid_argument("CONVX_ISA=" + std::string(env) +
+                                " is not available here (best available: " +
+                                isa_name(best_isa()) + ")");
+  }
+  return want;
+}
+
+std::atomic<int>& active_slot() {
+  static std::atomic<int> slot{static_cast<int>(initial_isa())};
+  return slot;
+}
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Scalar: return "scalar";
+    case Isa::AVX2: return "avx2";
+    case Isa::AVX512: return "avx512";
+  }
+  return "unknown";
+}
+
+Isa parse_isa(const std::string& name) {
+  std::string lower(name);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  for (Isa isa : {Isa::Scalar, Isa::AVX2, Isa::AVX512}) {
+    if (lower == isa_name(isa)) return isa;
+  }
+  throw std::invalid_argument("isa: unknown kernel path '" + name +
+                              "'; expected scalar, avx2 or avx512");
+}
+
+bool isa_available(Isa isa) { return compiled(isa) && supported(isa); }
+
+Isa active_isa() { return static_cast<Isa>(active_slot().load(std::memory_order_relaxed)); }
+
+void set_active_isa(Isa isa) {
+  if (!isa_available(isa)) {
+    throw std::invalid_argument(std::string("isa: the ") + isa_name(isa) +
+                                " path is not available here (best available: " +
+                                isa_name(best_isa()) + ")");
+  }
+  active_slot().store(static_cast<int>(isa));
+}
+
+CpuInfo cpu_info() {
+  CpuInfo info;
+  info.vendor = detected().vendor;
+  info.avx2 = detected().avx2;
+  info.avx512 = detected().avx512;
+  info.compiled_avx2 = compiled(Isa::AVX2);
+  info.compiled_avx512 = compiled(Isa::AVX512);
+  info.best = best_isa();
+  info.active = active_isa();
+  return info;
+}
+
+namespace detail {
+namespace {
+
+template <typename T>
+struct KernelSet {
+  GemmKernel<T> by_isa[3];
+};
+
+template <typename T>
+KernelSet<T> make_kernel_set();
+
+template <>
+KernelSet<float> make_kernel_set<float>() {
+  KernelSet<float> s;
+  s.by_isa[0] = sgemm_kernel_scalar();
+  s.by_isa[1] = s.by_isa[0];
+  s.by_isa[2] = s.by_isa[0];
+#if defined(CONVX_HAVE_AVX2_KERNELS)
+  s.by_isa[1] = sgemm_kernel_avx2();
+#endif
+#if defined(CONVX_HAVE_AVX512_KERNELS)
+  s.by_isa[2] = sgemm_kernel_avx512();
+#endif
+  return s;
+}
+
+template <>
+KernelSet<double> make_kernel_set<double>() {
+  KernelSet<double> s;
+  s.by_isa[0] = dgemm_kernel_scalar();
+  s.by_isa[1] = s.by_isa[0];
+  s.by_isa[2] = s.by_isa[0];
+#if defined(CONVX_HAVE_AVX2_KERNELS)
+  s.by_isa[1] = dgemm_kernel_avx2();
+#endif
+#if defined(CONVX_HAVE_AVX512_KERNELS)
+  s.by_isa[2] = dgemm_kernel_avx512();
+#endif
+  return s;
+}
+
+}  // namespace
+
+template <typename T>
+const GemmKernel<T>& gemm_kernel() {
+  static const KernelSet<T> set = make_kernel_set<T>();
+  return set.by_isa[static_cast<int>(active_isa())];
+}
+
+template const GemmKernel<float>& gemm_kernel<float>();
+template const GemmKernel<double>& gemm_kernel<double>();
+
+}  // namespace detail
+}  // namespace convx

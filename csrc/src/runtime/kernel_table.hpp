@@ -1,0 +1,13 @@
+// The one place that maps the active ISA to micro-kernels. Portable code asks
+// for "the GEMM kernel" and receives {fn, mr, nr, blocking}; it never names an
+// ISA.
+#pragma once
+
+#include "kernels/ukernel.hpp"
+
+namespace convx::detail {
+
+template <typename T>
+const GemmKernel<T>& gemm_kernel();
+
+}  // namespace convx::detail

@@ -1,0 +1,160 @@
+#include "runtime/thread_pool.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+#include "convx/runtime.hpp"
+
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
+namespace convx::detail {
+
+ThreadPool::ThreadPool(int threads) : scratch_(new WorkerScratch[std::max(threads, 1)]) {
+  for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void ThreadPool::work(int index) {
+  WorkerScratch& scratch = scratch_[index];
+  for (;;) {
+    const std::int64_t t = next_.fetch_add(1, std::memory_order_relaxed);
+    if (t >= tasks_) return;
+    try {
+      (*fn_)(t, scratch);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex_);
+      if (!error_) error_ = std::current_exception();
+      next_.store(tasks_, std::memory_order_relaxed);  // stop handing out tasks
+    }
+  }
+}
+
+void ThreadPool::worker_loop(int index) {
+  std::uint64_t seen = 0;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [&] { return stop_ || (generation_ != seen && index < active_limit_); });
+      if (stop_) return;
+      seen = generation_;
+    }
+    work(index);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (--running_ == 0) done_.notify_one();
+    }
+  }
+}
+
+void ThreadPool::run(std::int64_t tasks, int max_threads, const TaskFn& fn) {
+  if (tasks <= 0) return;
+  const int threads =
+      static_cast<int>(std::min<std::int64_t>({tasks, max_threads, static_cast<std::int64_t>(size())}));
+  fn_ = &fn;
+  tasks_ = tasks;
+  next_.store(0, std::memory_order_relaxed);
+  error_ = nullptr;
+  if (threads > 1) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      active_limit_ = threads;
+      running_ = threads - 1;
+      ++generation_;
+    }
+    wake_.notify_all();
+  }
+  work(0);
+  if (threads > 1) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [&] { return running_ == 0; });
+  }
+  fn_ = nullptr;
+  if (error_) std::rethrow_exception(error_);
+}
+
+namespace {
+
+int default_thread_count() {
+  if (const char* env = std::getenv("CONVX_NUM_THREADS")) {
+    char* end = nullptr;
+    const long v = std::strtol(env, &end, 10);
+    if (end != env && *end == '\0' && v >= 1 && v <= 1024) return static_cast<int>(v);
+    throw std::invalid_argument("CONVX_NUM_THREADS must be an integer in [1, 1024], got '" +
+                                std::string(env) + "'");
+  }
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+#endif
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+// The library's pool. Guarded by pool_mutex(): whoever holds it owns the pool
+// and all its scratch for one job.
+struct PoolHolder {
+  std::mutex mutex;
+  std::unique_ptr<ThreadPool> pool;
+  int threads = 0;
+};
+
+PoolHolder& holder() {
+  static PoolHolder h;
+  return h;
+}
+
+std::atomic<int>& configured_threads() {
+  static std::atomic<int> n{default_thread_count()};
+  return n;
+}
+
+}  // namespace
+
+void run_parallel(std::int64_t tasks, int max_threads,
+                  const std::function<void(AlignedBuffer& shared)>& setup, const TaskFn& fn) {
+  PoolHolder& h = holder();
+  std::unique_lock<std::mutex> lock(h.mutex, std::try_to_lock);
+  if (!lock.owns_lock()) {
+    // Another caller is using the pool: run alone with private scratch.
+    AlignedBuffer shared;
+    WorkerScratch scratch;
+    setup(shared);
+    for (std::int64_t t = 0; t < tasks; ++t) fn(t, scratch);
+    return;
+  }
+  const int want = configured_threads().load();
+  if (!h.pool || h.threads != want) {
+    h.pool.reset();
+    h.pool = std::make_unique<ThreadPool>(want);
+    h.threads = want;
+  }
+  setup(h.pool->shared_scratch());
+  h.pool->run(tasks, max_threads, fn);
+}
+
+}  // namespace convx::detail
+
+namespace convx {
+
+int num_threads() { return detail::configured_threads().load(); }
+
+void set_num_threads(int n) {
+  if (n < 1 || n > 1024) {
+    throw std::invalid_argument("set_num_threads: n must be in [1, 1024], got " +
+                                std::to_string(n));
+  }
+  detail::configured_threads().store(n);
+}
+
+}  // namespace convx

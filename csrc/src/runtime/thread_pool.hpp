@@ -1,0 +1,79 @@
+// A persistent pool of worker threads plus the scratch memory they own.
+//
+// Threads are created once (and again only when the size changes), sleep on a
+// condition variable between jobs, and take tasks from a shared counter. The
+// calling thread works too, as worker 0. Which worker runs a task never
+// changes what the task computes, so results do not depend on thread count.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common/aligned_buffer.hpp"
+
+namespace convx::detail {
+
+// Scratch handed to one task: private to the worker that runs it.
+struct WorkerScratch {
+  AlignedBuffer pack;
+};
+
+using TaskFn = std::function<void(std::int64_t task, WorkerScratch& scratch)>;
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Runs fn(t, scratch) for every t in [0, tasks) on at most `max_threads`
+  // threads including the caller, and returns when all are done. The first
+  // exception thrown by a task is rethrown here. Not re-entrant on one pool:
+  // callers serialise through run_parallel() below.
+  void run(std::int64_t tasks, int max_threads, const TaskFn& fn);
+
+  WorkerScratch& caller_scratch() { return scratch_[0]; }
+  // Memory shared by all tasks of one job (e.g. a packed B block), owned by
+  // the job's caller while it holds the pool.
+  AlignedBuffer& shared_scratch() { return shared_; }
+
+ private:
+  void worker_loop(int index);
+  void work(int index);
+
+  std::vector<std::thread> workers_;
+  std::unique_ptr<WorkerScratch[]> scratch_;
+  AlignedBuffer shared_;
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable done_;
+  std::uint64_t generation_ = 0;
+  bool stop_ = false;
+  int active_limit_ = 0;  // workers with index < active_limit_ join this job
+  int running_ = 0;       // workers still inside the current job
+
+  const TaskFn* fn_ = nullptr;
+  std::int64_t tasks_ = 0;
+  std::atomic<std::int64_t> next_{0};
+  std::exception_ptr error_;
+  std::mutex error_mutex_;
+};
+
+// Runs a job on the library's pool (sized by set_num_threads()). If the pool
+// is busy with another caller's job, the job runs on the calling thread alone,
+// with scratch of its own, so concurrent callers never share memory.
+// `setup(shared)` runs first on the caller, with the job's shared scratch.
+void run_parallel(std::int64_t tasks, int max_threads,
+                  const std::function<void(AlignedBuffer& shared)>& setup, const TaskFn& fn);
+
+}  // namespace convx::detail

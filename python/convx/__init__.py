@@ -1,0 +1,52 @@
+"""convx: fast, exact 2-D convolution layers for NumPy.
+
+The numbers are computed by a C++17 core (implicit im2col feeding a blocked SIMD
+GEMM, chosen at run time for the CPU); this package validates arguments and
+hands NumPy buffers to it without copies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from convx import _core
+from convx.functional import conv2d, gemm, im2col, output_shape, pad
+from convx.layers import Conv2D
+
+__version__: str = _core.__version__
+
+__all__ = [
+    "Conv2D",
+    "__version__",
+    "conv2d",
+    "cpu_info",
+    "gemm",
+    "get_num_threads",
+    "im2col",
+    "output_shape",
+    "pad",
+    "set_num_threads",
+]
+
+
+def cpu_info() -> dict[str, Any]:
+    """What the CPU supports, which kernel paths are compiled and available, and which is active.
+
+    Keys: vendor, avx2, avx512, compiled, available, best, active, num_threads, version,
+    build_flags. Set CONVX_ISA=scalar|avx2|avx512 before import to force a path.
+    """
+    return dict(_core.cpu_info())
+
+
+def get_num_threads() -> int:
+    """Threads convx's pool uses (default: CPUs available, or CONVX_NUM_THREADS)."""
+    return int(_core.get_num_threads())
+
+
+def set_num_threads(n: int) -> None:
+    """Use n >= 1 threads for later calls. Results are bitwise identical for any n."""
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise TypeError(f"n must be an int, got {n!r}")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    _core.set_num_threads(n)

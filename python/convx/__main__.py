@@ -1,0 +1,66 @@
+"""Command line: `python -m convx demo | info | --version`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Optional
+
+import numpy as np
+
+import convx
+
+
+def _demo() -> int:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 32, 32, 3)).astype(np.float32)
+    layer = convx.Conv2D(3, 8, 3, padding="same", seed=0)
+    t0 = time.perf_counter()
+    y = layer(x)
+    dt = time.perf_counter() - t0
+    print(f"convx {convx.__version__} [{convx.cpu_info()['active']}, "
+          f"{convx.get_num_threads()} threads]")
+    print(f"Conv2D(3 -> 8, 3x3, padding='same') on NHWC input {x.shape} -> {y.shape} "
+          f"in {dt * 1e3:.3f} ms")
+    # Check one output element against the defining sum.
+    xp = np.pad(x[0].astype(np.float64), ((1, 1), (1, 1), (0, 0)))
+    i, j, m = 5, 7, 2
+    assert layer.bias is not None
+    expect = layer.bias[m] + np.sum(xp[i:i + 3, j:j + 3, :] * layer.weight[m])
+    print(f"y[0, {i}, {j}, {m}] = {y[0, i, j, m]:+.6f}; direct sum = {expect:+.6f}; "
+          f"|diff| = {abs(y[0, i, j, m] - expect):.1e}")
+    ok = bool(np.isclose(y[0, i, j, m], expect, rtol=1e-5, atol=1e-5))
+    print("ok" if ok else "MISMATCH")
+    return 0 if ok else 1
+
+
+def _info() -> int:
+    info = convx.cpu_info()
+    print(f"convx {info['version']}")
+    print(f"cpu vendor:     {info['vendor'] or 'unknown'}")
+    print(f"detected:       avx2={info['avx2']} avx512={info['avx512']}")
+    print(f"compiled paths: {', '.join(info['compiled'])}")
+    print(f"available:      {', '.join(info['available'])}")
+    print(f"active path:    {info['active']} (best: {info['best']})")
+    print(f"threads:        {info['num_threads']}")
+    print(f"build:          {info['build_flags']}")
+    return 0
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="convx", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"convx {convx.__version__}")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("demo", help="convolve a small built-in example and check it")
+    sub.add_parser("info", help="print version, CPU features, kernel path and threads")
+    args = parser.parse_args(argv)
+    if args.command == "info":
+        return _info()
+    if args.command == "demo" or args.command is None:
+        return _demo()
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

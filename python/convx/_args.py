@@ -1,0 +1,177 @@
+"""Argument normalisation and validation shared by the public functions.
+
+Everything here is pure Python and cheap: each check is a few attribute reads,
+so a tiny convolution spends its time in C++, not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Union
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "LAYOUTS",
+    "PaddingArg",
+    "Pair",
+    "as_float_array",
+    "check_layout",
+    "check_out",
+    "common_dtype",
+    "normalize_pair",
+    "output_size",
+    "resolve_padding",
+]
+
+Pair = tuple[int, int]
+PaddingArg = Union[int, str, Sequence[int], Sequence[Sequence[int]]]
+LAYOUTS = ("NHWC", "NCHW")
+_FLOAT_TYPES = (np.float32, np.float64)
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def normalize_pair(value: Any, name: str, minimum: int = 1) -> Pair:
+    """Turn an int or a pair of ints into (h, w), checking both are >= minimum."""
+    if _is_int(value):
+        pair = (int(value), int(value))
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
+        pair = (int(value[0]), int(value[1]))
+    else:
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if pair[0] < minimum or pair[1] < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return pair
+
+
+def check_layout(layout: Any) -> str:
+    if layout == "NHWC" or layout == "NCHW":
+        return str(layout)
+    raise ValueError(f"layout must be 'NHWC' or 'NCHW', got {layout!r}")
+
+
+def _explicit_padding(padding: Any) -> tuple[Pair, Pair]:
+    """Padding that needs no geometry: int, (p_h, p_w) or ((top, bottom), (left, right))."""
+    if _is_int(padding):
+        p = int(padding)
+        result = ((p, p), (p, p))
+    elif isinstance(padding, (tuple, list)) and len(padding) == 2:
+        if all(_is_int(v) for v in padding):
+            ph, pw = int(padding[0]), int(padding[1])
+            result = ((ph, ph), (pw, pw))
+        elif all(
+            isinstance(v, (tuple, list)) and len(v) == 2 and all(_is_int(e) for e in v)
+            for v in padding
+        ):
+            (t, b), (left, right) = padding
+            result = ((int(t), int(b)), (int(left), int(right)))
+        else:
+            raise TypeError(
+                "padding must be an int, (p_h, p_w), ((top, bottom), (left, right)), "
+                f"'valid', 'same' or 'same_lower'; got {padding!r}"
+            )
+    else:
+        raise TypeError(
+            "padding must be an int, (p_h, p_w), ((top, bottom), (left, right)), "
+            f"'valid', 'same' or 'same_lower'; got {padding!r}"
+        )
+    if min(result[0] + result[1]) < 0:
+        raise ValueError(f"padding must be >= 0, got {padding!r}")
+    return result
+
+
+def resolve_padding(
+    padding: Any, in_hw: Pair, kernel_hw: Pair, stride_hw: Pair, dilation_hw: Pair
+) -> tuple[Pair, Pair]:
+    """Resolve any padding spelling to ((top, bottom), (left, right)).
+
+    "same" gives out = ceil(in / stride) with the odd pixel at the bottom/right
+    (TF / ONNX SAME_UPPER); "same_lower" puts it at the top/left.
+    """
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0), (0, 0))
+        if padding not in ("same", "same_lower"):
+            raise ValueError(
+                f"padding must be 'valid', 'same' or 'same_lower' when a string, got {padding!r}"
+            )
+        sides = []
+        for n, k, s, d in zip(in_hw, kernel_hw, stride_hw, dilation_hw):
+            out = -(-n // s)
+            total = max((out - 1) * s + (k - 1) * d + 1 - n, 0)
+            small = total // 2
+            sides.append((small, total - small) if padding == "same" else (total - small, small))
+        return (sides[0], sides[1])
+    return _explicit_padding(padding)
+
+
+def output_size(n: int, k: int, s: int, d: int, before: int, after: int, axis: str) -> int:
+    span = d * (k - 1) + 1
+    padded = n + before + after
+    if span > padded:
+        raise ValueError(
+            f"kernel_size: the {axis} kernel extent {span} (kernel {k}, dilation {d}) is larger "
+            f"than the padded input {axis} {padded}"
+        )
+    return (padded - span) // s + 1
+
+
+def as_float_array(a: Any, name: str) -> npt.NDArray[Any]:
+    """Return `a` as a C-contiguous float32/float64 array, copying only if needed."""
+    if type(a) is not np.ndarray:
+        a = np.asarray(a)
+    if a.dtype.type not in _FLOAT_TYPES:
+        kind = a.dtype.kind
+        what = {
+            "i": "an integer",
+            "u": "an integer",
+            "b": "a boolean",
+            "c": "a complex",
+            "f": "a half-precision" if a.dtype == np.float16 else "an unsupported float",
+        }.get(kind, "an unsupported")
+        hint = (
+            "take the real part first" if kind == "c" else f"use {name}.astype(np.float32)"
+        )
+        raise TypeError(
+            f"{name} has {what} dtype ({a.dtype}); convx computes in float32 or float64: "
+            f"cast to float32 or float64 ({hint})"
+        )
+    if not a.flags.c_contiguous:
+        a = np.ascontiguousarray(a)
+    return a
+
+
+def common_dtype(first: npt.NDArray[Any], first_name: str, *others: tuple[Any, str]) -> None:
+    """Raise TypeError unless every array has the dtype of `first`."""
+    for arr, name in others:
+        if arr is not None and arr.dtype != first.dtype:
+            raise TypeError(
+                f"{name} is {arr.dtype} but {first_name} is {first.dtype}; "
+                f"cast both to the same dtype (float32 or float64)"
+            )
+
+
+def check_out(
+    out: Any, shape: tuple[int, ...], dtype: np.dtype[Any], inputs: Sequence[Any]
+) -> npt.NDArray[Any]:
+    """Validate a caller-provided output buffer, or allocate a fresh one."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if type(out) is not np.ndarray:
+        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != shape:
+        raise ValueError(f"out has shape {out.shape}, expected {shape}")
+    if out.dtype != dtype:
+        raise TypeError(f"out has dtype {out.dtype}, expected {dtype}")
+    if not out.flags.c_contiguous:
+        raise ValueError("out must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError("out must be writeable")
+    for arr in inputs:
+        if arr is not None and np.may_share_memory(out, arr):
+            raise ValueError("out must not overlap the input arrays")
+    return out

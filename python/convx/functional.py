@@ -1,0 +1,276 @@
+"""The functional API: conv2d, pad, im2col, gemm and output_shape.
+
+Layouts. NHWC activations are (N, H, W, C) or one image (H, W, C), with OHWI
+weights (C_out, k_h, k_w, C_in/groups). NCHW activations are (N, C, H, W) or
+(C, H, W), with OIHW weights (C_out, C_in/groups, k_h, k_w). The output uses the
+input's layout, and a single image in gives a single image out.
+
+Copies. A C-contiguous float32/float64 array is used in place. Anything else
+is copied once into a contiguous array before the call; nothing the caller
+owns is ever written except `out=`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+import numpy.typing as npt
+
+from convx import _core
+from convx._args import (
+    PaddingArg,
+    as_float_array,
+    check_layout,
+    check_out,
+    common_dtype,
+    normalize_pair,
+    output_size,
+    resolve_padding,
+)
+
+__all__ = ["conv2d", "gemm", "im2col", "output_shape", "pad"]
+
+Array = npt.NDArray[Any]
+_ACTIVATIONS = {None: "none", "relu": "relu"}
+_ORDERS = ("hwc", "chw", "seed")
+
+
+def _split_input(x: Array, layout: str, name: str = "x") -> tuple[int, int, int, int, bool]:
+    """Return (n, h, w, c, batched) for a 3-D or 4-D activation."""
+    if x.ndim == 4:
+        if layout == "NHWC":
+            n, h, w, c = x.shape
+        else:
+            n, c, h, w = x.shape
+        return n, h, w, c, True
+    if x.ndim == 3:
+        if layout == "NHWC":
+            h, w, c = x.shape
+        else:
+            c, h, w = x.shape
+        return 1, h, w, c, False
+    expect = "(N, H, W, C) or (H, W, C)" if layout == "NHWC" else "(N, C, H, W) or (C, H, W)"
+    raise ValueError(f"{name} must be 4-D {expect} for layout {layout}, got shape {x.shape}")
+
+
+def _geometry(
+    h: int,
+    w: int,
+    kernel: tuple[int, int],
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int, int, int], int, int]:
+    """Normalise stride/dilation/padding and compute the output extent."""
+    s = normalize_pair(stride, "stride")
+    d = normalize_pair(dilation, "dilation")
+    (top, bottom), (left, right) = resolve_padding(padding, (h, w), kernel, s, d)
+    h_out = output_size(h, kernel[0], s[0], d[0], top, bottom, "height")
+    w_out = output_size(w, kernel[1], s[1], d[1], left, right, "width")
+    return s, d, (top, bottom, left, right), h_out, w_out
+
+
+def _check_groups(groups: Any) -> int:
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool):
+        raise TypeError(f"groups must be an int, got {groups!r}")
+    if groups < 1:
+        raise ValueError(f"groups must be >= 1, got {groups}")
+    return int(groups)
+
+
+def _out_shape(n: int, h: int, w: int, c: int, layout: str, batched: bool) -> tuple[int, ...]:
+    shape = (n, h, w, c) if layout == "NHWC" else (n, c, h, w)
+    return shape if batched else shape[1:]
+
+
+def conv2d(
+    x: npt.ArrayLike,
+    weight: npt.ArrayLike,
+    bias: Optional[npt.ArrayLike] = None,
+    *,
+    stride: Any = 1,
+    padding: PaddingArg = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+    layout: str = "NHWC",
+    activation: Optional[str] = None,
+    flip: bool = False,
+    out: Optional[Array] = None,
+) -> Array:
+    """2-D convolution (cross-correlation by default) of a batch or one image.
+
+    y[i, j, m] = act(bias[m] + sum_{u, v, c} x_pad[i*s_h + u*d_h, j*s_w + v*d_w, c] * w[m, u, v, c])
+
+    Args:
+        x: (N, H, W, C_in) or (H, W, C_in) for NHWC; (N, C_in, H, W) or (C_in, H, W) for NCHW.
+        weight: OHWI (C_out, k_h, k_w, C_in/groups) for NHWC; OIHW for NCHW.
+        bias: (C_out,) or None.
+        stride, dilation: int or (h, w) pair, >= 1.
+        padding: int, (p_h, p_w), ((top, bottom), (left, right)), "valid", "same"
+            (out = ceil(in/stride), odd pixel bottom/right) or "same_lower".
+        groups: C_in and C_out must both be divisible by it.
+        layout: "NHWC" or "NCHW".
+        activation: None or "relu", applied after the bias in the same pass.
+        flip: False for cross-correlation (every DL framework); True flips the kernel in both
+            spatial axes, giving true convolution as in scipy.signal.convolve2d. Flipping copies
+            the weights once.
+        out: optional C-contiguous, writeable array of the exact output shape and dtype,
+            not overlapping the inputs; it is written and returned.
+
+    Returns:
+        The output, float32 for float32 inputs and float64 for float64, in ``layout``.
+    """
+    layout = check_layout(layout)
+    xa = as_float_array(x, "x")
+    wa = as_float_array(weight, "weight")
+    ba = None if bias is None else as_float_array(bias, "bias")
+    common_dtype(xa, "x", (wa, "weight"), (ba, "bias"))
+    n, h, w, c_in, batched = _split_input(xa, layout)
+    if wa.ndim != 4:
+        expect = "(C_out, k_h, k_w, C_in/groups)" if layout == "NHWC" else \
+            "(C_out, C_in/groups, k_h, k_w)"
+        raise ValueError(f"weight must be 4-D {expect} for layout {layout}, got shape {wa.shape}")
+    if layout == "NHWC":
+        c_out, k_h, k_w, c_in_g = wa.shape
+    else:
+        c_out, c_in_g, k_h, k_w = wa.shape
+    g = _check_groups(groups)
+    if c_in % g != 0:
+        raise ValueError(f"groups: in_channels {c_in} is not divisible by groups={g}")
+    if c_out % g != 0:
+        raise ValueError(f"groups: out_channels {c_out} (weight.shape[0]) is not divisible "
+                         f"by groups={g}")
+    if c_in_g * g != c_in:
+        raise ValueError(
+            f"weight expects C_in/groups = {c_in_g} input channels per group, but x has "
+            f"C_in = {c_in} with groups={g} (C_in/groups = {c_in // g})"
+        )
+    if k_h < 1 or k_w < 1 or c_out < 1:
+        raise ValueError(f"weight: kernel_size and out_channels must be >= 1, got {wa.shape}")
+    if ba is not None and ba.shape != (c_out,):
+        raise ValueError(f"bias must have shape ({c_out},), got {ba.shape}")
+    act = _ACTIVATIONS.get(activation) if isinstance(activation, (str, type(None))) else None
+    if act is None:
+        raise ValueError(f"activation must be None or 'relu', got {activation!r}")
+    s, d, pads, h_out, w_out = _geometry(h, w, (k_h, k_w), stride, padding, dilation)
+    if flip:
+        axes = (1, 2) if layout == "NHWC" else (2, 3)
+        wa = np.ascontiguousarray(np.flip(wa, axis=axes))
+    result = check_out(out, _out_shape(n, h_out, w_out, c_out, layout, batched), xa.dtype,
+                       (xa, wa, ba))
+    _core.conv2d(xa, wa, ba, result, (n, h, w, c_in), (c_out, k_h), k_w, s, d, pads, g,
+                 layout, act)
+    return result
+
+
+def output_shape(
+    input_shape: tuple[int, ...],
+    weight_shape: tuple[int, ...],
+    *,
+    stride: Any = 1,
+    padding: PaddingArg = 0,
+    dilation: Any = 1,
+    layout: str = "NHWC",
+) -> tuple[int, ...]:
+    """Shape of conv2d's output for these input and weight shapes, without computing it.
+
+    Per axis: out = floor((in + pad_before + pad_after - dilation*(k - 1) - 1) / stride) + 1,
+    which for dilation 1 and symmetric padding p is floor((in - k + 2p) / stride) + 1.
+    """
+    layout = check_layout(layout)
+    if len(weight_shape) != 4:
+        raise ValueError(f"weight_shape must have 4 entries, got {weight_shape}")
+    probe = np.empty(tuple(input_shape), dtype=np.uint8) if len(input_shape) in (3, 4) else None
+    if probe is None:
+        raise ValueError(f"input_shape must have 3 or 4 entries, got {input_shape}")
+    n, h, w, _, batched = _split_input(probe, layout, "input_shape")
+    if layout == "NHWC":
+        c_out, k_h, k_w, _ = weight_shape
+    else:
+        c_out, _, k_h, k_w = weight_shape
+    _, _, _, h_out, w_out = _geometry(h, w, (k_h, k_w), stride, padding, dilation)
+    return _out_shape(n, h_out, w_out, c_out, layout, batched)
+
+
+def pad(x: npt.ArrayLike, padding: PaddingArg, *, layout: str = "NHWC") -> Array:
+    """Zero-pad the two spatial axes of x.
+
+    padding: int, (p_h, p_w) or ((top, bottom), (left, right)), or "valid" (no padding).
+    Returns (N, H + top + bottom, W + left + right, C) for NHWC (or the NCHW / single-image
+    equivalent), as a new array.
+    """
+    layout = check_layout(layout)
+    xa = as_float_array(x, "x")
+    n, h, w, c, batched = _split_input(xa, layout)
+    if isinstance(padding, str) and padding != "valid":
+        raise ValueError(
+            f"padding {padding!r} depends on a kernel; pass explicit amounts to pad()"
+        )
+    (top, bottom), (left, right) = resolve_padding(padding, (h, w), (1, 1), (1, 1), (1, 1))
+    result = np.empty(_out_shape(n, h + top + bottom, w + left + right, c, layout, batched),
+                      dtype=xa.dtype)
+    _core.pad(xa, result, (n, h, w, c), (top, bottom, left, right), layout)
+    return result
+
+
+def im2col(
+    x: npt.ArrayLike,
+    kernel_size: Any,
+    *,
+    stride: Any = 1,
+    padding: PaddingArg = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+    layout: str = "NHWC",
+    order: str = "hwc",
+) -> Array:
+    """Every patch of x, flattened: the left operand of the convolution GEMM.
+
+    Returns (N, H_out, W_out, k_h*k_w*C) (no N axis for a single image), whatever the input
+    layout. With groups > 1 the last axis is split as (groups, k_h*k_w*C/groups).
+    The patch element (u, v, c) (kernel row u, kernel column v, channel c) sits at
+      order="hwc":  (u*k_w + v)*C + c          (matches OHWI weights)
+      order="chw":  c*k_h*k_w + u*k_w + v      (matches OIHW weights)
+      order="seed": c*k_h*k_w + v*k_h + u      (column-major per channel, as in the maths note)
+    """
+    layout = check_layout(layout)
+    if order not in _ORDERS:
+        raise ValueError(f"order must be 'hwc', 'chw' or 'seed', got {order!r}")
+    xa = as_float_array(x, "x")
+    n, h, w, c, batched = _split_input(xa, layout)
+    k = normalize_pair(kernel_size, "kernel_size")
+    g = _check_groups(groups)
+    if c % g != 0:
+        raise ValueError(f"groups: in_channels {c} is not divisible by groups={g}")
+    s, d, pads, h_out, w_out = _geometry(h, w, k, stride, padding, dilation)
+    tail: tuple[int, ...] = (k[0] * k[1] * c,) if g == 1 else (g, k[0] * k[1] * c // g)
+    shape = (n, h_out, w_out, *tail) if batched else (h_out, w_out, *tail)
+    result = np.empty(shape, dtype=xa.dtype)
+    _core.im2col(xa, result, (n, h, w, c), k, s, d, pads, g, layout, order)
+    return result
+
+
+def gemm(a: npt.ArrayLike, b: npt.ArrayLike, *, out: Optional[Array] = None) -> Array:
+    """Matrix product a @ b of 2-D float32 or float64 arrays with convx's blocked GEMM.
+
+    a is (M, K) and b is (K, N); any strides work (transposed or sliced views are read in
+    place, with no copy). out, if given, must be a C-contiguous writeable (M, N) array of the
+    same dtype that does not overlap a or b.
+    """
+    aa = a if type(a) is np.ndarray else np.asarray(a)
+    ba = b if type(b) is np.ndarray else np.asarray(b)
+    for arr, name in ((aa, "a"), (ba, "b")):
+        if arr.dtype.type not in (np.float32, np.float64):
+            as_float_array(arr, name)  # raises the TypeError that explains the cast
+        if arr.ndim != 2:
+            raise ValueError(f"{name} must be 2-D, got shape {arr.shape}")
+    common_dtype(aa, "a", (ba, "b"))
+    if aa.shape[1] != ba.shape[0]:
+        raise ValueError(f"b: inner dimensions differ: a is {aa.shape}, b is {ba.shape}")
+    for arr, name in ((aa, "a"), (ba, "b")):
+        if any(st % arr.itemsize for st in arr.strides):
+            raise ValueError(f"{name}: strides must be whole elements")
+    result = check_out(out, (aa.shape[0], ba.shape[1]), aa.dtype, (aa, ba))
+    _core.gemm(aa, ba, result, False)
+    return result

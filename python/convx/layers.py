@@ -1,0 +1,101 @@
+"""Conv2D: a convolution layer that owns its weights."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import numpy as np
+import numpy.typing as npt
+
+from convx._args import PaddingArg, check_layout, normalize_pair
+from convx.functional import conv2d, output_shape
+
+__all__ = ["Conv2D"]
+
+
+class Conv2D:
+    """A 2-D convolution layer (cross-correlation, as in PyTorch and TensorFlow).
+
+    Weights are OHWI (out_channels, k_h, k_w, in_channels/groups) for layout "NHWC" and
+    OIHW (out_channels, in_channels/groups, k_h, k_w) for "NCHW". They and the bias are
+    initialised as in PyTorch, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with
+    fan_in = in_channels/groups * k_h * k_w, reproducibly when ``seed`` is given.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        stride: Any = 1,
+        padding: PaddingArg = 0,
+        dilation: Any = 1,
+        groups: int = 1,
+        bias: bool = True,
+        *,
+        layout: str = "NHWC",
+        dtype: Any = np.float32,
+        seed: Optional[int] = None,
+        activation: Optional[str] = None,
+    ) -> None:
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
+                            ("groups", groups)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an int, got {value!r}")
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if in_channels % groups != 0:
+            raise ValueError(f"groups: in_channels {in_channels} is not divisible by "
+                             f"groups={groups}")
+        if out_channels % groups != 0:
+            raise ValueError(f"groups: out_channels {out_channels} is not divisible by "
+                             f"groups={groups}")
+        dt = np.dtype(dtype)
+        if dt not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, got {dt}")
+        if activation not in (None, "relu"):
+            raise ValueError(f"activation must be None or 'relu', got {activation!r}")
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.kernel_size = normalize_pair(kernel_size, "kernel_size")
+        self.stride = normalize_pair(stride, "stride")
+        self.dilation = normalize_pair(dilation, "dilation")
+        self.padding = padding
+        self.groups = int(groups)
+        self.layout = check_layout(layout)
+        self.activation = activation
+        if not isinstance(padding, str):
+            from convx._args import resolve_padding  # validates spelling and sign now
+
+            resolve_padding(padding, (1, 1), (1, 1), (1, 1), (1, 1))
+
+        k_h, k_w = self.kernel_size
+        c_g = self.in_channels // self.groups
+        fan_in = c_g * k_h * k_w
+        bound = 1.0 / math.sqrt(fan_in)
+        rng = np.random.default_rng(seed)
+        shape = (out_channels, k_h, k_w, c_g) if self.layout == "NHWC" else \
+            (out_channels, c_g, k_h, k_w)
+        self.weight: npt.NDArray[Any] = rng.uniform(-bound, bound, size=shape).astype(dt)
+        self.bias: Optional[npt.NDArray[Any]] = (
+            rng.uniform(-bound, bound, size=(out_channels,)).astype(dt) if bias else None
+        )
+
+    def __call__(self, x: npt.ArrayLike, *, out: Optional[npt.NDArray[Any]] = None
+                 ) -> npt.NDArray[Any]:
+        """Apply the layer to a batch (4-D) or a single image (3-D) in the layer's layout."""
+        return conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding,
+                      dilation=self.dilation, groups=self.groups, layout=self.layout,
+                      activation=self.activation, out=out)
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape __call__ returns for an input of this shape."""
+        return output_shape(input_shape, self.weight.shape, stride=self.stride,
+                            padding=self.padding, dilation=self.dilation, layout=self.layout)
+
+    def __repr__(self) -> str:
+        return (f"Conv2D({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding!r}, dilation={self.dilation}, "
+                f"groups={self.groups}, bias={self.bias is not None}, layout={self.layout!r}, "
+                f"dtype={self.weight.dtype}, activation={self.activation!r})")
