@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from convx import _core
+from convx._conv_matrix import conv_bias_vector, conv_matrix
 from convx.functional import conv2d, gemm, im2col, output_shape, pad
 from convx.layers import Conv2D
 
@@ -19,6 +20,8 @@ __all__ = [
     "Conv2D",
     "__version__",
     "conv2d",
+    "conv_bias_vector",
+    "conv_matrix",
     "cpu_info",
     "gemm",
     "get_num_threads",

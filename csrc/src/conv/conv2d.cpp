@@ -23,19 +23,21 @@ void conv2d(const ConvShape& s, const T* x, const T* w, const T* bias, T* y,
     Epilogue<T> ep;
     ep.activation = activation;
     if (bias != nullptr) ep.bias = bias + g * cout_g;
-    const detail::StridedSource<T> weights(w + g * cout_g * K, K, 1);
+    // Weights of the group: (cout_g x K) row-major. NHWC uses their transpose.
+    const detail::StridedMatrix<T> weights(w + g * cout_g * K, K, 1);
+    const detail::StridedMatrix<T> weights_t(w + g * cout_g * K, 1, K);
     if (s.p.layout == Layout::NHWC) {
       // Y[(b,oh,ow), m] = patches[(b,oh,ow), :] . W[m, :]: the whole batch is one GEMM.
       if (bias != nullptr) ep.bias_mode = BiasMode::PerColumn;
       const detail::NhwcPatchRows<T> patches(s, x, g);
-      detail::gemm_blocked<T>(s.n * pixels, cout_g, K, patches, weights, y + g * cout_g,
+      detail::gemm_blocked<T>(s.n * pixels, cout_g, K, patches, weights_t, y + g * cout_g,
                               s.c_out, 1, false, ep);
     } else {
       // Y[m, (oh,ow)] = W[m, :] . patches[(oh,ow), :]^T, one GEMM per image.
       if (bias != nullptr) ep.bias_mode = BiasMode::PerRow;
       for (std::int64_t b = 0; b < s.n; ++b) {
         const T* image = x + (b * s.c_in + g * s.c_in_per_group()) * s.h * s.w;
-        const detail::NchwPatchRows<T> patches(s, image);
+        const detail::NchwPatchColumns<T> patches(s, image);
         detail::gemm_blocked<T>(cout_g, pixels, K, weights, patches,
                                 y + (b * s.c_out + g * cout_g) * pixels, pixels, 1, false, ep);
       }

@@ -16,49 +16,65 @@ inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1
 inline std::int64_t round_up(std::int64_t a, std::int64_t b) { return ceil_div(a, b) * b; }
 
 // Below this many flops per extra thread, waking a worker costs more than it saves.
-constexpr double kFlopsPerThread = 2.0e6;
+constexpr double kFlopsPerThread = 1.0e6;
+// The packed K x nc block of B is kept within this many bytes (a share of L3).
+constexpr std::int64_t kPackedBBudget = std::int64_t(6) << 20;
+// B micro-panels packed per task of the packing phase.
+constexpr std::int64_t kPanelsPerPackTask = 4;
+template <typename T>
+constexpr std::int64_t kRowPad = 64 / sizeof(T);
 
 int threads_for(std::int64_t m, std::int64_t n, std::int64_t k) {
   const double flops = 2.0 * double(m) * double(n) * double(std::max<std::int64_t>(k, 1));
-  const int by_work = static_cast<int>(std::max(1.0, flops / kFlopsPerThread));
-  return std::max(1, std::min(num_threads(), by_work));
+  const double by_work = std::max(1.0, flops / kFlopsPerThread);
+  return static_cast<int>(std::min<double>(num_threads(), by_work));
 }
 
 }  // namespace
 
 template <typename T>
-void StridedSource<T>::pack(T* dst, std::int64_t r0, std::int64_t rows, std::int64_t k0,
-                            std::int64_t kc, int mr) const {
-  for (std::int64_t q = 0; q * mr < rows; ++q) {
-    const std::int64_t live = std::min<std::int64_t>(mr, rows - q * mr);
-    const T* src = data_ + (r0 + q * mr) * rs_ + k0 * cs_;
-    T* out = dst + q * kc * mr;
-    if (rs_ == 1) {
-      // Rows are contiguous: each K step is one short contiguous copy.
-      for (std::int64_t p = 0; p < kc; ++p) {
-        const T* s = src + p * cs_;
-        T* o = out + p * mr;
-        for (std::int64_t i = 0; i < live; ++i) o[i] = s[i];
-        for (std::int64_t i = live; i < mr; ++i) o[i] = T(0);
-      }
-    } else {
-      // Walk each row along K (contiguous when cs == 1), scattering by mr.
-      for (std::int64_t i = 0; i < live; ++i) {
-        const T* s = src + i * rs_;
-        for (std::int64_t p = 0; p < kc; ++p) out[p * mr + i] = s[p * cs_];
-      }
-      if (live < mr) {
-        for (std::int64_t p = 0; p < kc; ++p) {
-          for (std::int64_t i = live; i < mr; ++i) out[p * mr + i] = T(0);
-        }
-      }
+void StridedMatrix<T>::pack_rows(T* dst, std::int64_t ld, std::int64_t r0, std::int64_t rows,
+                                 std::int64_t k0, std::int64_t kc) const {
+  const T* src = data_ + r0 * rs_ + k0 * cs_;
+  if (cs_ == 1) {
+    for (std::int64_t i = 0; i < rows; ++i) {
+      std::memcpy(dst + i * ld, src + i * rs_, static_cast<std::size_t>(kc) * sizeof(T));
+    }
+    return;
+  }
+  // Transposing copy: read along the contiguous-ish axis in short row strips.
+  constexpr std::int64_t kStrip = 8;
+  for (std::int64_t i0 = 0; i0 < rows; i0 += kStrip) {
+    const std::int64_t i1 = std::min(rows, i0 + kStrip);
+    for (std::int64_t p = 0; p < kc; ++p) {
+      for (std::int64_t i = i0; i < i1; ++i) dst[i * ld + p] = src[i * rs_ + p * cs_];
     }
   }
 }
 
 template <typename T>
-void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const PanelSource<T>& a,
-                  const PanelSource<T>& b, T* c, std::int64_t rs_c, std::int64_t cs_c,
+void StridedMatrix<T>::pack_panels(T* dst, std::int64_t j0, std::int64_t cols, std::int64_t k0,
+                                   std::int64_t kc, int nr) const {
+  for (std::int64_t q = 0; q * nr < cols; ++q) {
+    const std::int64_t live = std::min<std::int64_t>(nr, cols - q * nr);
+    const T* src = data_ + k0 * rs_ + (j0 + q * nr) * cs_;
+    T* out = dst + q * kc * nr;
+    for (std::int64_t p = 0; p < kc; ++p) {
+      const T* s = src + p * rs_;
+      T* o = out + p * nr;
+      if (cs_ == 1) {
+        std::memcpy(o, s, static_cast<std::size_t>(live) * sizeof(T));
+      } else {
+        for (std::int64_t j = 0; j < live; ++j) o[j] = s[j * cs_];
+      }
+      for (std::int64_t j = live; j < nr; ++j) o[j] = T(0);
+    }
+  }
+}
+
+template <typename T>
+void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<T>& a,
+                  const BSource<T>& b, T* c, std::int64_t rs_c, std::int64_t cs_c,
                   bool accumulate, const Epilogue<T>& ep) {
   if (m == 0 || n == 0) return;
   const GemmKernel<T>& kern = gemm_kernel<T>();
@@ -66,87 +82,97 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const PanelSou
   // KC fixes the summation order, so it must never depend on the thread count.
   const std::int64_t kc_max = kern.kc;
   const std::int64_t k_blocks = std::max<std::int64_t>(1, ceil_div(k, kc_max));
+  const std::int64_t k_alloc = std::max<std::int64_t>(k, 1);
   const int threads = threads_for(m, n, k);
 
-  // N is split so that the packed K x nc block of B stays within ~L3.
-  const std::int64_t nc_max = std::max<std::int64_t>(nr, kern.nc / nr * nr);
+  std::int64_t nc_max = std::min<std::int64_t>(kern.nc, kPackedBBudget / (k_alloc * sizeof(T)));
+  nc_max = std::max<std::int64_t>(nr, nc_max / nr * nr);
+
+  PoolLease lease;
   for (std::int64_t jc = 0; jc < n; jc += nc_max) {
     const std::int64_t nc = std::min(nc_max, n - jc);
     const std::int64_t nc_pad = round_up(nc, nr);
+    const std::int64_t panels = nc_pad / nr;
 
     // Tasks: M blocks x N chunks. With few M blocks, N is cut too so that
     // every thread gets work. Neither cut changes any element's arithmetic.
     std::int64_t mc = std::min<std::int64_t>(kern.mc, round_up(m, mr));
     std::int64_t m_tasks = ceil_div(m, mc);
-    if (threads > 1 && m_tasks % threads != 0 && m_tasks < 4 * threads) {
-      // Even out the M blocks so no thread idles at the end.
+    if (threads > 1 && m_tasks % threads != 0 && m_tasks < 8 * threads) {
       m_tasks = round_up(m_tasks, threads);
       mc = round_up(ceil_div(m, m_tasks), mr);
       m_tasks = ceil_div(m, mc);
     }
     std::int64_t n_chunks = 1;
-    if (m_tasks < threads) {
-      n_chunks = std::min<std::int64_t>(ceil_div(threads, m_tasks), nc_pad / nr);
-    }
-    const std::int64_t chunk = round_up(ceil_div(nc_pad, n_chunks), nr);
+    if (m_tasks < threads) n_chunks = std::min<std::int64_t>(ceil_div(threads, m_tasks), panels);
+    const std::int64_t chunk = ceil_div(panels, n_chunks) * nr;
     n_chunks = ceil_div(nc_pad, chunk);
 
-    T* packed_b = nullptr;
-    auto setup = [&](AlignedBuffer& shared) {
-      packed_b = shared.as<T>(static_cast<std::size_t>(std::max<std::int64_t>(k, 1) * nc_pad));
-      for (std::int64_t kb = 0; kb < k_blocks; ++kb) {
-        const std::int64_t pc = kb * kc_max;
+    // Phase 1: pack the K x nc block of B, k-block by k-block, in parallel.
+    T* packed_b = lease.shared().as<T>(static_cast<std::size_t>(k_alloc * nc_pad));
+    const std::int64_t groups = ceil_div(panels, kPanelsPerPackTask);
+    if (k > 0) {
+      lease.run(k_blocks * groups, threads, [&](std::int64_t t, WorkerScratch&) {
+        const std::int64_t pc = (t / groups) * kc_max;
         const std::int64_t kc = std::min(kc_max, k - pc);
-        if (kc > 0) b.pack(packed_b + pc * nc_pad, jc, nc, pc, kc, nr);
-      }
-    };
-    auto task = [&](std::int64_t t, WorkerScratch& scratch) {
+        const std::int64_t j = (t % groups) * kPanelsPerPackTask * nr;
+        const std::int64_t cols = std::min(kPanelsPerPackTask * nr, nc - j);
+        if (cols > 0) b.pack_panels(packed_b + pc * nc_pad + j * kc, jc + j, cols, pc, kc, nr);
+      });
+    }
+
+    // Phase 2: each task packs its rows of A per k-block and sweeps its tiles.
+    lease.run(m_tasks * n_chunks, threads, [&](std::int64_t t, WorkerScratch& scratch) {
       const std::int64_t ic = (t / n_chunks) * mc;
       const std::int64_t mcur = std::min(mc, m - ic);
       const std::int64_t j_lo = (t % n_chunks) * chunk;
       const std::int64_t j_hi = std::min(nc, j_lo + chunk);
       if (mcur <= 0 || j_lo >= j_hi) return;
-      T* packed_a = scratch.pack.as<T>(static_cast<std::size_t>(round_up(mcur, mr) *
-                                                                std::max<std::int64_t>(
-                                                                    std::min(kc_max, k), 1)));
+      const std::int64_t rows_pad = round_up(mcur, mr);
+      // Rows of the packed A block are padded by a cache line so that the MR
+      // rows a micro-kernel streams never share L1 sets at power-of-two strides.
+      const std::int64_t lda_max = std::min(kc_max, k_alloc) + kRowPad<T>;
+      T* packed_a = scratch.pack.as<T>(static_cast<std::size_t>(rows_pad * lda_max));
       for (std::int64_t kb = 0; kb < k_blocks; ++kb) {
         const std::int64_t pc = kb * kc_max;
         const std::int64_t kc = std::max<std::int64_t>(0, std::min(kc_max, k - pc));
-        if (kc > 0) a.pack(packed_a, ic, mcur, pc, kc, mr);
+        const std::int64_t lda = kc + kRowPad<T>;
+        if (kc > 0) {
+          a.pack_rows(packed_a, lda, ic, mcur, pc, kc);
+          std::fill(packed_a + mcur * lda, packed_a + rows_pad * lda, T(0));
+        }
         const bool acc = accumulate || kb > 0;
         const bool last = kb + 1 == k_blocks;
         const T* bblock = packed_b + pc * nc_pad;
         for (std::int64_t jr = j_lo; jr < j_hi; jr += nr) {
           const std::int64_t ncur = std::min<std::int64_t>(nr, j_hi - jr);
           for (std::int64_t ir = 0; ir < mcur; ir += mr) {
-            const std::int64_t mcur_r = std::min<std::int64_t>(mr, mcur - ir);
             TileEpilogue<T> tile_ep;
-            if (last) {
+            const TileEpilogue<T>* tile_ep_ptr = nullptr;
+            if (last && (ep.bias_mode != BiasMode::None || ep.activation != Activation::None)) {
               if (ep.bias_mode == BiasMode::PerRow) tile_ep.bias_row = ep.bias + ic + ir;
               if (ep.bias_mode == BiasMode::PerColumn) tile_ep.bias_col = ep.bias + jc + jr;
               tile_ep.relu = ep.activation == Activation::ReLU;
+              tile_ep_ptr = &tile_ep;
             }
-            const bool any_ep = last && (tile_ep.bias_row || tile_ep.bias_col || tile_ep.relu);
-            kern.fn(kc, packed_a + ir * kc, bblock + jr * kc,
-                    c + (ic + ir) * rs_c + (jc + jr) * cs_c, rs_c, cs_c, mcur_r, ncur, acc,
-                    any_ep ? &tile_ep : nullptr);
+            kern.fn(kc, packed_a + ir * lda, lda, bblock + jr * kc,
+                    c + (ic + ir) * rs_c + (jc + jr) * cs_c, rs_c, cs_c,
+                    std::min<std::int64_t>(mr, mcur - ir), ncur, acc, tile_ep_ptr);
           }
         }
       }
-    };
-    run_parallel(m_tasks * n_chunks, threads, setup, task);
+    });
   }
 }
 
-template class StridedSource<float>;
-template class StridedSource<double>;
+template class StridedMatrix<float>;
+template class StridedMatrix<double>;
 template void gemm_blocked<float>(std::int64_t, std::int64_t, std::int64_t,
-                                  const PanelSource<float>&, const PanelSource<float>&, float*,
+                                  const ASource<float>&, const BSource<float>&, float*,
                                   std::int64_t, std::int64_t, bool, const Epilogue<float>&);
 template void gemm_blocked<double>(std::int64_t, std::int64_t, std::int64_t,
-                                   const PanelSource<double>&, const PanelSource<double>&,
-                                   double*, std::int64_t, std::int64_t, bool,
-                                   const Epilogue<double>&);
+                                   const ASource<double>&, const BSource<double>&, double*,
+                                   std::int64_t, std::int64_t, bool, const Epilogue<double>&);
 
 }  // namespace convx::detail
 
@@ -165,9 +191,9 @@ void gemm(std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64
   detail::require(k == 0 || (a != nullptr && b != nullptr), "gemm: a or b is null");
   detail::require(epilogue.bias_mode == BiasMode::None || epilogue.bias != nullptr,
                   "gemm: epilogue bias is null");
-  const detail::StridedSource<T> sa(a, rs_a, cs_a);
-  const detail::StridedSource<T> sb(b, cs_b, rs_b);  // rows of B^T
-  detail::gemm_blocked<T>(m, n, k, sa, sb, c, rs_c, cs_c, accumulate, epilogue);
+  const detail::StridedMatrix<T> ma(a, rs_a, cs_a);
+  const detail::StridedMatrix<T> mb(b, rs_b, cs_b);
+  detail::gemm_blocked<T>(m, n, k, ma, mb, c, rs_c, cs_c, accumulate, epilogue);
 }
 
 template void gemm<float>(std::int64_t, std::int64_t, std::int64_t, const float*, std::int64_t,

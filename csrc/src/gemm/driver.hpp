@@ -1,39 +1,50 @@
 // The portable blocked GEMM driver (BLIS-style loops around a micro-kernel).
 //
-// Operands reach the driver as PanelSources: objects that know how to pack a
-// block of themselves into the micro-panel layout of kernels/ukernel.hpp. A
-// plain strided matrix is one source; convolution supplies another that
-// gathers im2col patches straight from the image, so the driver never needs
-// the full im2col matrix.
+// Operands reach the driver through two small interfaces that pack a block of
+// themselves into the layouts of kernels/ukernel.hpp: an ASource copies rows
+// of A, a BSource fills B micro-panels. A strided matrix implements both;
+// convolution supplies sources that gather im2col patches straight from the
+// image, so the full im2col matrix never exists.
 #pragma once
 
 #include <cstdint>
 
 #include "convx/gemm.hpp"
-#include "kernels/ukernel.hpp"
 
 namespace convx::detail {
 
-// An operand viewed as a (rows x K) matrix. For A that is A itself; for B it
-// is B transposed, so both pack into the same format.
+// The left operand, (rows x K).
 template <typename T>
-class PanelSource {
+class ASource {
  public:
-  virtual ~PanelSource() = default;
-  // Packs rows [r0, r0+rows) and K range [k0, k0+kc) into ceil(rows/mr)
-  // micro-panels of kc*mr values: element (r0 + q*mr + i, k0 + p) goes to
-  // dst[q*kc*mr + p*mr + i]. Rows past `rows` in the last panel are zeroed.
-  virtual void pack(T* dst, std::int64_t r0, std::int64_t rows, std::int64_t k0, std::int64_t kc,
-                    int mr) const = 0;
+  virtual ~ASource() = default;
+  // Copies rows [r0, r0+rows), K range [k0, k0+kc), row-major into dst with
+  // row stride ld: element (r0 + i, k0 + p) goes to dst[i*ld + p].
+  virtual void pack_rows(T* dst, std::int64_t ld, std::int64_t r0, std::int64_t rows,
+                         std::int64_t k0, std::int64_t kc) const = 0;
 };
 
-// Element (r, p) at data[r*rs + p*cs].
+// The right operand, (K x cols), seen through its columns.
 template <typename T>
-class StridedSource final : public PanelSource<T> {
+class BSource {
  public:
-  StridedSource(const T* data, std::int64_t rs, std::int64_t cs) : data_(data), rs_(rs), cs_(cs) {}
-  void pack(T* dst, std::int64_t r0, std::int64_t rows, std::int64_t k0, std::int64_t kc,
-            int mr) const override;
+  virtual ~BSource() = default;
+  // Packs columns [j0, j0+cols), K range [k0, k0+kc) into ceil(cols/nr)
+  // micro-panels of kc*nr values: element (k0 + p, j0 + q*nr + j) goes to
+  // dst[q*kc*nr + p*nr + j]. Columns past `cols` in the last panel are zeroed.
+  virtual void pack_panels(T* dst, std::int64_t j0, std::int64_t cols, std::int64_t k0,
+                           std::int64_t kc, int nr) const = 0;
+};
+
+// A matrix with element (i, j) at data[i*rs + j*cs], usable as either operand.
+template <typename T>
+class StridedMatrix final : public ASource<T>, public BSource<T> {
+ public:
+  StridedMatrix(const T* data, std::int64_t rs, std::int64_t cs) : data_(data), rs_(rs), cs_(cs) {}
+  void pack_rows(T* dst, std::int64_t ld, std::int64_t r0, std::int64_t rows, std::int64_t k0,
+                 std::int64_t kc) const override;
+  void pack_panels(T* dst, std::int64_t j0, std::int64_t cols, std::int64_t k0, std::int64_t kc,
+                   int nr) const override;
 
  private:
   const T* data_;
@@ -41,10 +52,9 @@ class StridedSource final : public PanelSource<T> {
 };
 
 // C[m x n] (=|+=) A[m x k] * B[k x n], then the epilogue; see gemm.hpp.
-// `a` yields rows of A; `b` yields rows of B^T (columns of B).
 template <typename T>
-void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const PanelSource<T>& a,
-                  const PanelSource<T>& b, T* c, std::int64_t rs_c, std::int64_t cs_c,
+void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<T>& a,
+                  const BSource<T>& b, T* c, std::int64_t rs_c, std::int64_t cs_c,
                   bool accumulate, const Epilogue<T>& ep);
 
 }  // namespace convx::detail

@@ -1,20 +1,20 @@
-// Portable C++ micro-kernels: MR x NR tiles with plain loops the compiler may
-// auto-vectorise for the baseline ISA.
+// Portable C++ micro-kernels: plain loops over an MR x NR tile, which the
+// compiler may auto-vectorise for the baseline ISA. Always built: the fallback
+// path and a second oracle for the SIMD kernels.
 #include "kernels/kernels.hpp"
 
 namespace convx::detail {
 namespace {
 
 template <typename T, int MR, int NR>
-void ukernel_scalar(std::int64_t k, const T* a, const T* b, T* c, std::int64_t rs_c,
-                    std::int64_t cs_c, std::int64_t m, std::int64_t n, bool accumulate,
-                    const TileEpilogue<T>* ep) {
+void ukernel_scalar(std::int64_t k, const T* a, std::int64_t lda, const T* b, T* c,
+                    std::int64_t rs_c, std::int64_t cs_c, std::int64_t m, std::int64_t n,
+                    bool accumulate, const TileEpilogue<T>* ep) {
   T acc[MR * NR] = {};
   for (std::int64_t p = 0; p < k; ++p) {
-    const T* ap = a + p * MR;
     const T* bp = b + p * NR;
     for (int i = 0; i < MR; ++i) {
-      const T ai = ap[i];
+      const T ai = a[i * lda + p];
       for (int j = 0; j < NR; ++j) acc[i * NR + j] += ai * bp[j];
     }
   }

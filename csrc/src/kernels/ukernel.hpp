@@ -1,13 +1,14 @@
 // The GEMM micro-kernel contract. Every kernel, on every ISA, obeys it; the
 // blocked driver (gemm/driver.hpp) relies on nothing else.
 //
-// A micro-kernel computes one MR x NR tile of C from two packed panels:
+// A micro-kernel computes one MR x NR tile of C = A * B:
 //
-//   a: the packed A micro-panel. k steps of MR values each: A(i, p) = a[p*MR + i].
-//   b: the packed B micro-panel. k steps of NR values each: B(p, j) = b[p*NR + j].
-//      Both are 64-byte aligned. Rows i >= m of `a` and columns j >= n of `b`
-//      are zero-filled by the packer, so the kernel may always compute the
-//      full tile; only the store is partial.
+//   a: MR rows of A, row-major with row stride lda: A(i, p) = a[i*lda + p].
+//      The packer copies rows of A as contiguous runs (no transposition), so
+//      packing an image patch or a row-major matrix is a plain copy. Rows
+//      i >= m exist and are zero-filled, so the kernel may always read MR rows.
+//   b: the packed B micro-panel, k steps of NR values: B(p, j) = b[p*NR + j],
+//      64-byte aligned. Columns j >= n are zero-filled.
 //   c: C(i, j) lives at c[i*rs_c + j*cs_c] for i < m <= MR, j < n <= NR.
 //      Nothing outside the m x n corner is read or written.
 //   k: may be 0 (then the product is a zero tile).
@@ -18,9 +19,9 @@
 //       (if bias_row) or bias_col[j] (if bias_col), then max(C, 0) if relu.
 //       The pointers are already offset to the tile's first row/column.
 //
-// The arithmetic order over p is fixed (p ascending, one FMA chain per C
-// element) so a tile's result does not depend on how the driver splits work
-// between threads.
+// The arithmetic order over p is fixed (p ascending, one multiply-add chain
+// per C element) so a tile's value does not depend on how the driver splits
+// work between threads.
 #pragma once
 
 #include <cstdint>
@@ -35,14 +36,15 @@ struct TileEpilogue {
 };
 
 template <typename T>
-using UKernelFn = void (*)(std::int64_t k, const T* a, const T* b, T* c, std::int64_t rs_c,
-                           std::int64_t cs_c, std::int64_t m, std::int64_t n, bool accumulate,
-                           const TileEpilogue<T>* ep);
+using UKernelFn = void (*)(std::int64_t k, const T* a, std::int64_t lda, const T* b, T* c,
+                           std::int64_t rs_c, std::int64_t cs_c, std::int64_t m, std::int64_t n,
+                           bool accumulate, const TileEpilogue<T>* ep);
 
-// A kernel plus the blocking that suits it. mc is a multiple of mr, nc of nr.
-//   kc: K block; a kc x nr B micro-panel should sit in L1.
+// A kernel plus the blocking that suits it. mc is a multiple of mr.
+//   kc: K block; a kc x nr B micro-panel and mr rows of A should sit in L1.
 //   mc: M block; an mc x kc packed A block should sit in L2.
-//   nc: N block; a K x nc packed B block should sit in L3.
+//   nc: N block; the packed K x nc block of B should sit in L3 (the driver
+//       shrinks it further for large K).
 template <typename T>
 struct GemmKernel {
   UKernelFn<T> fn = nullptr;
@@ -51,8 +53,8 @@ struct GemmKernel {
   const char* name = "";
 };
 
-// Shared tail of every kernel: stores an MR x NR register tile (already spilled
-// to `acc`, row-major with row stride nr) into C under the contract above.
+// Stores an MR x NR tile held in `acc` (row-major, row stride nr) into C
+// under the contract above. The shared scalar tail of every kernel.
 template <typename T>
 inline void store_tile_generic(const T* acc, int nr, T* c, std::int64_t rs_c, std::int64_t cs_c,
                                std::int64_t m, std::int64_t n, bool accumulate,

@@ -121,26 +121,34 @@ std::atomic<int>& configured_threads() {
 
 }  // namespace
 
-void run_parallel(std::int64_t tasks, int max_threads,
-                  const std::function<void(AlignedBuffer& shared)>& setup, const TaskFn& fn) {
-  PoolHolder& h = holder();
-  std::unique_lock<std::mutex> lock(h.mutex, std::try_to_lock);
-  if (!lock.owns_lock()) {
-    // Another caller is using the pool: run alone with private scratch.
-    AlignedBuffer shared;
-    WorkerScratch scratch;
-    setup(shared);
-    for (std::int64_t t = 0; t < tasks; ++t) fn(t, scratch);
+PoolLease::PoolLease() : lock_(holder().mutex, std::try_to_lock) {
+  if (!lock_.owns_lock()) {
+    own_shared_ = std::make_unique<AlignedBuffer>();
+    own_scratch_ = std::make_unique<WorkerScratch>();
     return;
   }
+  PoolHolder& h = holder();
   const int want = configured_threads().load();
   if (!h.pool || h.threads != want) {
     h.pool.reset();
     h.pool = std::make_unique<ThreadPool>(want);
     h.threads = want;
   }
-  setup(h.pool->shared_scratch());
-  h.pool->run(tasks, max_threads, fn);
+  pool_ = h.pool.get();
+}
+
+PoolLease::~PoolLease() = default;
+
+void PoolLease::run(std::int64_t tasks, int max_threads, const TaskFn& fn) {
+  if (pool_ != nullptr) {
+    pool_->run(tasks, max_threads, fn);
+    return;
+  }
+  for (std::int64_t t = 0; t < tasks; ++t) fn(t, *own_scratch_);
+}
+
+AlignedBuffer& PoolLease::shared() {
+  return pool_ != nullptr ? pool_->shared_scratch() : *own_shared_;
 }
 
 }  // namespace convx::detail

@@ -69,11 +69,27 @@ class ThreadPool {
   std::mutex error_mutex_;
 };
 
-// Runs a job on the library's pool (sized by set_num_threads()). If the pool
-// is busy with another caller's job, the job runs on the calling thread alone,
-// with scratch of its own, so concurrent callers never share memory.
-// `setup(shared)` runs first on the caller, with the job's shared scratch.
-void run_parallel(std::int64_t tasks, int max_threads,
-                  const std::function<void(AlignedBuffer& shared)>& setup, const TaskFn& fn);
+// A lease on the library's pool (sized by set_num_threads()) for one job,
+// which may run several parallel phases that share scratch. If another
+// caller holds the pool, the lease runs every phase on the calling thread
+// alone with private scratch, so concurrent callers never share memory.
+class PoolLease {
+ public:
+  PoolLease();
+  ~PoolLease();
+  PoolLease(const PoolLease&) = delete;
+  PoolLease& operator=(const PoolLease&) = delete;
+
+  // Runs fn(t, scratch) for t in [0, tasks) on at most max_threads threads.
+  void run(std::int64_t tasks, int max_threads, const TaskFn& fn);
+  // Memory shared by all phases and tasks of this job.
+  AlignedBuffer& shared();
+
+ private:
+  std::unique_lock<std::mutex> lock_;
+  ThreadPool* pool_ = nullptr;
+  std::unique_ptr<AlignedBuffer> own_shared_;
+  std::unique_ptr<WorkerScratch> own_scratch_;
+};
 
 }  // namespace convx::detail

@@ -1,0 +1,90 @@
+// The body shared by the SIMD micro-kernels. It is written once against a
+// vector-traits type `S`; each ISA file (gemm_avx2.cpp, gemm_avx512.cpp)
+// defines its traits with that ISA's intrinsics and instantiates the body
+// there, so ISA flags never leak into portable code.
+//
+// S provides: type V, kLanes, zero(), load(p) (aligned), loadu(p),
+// loadu_n(p, n) / storeu_n(p, v, n) (first n lanes, n < kLanes), bcast(p),
+// fma(a, b, c) = a*b + c, add, relu, storeu, store (aligned).
+#pragma once
+
+#include "kernels/ukernel.hpp"
+
+namespace convx::detail {
+
+template <typename S, typename T, int MR, int NV>
+void ukernel_simd(std::int64_t k, const T* a, std::int64_t lda, const T* b, T* c,
+                  std::int64_t rs_c, std::int64_t cs_c, std::int64_t m, std::int64_t n,
+                  bool accumulate, const TileEpilogue<T>* ep) {
+  using V = typename S::V;
+  constexpr int L = S::kLanes;
+  constexpr int NR = NV * L;
+  V acc[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[i][v] = S::zero();
+  }
+  const T* rows[MR];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) rows[i] = a + i * lda;
+  for (std::int64_t p = 0; p < k; ++p) {
+    V bv[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) bv[v] = S::load(b + v * L);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const V ai = S::bcast(rows[i] + p);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[i][v] = S::fma(ai, bv[v], acc[i][v]);
+    }
+    b += NR;
+  }
+
+  if (cs_c != 1) {
+    alignas(64) T tile[MR * NR];
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) S::store(tile + i * NR + v * L, acc[i][v]);
+    }
+    store_tile_generic(tile, NR, c, rs_c, cs_c, m, n, accumulate, ep);
+    return;
+  }
+  // Row-contiguous C: vector stores, partial on the last vector of a row.
+  const T* bias_row = ep != nullptr ? ep->bias_row : nullptr;
+  const T* bias_col = ep != nullptr ? ep->bias_col : nullptr;
+  const bool relu = ep != nullptr && ep->relu;
+  V bias_v[NV];
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) {
+    const int live = static_cast<int>(n) - v * L;
+    bias_v[v] = (bias_col == nullptr || live <= 0) ? S::zero()
+                : live >= L                       ? S::loadu(bias_col + v * L)
+                                                  : S::loadu_n(bias_col + v * L, live);
+  }
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+    if (i >= m) break;
+    T* row = c + i * rs_c;
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      const int live = static_cast<int>(n) - v * L;
+      if (live <= 0) break;
+      V r = acc[i][v];
+      if (accumulate) r = S::add(r, live >= L ? S::loadu(row + v * L) : S::loadu_n(row + v * L, live));
+      if (ep != nullptr) {
+        r = S::add(r, bias_v[v]);
+        if (bias_row != nullptr) r = S::add(r, S::bcast(bias_row + i));
+        if (relu) r = S::relu(r);
+      }
+      if (live >= L) {
+        S::storeu(row + v * L, r);
+      } else {
+        S::storeu_n(row + v * L, r, live);
+      }
+    }
+  }
+}
+
+}  // namespace convx::detail

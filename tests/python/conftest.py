@@ -1,0 +1,105 @@
+"""Shared fixtures for the convx Python tests.
+
+* Hypothesis profiles: "ci" (the default, derandomised and small enough for the
+  whole suite to run in well under three minutes on two cores), "dev" (random,
+  same size) and "thorough" (for a long local run). Pick one with
+  HYPOTHESIS_PROFILE=name.
+* `isa`: a test that takes it runs once per instruction-set path this machine
+  offers, with that path selected through the private convx._core._set_isa; the
+  previously active path is restored afterwards.
+* `rng`: a NumPy generator seeded from the test's node id, so failures reproduce.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+# The helpers in reference.py are imported as a plain module, whatever import mode
+# pytest runs in.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import convx
+
+settings.register_profile(
+    "ci",
+    deadline=None,
+    max_examples=60,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.register_profile(
+    "dev",
+    deadline=None,
+    max_examples=60,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.register_profile(
+    "thorough",
+    deadline=None,
+    max_examples=1000,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def _isa_setter():
+    core = getattr(convx, "_core", None)
+    return getattr(core, "_set_isa", None)
+
+
+def available_isas() -> list[str]:
+    """ISA paths a test can select here: all of them when the private setter exists,
+    otherwise only the active one (there is no way to switch)."""
+    info = convx.cpu_info()
+    if _isa_setter() is None:
+        return [str(info["active"])]
+    return [str(name) for name in info["available"]]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "isa" in metafunc.fixturenames:
+        metafunc.parametrize("isa", available_isas(), indirect=True)
+
+
+@pytest.fixture
+def isa(request: pytest.FixtureRequest) -> Iterator[str]:
+    name = request.param
+    setter = _isa_setter()
+    previous = str(convx.cpu_info()["active"])
+    if setter is not None:
+        setter(name)
+        assert convx.cpu_info()["active"] == name
+    try:
+        yield name
+    finally:
+        if setter is not None:
+            setter(previous)
+
+
+@pytest.fixture
+def isa_names() -> list[str]:
+    return available_isas()
+
+
+@pytest.fixture
+def rng(request: pytest.FixtureRequest) -> np.random.Generator:
+    return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+
+
+@pytest.fixture
+def restore_threads() -> Iterator[int]:
+    """Yields the current thread count and puts it back after the test."""
+    before = convx.get_num_threads()
+    try:
+        yield before
+    finally:
+        convx.set_num_threads(before)
