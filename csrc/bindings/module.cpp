@@ -241,6 +241,8 @@ PYBIND11_MODULE(_core, m) {
         py::arg("layout"));
   m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("accumulate"));
   m.def("cpu_info", &cpu_info);
+  m.def("measure_peak_gflops", &convx::measure_fma_peak_gflops, py::arg("seconds") = 0.1,
+        py::call_guard<py::gil_scoped_release>());
   m.def("get_num_threads", &convx::num_threads);
   m.def("set_num_threads", &convx::set_num_threads, py::arg("n"));
   m.def("_set_isa", [](const std::string& name) { convx::set_active_isa(convx::parse_isa(name)); },

@@ -1,4 +1,4 @@
-"""Command line: `python -m convx demo | info | --version`."""
+"""Command line: `python -m convx demo | info | bench | --version`."""
 
 from __future__ import annotations
 
@@ -54,7 +54,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("demo", help="convolve a small built-in example and check it")
     sub.add_parser("info", help="print version, CPU features, kernel path and threads")
-    args = parser.parse_args(argv)
+    sub.add_parser("bench", help="benchmark against PyTorch, ONNX Runtime and NumPy",
+                   add_help=False)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "bench":
+        from convx._bench_conv import main as bench_main
+
+        return bench_main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "info":
         return _info()
     if args.command == "demo" or args.command is None:

@@ -100,8 +100,8 @@ std::string str(const Args&... args) {
 
 #define CHECK_EQ(a, b)                                                                   \
   do {                                                                                   \
-    const auto& check_a_ = (a);                                                          \
-    const auto& check_b_ = (b);                                                          \
+    const auto check_a_ = (a);                                                           \
+    const auto check_b_ = (b);                                                           \
     if (!(check_a_ == check_b_)) {                                                       \
       ::check::fail(__FILE__, __LINE__,                                                  \
                     ::check::str("CHECK_EQ(" #a ", " #b "): ", check_a_, " != ", check_b_)); \

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "convx/conv2d.hpp"
+#include "convx/conv_matrix.hpp"
 #include "convx/gemm.hpp"
 #include "convx/runtime.hpp"
 #include "convx/shape.hpp"

@@ -36,6 +36,11 @@ bool isa_available(Isa isa);
 // path is not compiled in or not supported by this CPU.
 void set_active_isa(Isa isa);
 
+// Measures the f32 multiply-add peak of one core on the active path, in
+// GFLOP/s, with a register-only loop that runs for about `seconds`. For
+// benchmarks that quote "% of peak" from the same run; 0 on the scalar path.
+double measure_fma_peak_gflops(double seconds = 0.1);
+
 // Threads of the library's persistent pool. The default is the number of
 // CPUs this process may run on, or CONVX_NUM_THREADS when set.
 int num_threads();

@@ -1,7 +1,10 @@
-// Forward convolution: implicit im2col feeding the blocked GEMM.
+// Forward convolution: implicit im2col feeding the blocked GEMM, with two
+// shortcuts: a pointwise (1x1, stride 1, unpadded) layer is a GEMM on the
+// input itself, and a depthwise layer runs its own direct kernel.
 #include "convx/conv2d.hpp"
 
 #include "common/checked.hpp"
+#include "conv/depthwise.hpp"
 #include "conv/patch_source.hpp"
 #include "gemm/driver.hpp"
 
@@ -18,6 +21,14 @@ void conv2d(const ConvShape& s, const T* x, const T* w, const T* bias, T* y,
   const std::int64_t cout_g = s.c_out_per_group();
   const std::int64_t K = s.patch_size();
   const std::int64_t pixels = s.h_out * s.w_out;
+  if (detail::is_depthwise(s)) {
+    detail::conv2d_depthwise<T>(s, x, w, bias, y, activation);
+    return;
+  }
+  // Every patch is one pixel's channels, so the input already is the im2col matrix.
+  const bool pointwise = s.k_h == 1 && s.k_w == 1 && s.p.stride_h == 1 && s.p.stride_w == 1 &&
+                         s.p.pad.top == 0 && s.p.pad.bottom == 0 && s.p.pad.left == 0 &&
+                         s.p.pad.right == 0;
 
   for (std::int64_t g = 0; g < G; ++g) {
     Epilogue<T> ep;
@@ -29,17 +40,30 @@ void conv2d(const ConvShape& s, const T* x, const T* w, const T* bias, T* y,
     if (s.p.layout == Layout::NHWC) {
       // Y[(b,oh,ow), m] = patches[(b,oh,ow), :] . W[m, :]: the whole batch is one GEMM.
       if (bias != nullptr) ep.bias_mode = BiasMode::PerColumn;
-      const detail::NhwcPatchRows<T> patches(s, x, g);
-      detail::gemm_blocked<T>(s.n * pixels, cout_g, K, patches, weights_t, y + g * cout_g,
-                              s.c_out, 1, false, ep);
+      T* out = y + g * cout_g;
+      if (pointwise) {
+        const detail::StridedMatrix<T> input(x + g * K, s.c_in, 1);
+        detail::gemm_blocked<T>(s.n * pixels, cout_g, K, input, weights_t, out, s.c_out, 1,
+                                false, ep);
+      } else {
+        const detail::NhwcPatchRows<T> patches(s, x, g);
+        detail::gemm_blocked<T>(s.n * pixels, cout_g, K, patches, weights_t, out, s.c_out, 1,
+                                false, ep);
+      }
     } else {
       // Y[m, (oh,ow)] = W[m, :] . patches[(oh,ow), :]^T, one GEMM per image.
       if (bias != nullptr) ep.bias_mode = BiasMode::PerRow;
       for (std::int64_t b = 0; b < s.n; ++b) {
         const T* image = x + (b * s.c_in + g * s.c_in_per_group()) * s.h * s.w;
-        const detail::NchwPatchColumns<T> patches(s, image);
-        detail::gemm_blocked<T>(cout_g, pixels, K, weights, patches,
-                                y + (b * s.c_out + g * cout_g) * pixels, pixels, 1, false, ep);
+        T* out = y + (b * s.c_out + g * cout_g) * pixels;
+        if (pointwise) {
+          const detail::StridedMatrix<T> input(image, pixels, 1);
+          detail::gemm_blocked<T>(cout_g, pixels, K, weights, input, out, pixels, 1, false, ep);
+        } else {
+          const detail::NchwPatchColumns<T> patches(s, image);
+          detail::gemm_blocked<T>(cout_g, pixels, K, weights, patches, out, pixels, 1, false,
+                                  ep);
+        }
       }
     }
   }

@@ -59,15 +59,20 @@ void StridedMatrix<T>::pack_panels(T* dst, std::int64_t j0, std::int64_t cols, s
     const std::int64_t live = std::min<std::int64_t>(nr, cols - q * nr);
     const T* src = data_ + k0 * rs_ + (j0 + q * nr) * cs_;
     T* out = dst + q * kc * nr;
-    for (std::int64_t p = 0; p < kc; ++p) {
-      const T* s = src + p * rs_;
-      T* o = out + p * nr;
-      if (cs_ == 1) {
-        std::memcpy(o, s, static_cast<std::size_t>(live) * sizeof(T));
-      } else {
-        for (std::int64_t j = 0; j < live; ++j) o[j] = s[j * cs_];
+    if (cs_ == 1) {
+      for (std::int64_t p = 0; p < kc; ++p) {
+        std::memcpy(out + p * nr, src + p * rs_, static_cast<std::size_t>(live) * sizeof(T));
       }
-      for (std::int64_t j = live; j < nr; ++j) o[j] = T(0);
+    } else {
+      // Columns of B are rows in memory (e.g. transposed weights): read each
+      // along K and scatter into the panel, which stays in L1 meanwhile.
+      for (std::int64_t j = 0; j < live; ++j) {
+        const T* s = src + j * cs_;
+        for (std::int64_t p = 0; p < kc; ++p) out[p * nr + j] = s[p * rs_];
+      }
+    }
+    if (live < nr) {
+      for (std::int64_t p = 0; p < kc; ++p) std::fill(out + p * nr + live, out + (p + 1) * nr, T(0));
     }
   }
 }

@@ -6,6 +6,8 @@
 // chains cover two FMA pipes of latency 4-5.
 #include <immintrin.h>
 
+#include <chrono>
+
 #include "kernels/kernels.hpp"
 #include "kernels/ukernel_simd.hpp"
 
@@ -60,6 +62,29 @@ GemmKernel<float> sgemm_kernel_avx2() {
 GemmKernel<double> dgemm_kernel_avx2() {
   return {&ukernel_simd<Avx2F64, double, 6, 2>, 6, 8, 96, 256, 4096,
           "dgemm_ukernel_6x8__avx2"};
+}
+
+}  // namespace convx::detail
+
+namespace convx::detail {
+
+// Register-only FMA throughput, for benchmarks to quote "% of peak" from a
+// figure measured in the same run: 12 independent chains of vfmadd on ymm.
+double fma_peak_gflops_avx2(std::int64_t iterations) {
+  __m256 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(static_cast<float>(i));
+  const __m256 a = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(0.001f);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (std::int64_t k = 0; k < iterations; ++k) {
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
+  }
+  const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  __m256 s = acc[0];
+  for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, acc[i]);
+  volatile float sink = _mm256_cvtss_f32(s);
+  (void)sink;
+  return 2.0 * 8 * 12 * double(iterations) / dt / 1e9;
 }
 
 }  // namespace convx::detail

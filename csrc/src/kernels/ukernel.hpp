@@ -53,10 +53,16 @@ struct GemmKernel {
   const char* name = "";
 };
 
+// Helpers shared by kernel files live in an anonymous namespace: each file
+// compiles its own copy with its own ISA flags. An ordinary inline function
+// would be merged by the linker into one copy, possibly the AVX-512 one, which
+// would then run on CPUs without AVX-512.
+namespace {
+
 // Stores an MR x NR tile held in `acc` (row-major, row stride nr) into C
 // under the contract above. The shared scalar tail of every kernel.
 template <typename T>
-inline void store_tile_generic(const T* acc, int nr, T* c, std::int64_t rs_c, std::int64_t cs_c,
+void store_tile_generic(const T* acc, int nr, T* c, std::int64_t rs_c, std::int64_t cs_c,
                                std::int64_t m, std::int64_t n, bool accumulate,
                                const TileEpilogue<T>* ep) {
   for (std::int64_t i = 0; i < m; ++i) {
@@ -73,5 +79,7 @@ inline void store_tile_generic(const T* acc, int nr, T* c, std::int64_t rs_c, st
     }
   }
 }
+
+}  // namespace
 
 }  // namespace convx::detail

@@ -11,6 +11,7 @@
 #include "kernels/ukernel.hpp"
 
 namespace convx::detail {
+namespace {  // one copy per kernel file, compiled with that file's ISA flags
 
 template <typename S, typename T, int MR, int NV>
 void ukernel_simd(std::int64_t k, const T* a, std::int64_t lda, const T* b, T* c,
@@ -87,4 +88,5 @@ void ukernel_simd(std::int64_t k, const T* a, std::int64_t lda, const T* b, T* c
   }
 }
 
+}  // namespace
 }  // namespace convx::detail

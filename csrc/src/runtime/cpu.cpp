@@ -2,6 +2,7 @@
 // override.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
@@ -169,57 +170,111 @@ CpuInfo cpu_info() {
   return info;
 }
 
+double measure_fma_peak_gflops(double seconds) {
+  using Probe = double (*)(std::int64_t);
+  Probe probe = nullptr;
+#if defined(CONVX_HAVE_AVX2_KERNELS)
+  if (active_isa() == Isa::AVX2) probe = &detail::fma_peak_gflops_avx2;
+#endif
+#if defined(CONVX_HAVE_AVX512_KERNELS)
+  if (active_isa() == Isa::AVX512) probe = &detail::fma_peak_gflops_avx512;
+#endif
+  if (probe == nullptr) return 0.0;
+  // Double the iteration count until one run takes a third of the budget,
+  // then keep the best of three runs at that count.
+  std::int64_t iters = 1 << 14;
+  for (;;) {
+    const auto t0 = std::chrono::steady_clock::now();
+    probe(iters);
+    const double dt =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (dt >= seconds / 3 || iters >= (std::int64_t(1) << 36)) break;
+    iters *= 2;
+  }
+  double best = 0;
+  for (int r = 0; r < 3; ++r) best = std::max(best, probe(iters));
+  return best;
+}
+
 namespace detail {
 namespace {
 
+// Every kernel of one element type, indexed by Isa. A slot whose ISA was not
+// compiled holds the next lower path's kernel; it is never selected anyway,
+// because set_active_isa() refuses paths that are not available.
 template <typename T>
 struct KernelSet {
-  GemmKernel<T> by_isa[3];
+  GemmKernel<T> gemm[3];
+  DwRowFn<T> dw[3];
 };
+
+template <typename T>
+void fill_upwards(KernelSet<T>& s) {
+  for (int i = 1; i < 3; ++i) {
+    if (s.gemm[i].fn == nullptr) s.gemm[i] = s.gemm[i - 1];
+    if (s.dw[i] == nullptr) s.dw[i] = s.dw[i - 1];
+  }
+}
 
 template <typename T>
 KernelSet<T> make_kernel_set();
 
 template <>
 KernelSet<float> make_kernel_set<float>() {
-  KernelSet<float> s;
-  s.by_isa[0] = sgemm_kernel_scalar();
-  s.by_isa[1] = s.by_isa[0];
-  s.by_isa[2] = s.by_isa[0];
+  KernelSet<float> s{};
+  s.gemm[0] = sgemm_kernel_scalar();
+  s.dw[0] = sdwconv_row_scalar();
 #if defined(CONVX_HAVE_AVX2_KERNELS)
-  s.by_isa[1] = sgemm_kernel_avx2();
+  s.gemm[1] = sgemm_kernel_avx2();
+  s.dw[1] = sdwconv_row_avx2();
 #endif
 #if defined(CONVX_HAVE_AVX512_KERNELS)
-  s.by_isa[2] = sgemm_kernel_avx512();
+  s.gemm[2] = sgemm_kernel_avx512();
+  s.dw[2] = sdwconv_row_avx512();
 #endif
+  fill_upwards(s);
   return s;
 }
 
 template <>
 KernelSet<double> make_kernel_set<double>() {
-  KernelSet<double> s;
-  s.by_isa[0] = dgemm_kernel_scalar();
-  s.by_isa[1] = s.by_isa[0];
-  s.by_isa[2] = s.by_isa[0];
+  KernelSet<double> s{};
+  s.gemm[0] = dgemm_kernel_scalar();
+  s.dw[0] = ddwconv_row_scalar();
 #if defined(CONVX_HAVE_AVX2_KERNELS)
-  s.by_isa[1] = dgemm_kernel_avx2();
+  s.gemm[1] = dgemm_kernel_avx2();
+  s.dw[1] = ddwconv_row_avx2();
 #endif
 #if defined(CONVX_HAVE_AVX512_KERNELS)
-  s.by_isa[2] = dgemm_kernel_avx512();
+  s.gemm[2] = dgemm_kernel_avx512();
+  s.dw[2] = ddwconv_row_avx512();
 #endif
+  fill_upwards(s);
   return s;
+}
+
+template <typename T>
+const KernelSet<T>& kernel_set() {
+  static const KernelSet<T> set = make_kernel_set<T>();
+  return set;
 }
 
 }  // namespace
 
 template <typename T>
 const GemmKernel<T>& gemm_kernel() {
-  static const KernelSet<T> set = make_kernel_set<T>();
-  return set.by_isa[static_cast<int>(active_isa())];
+  return kernel_set<T>().gemm[static_cast<int>(active_isa())];
+}
+
+template <typename T>
+DwRowFn<T> dwconv_row_kernel() {
+  return kernel_set<T>().dw[static_cast<int>(active_isa())];
 }
 
 template const GemmKernel<float>& gemm_kernel<float>();
 template const GemmKernel<double>& gemm_kernel<double>();
+template DwRowFn<float> dwconv_row_kernel<float>();
+template DwRowFn<double> dwconv_row_kernel<double>();
 
 }  // namespace detail
 }  // namespace convx

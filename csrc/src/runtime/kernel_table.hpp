@@ -3,11 +3,15 @@
 // ISA.
 #pragma once
 
+#include "kernels/dwconv.hpp"
 #include "kernels/ukernel.hpp"
 
 namespace convx::detail {
 
 template <typename T>
 const GemmKernel<T>& gemm_kernel();
+
+template <typename T>
+DwRowFn<T> dwconv_row_kernel();
 
 }  // namespace convx::detail

@@ -1,0 +1,379 @@
+"""The convolution benchmark behind `python -m convx bench` (and benchmarks/bench_conv.py).
+
+Times convx.conv2d against PyTorch (NCHW and channels_last), ONNX Runtime (a one-node Conv
+model) and NumPy im2col + matmul on a suite of real layers, in one process, at 1 and 2
+threads, as medians of repeated calls. Anchors that are not installed are skipped
+(`pip install convx[bench]` brings them all). Also checks that convx's output is bitwise
+identical at 1 and 2 threads, and measures the extra peak memory of one vgg16.conv2_2 call in
+a subprocess for each library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+import numpy.typing as npt
+
+import convx
+
+Array = npt.NDArray[Any]
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    n: int
+    h: int
+    w: int
+    c_in: int
+    c_out: int
+    k: int
+    stride: int
+    pad: int
+    dilation: int
+    groups: int
+
+    @property
+    def out_hw(self) -> tuple[int, int]:
+        span = self.dilation * (self.k - 1) + 1
+        return ((self.h + 2 * self.pad - span) // self.stride + 1,
+                (self.w + 2 * self.pad - span) // self.stride + 1)
+
+    @property
+    def gflop(self) -> float:
+        ho, wo = self.out_hw
+        return 2.0 * self.n * ho * wo * self.c_out * self.k * self.k * self.c_in / self.groups / 1e9
+
+
+SUITE = [
+    Layer("resnet50.conv1", 1, 224, 224, 3, 64, 7, 2, 3, 1, 1),
+    Layer("resnet.s2 3x3", 1, 56, 56, 64, 64, 3, 1, 1, 1, 1),
+    Layer("resnet50 1x1", 1, 56, 56, 256, 64, 1, 1, 0, 1, 1),
+    Layer("resnet.s3 3x3/2", 1, 56, 56, 128, 128, 3, 2, 1, 1, 1),
+    Layer("resnet.s3 3x3", 1, 28, 28, 128, 128, 3, 1, 1, 1, 1),
+    Layer("resnet.s4 3x3", 1, 14, 14, 256, 256, 3, 1, 1, 1, 1),
+    Layer("resnet.s5 3x3", 1, 7, 7, 512, 512, 3, 1, 1, 1, 1),
+    Layer("vgg16.conv2_2", 1, 112, 112, 128, 128, 3, 1, 1, 1, 1),
+    Layer("resnet.s3 batch 8", 8, 28, 28, 128, 128, 3, 1, 1, 1, 1),
+    Layer("mnist batch 64", 64, 28, 28, 1, 32, 3, 1, 0, 1, 1),
+    Layer("deeplab dilated", 1, 64, 64, 256, 256, 3, 1, 2, 2, 1),
+    Layer("mobilenet depthwise", 1, 112, 112, 32, 32, 3, 1, 1, 1, 32),
+]
+ANCHORS = ("torch", "torch_cl", "ort")
+
+
+def median_seconds(fn: Callable[[], object], min_time: float, min_reps: int = 5) -> float:
+    """Median wall time of fn() after two warm-up calls, over >= min_reps calls and min_time."""
+    fn()
+    fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_reps or (time.perf_counter() - start < min_time and len(times) < 500):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def make_inputs(layer: Layer, seed: int = 0) -> tuple[Array, Array, Array]:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((layer.n, layer.h, layer.w, layer.c_in), dtype=np.float32)
+    w = rng.standard_normal((layer.c_out, layer.k, layer.k, layer.c_in // layer.groups),
+                            dtype=np.float32) * np.float32(0.1)
+    b = rng.standard_normal(layer.c_out, dtype=np.float32)
+    return x, w, b
+
+
+def convx_runner(layer: Layer, x: Array, w: Array, b: Array) -> Callable[[], object]:
+    kw = dict(stride=layer.stride, padding=layer.pad, dilation=layer.dilation,
+              groups=layer.groups)
+    return lambda: convx.conv2d(x, w, b, **kw)
+
+
+def torch_runner(layer: Layer, x: Array, w: Array, b: Array, channels_last: bool
+                 ) -> Optional[Callable[[], object]]:
+    try:
+        import torch
+    except ImportError:
+        return None
+    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    wt = torch.from_numpy(np.ascontiguousarray(w.transpose(0, 3, 1, 2)))
+    bt = torch.from_numpy(b)
+    if channels_last:
+        xt = xt.contiguous(memory_format=torch.channels_last)
+        wt = wt.contiguous(memory_format=torch.channels_last)
+    conv = torch.nn.functional.conv2d
+
+    def run() -> object:
+        with torch.inference_mode():
+            return conv(xt, wt, bt, stride=layer.stride, padding=layer.pad,
+                        dilation=layer.dilation, groups=layer.groups)
+
+    return run
+
+
+def ort_session(layer: Layer, w: Array, b: Array, threads: int) -> Any:
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    w_oihw = np.ascontiguousarray(w.transpose(0, 3, 1, 2))
+    ho, wo = layer.out_hw
+    node = helper.make_node(
+        "Conv", ["X", "W", "B"], ["Y"], kernel_shape=[layer.k, layer.k],
+        strides=[layer.stride] * 2, pads=[layer.pad] * 4, dilations=[layer.dilation] * 2,
+        group=layer.groups)
+    graph = helper.make_graph(
+        [node], "conv",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT,
+                                       [layer.n, layer.c_in, layer.h, layer.w])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [layer.n, layer.c_out, ho, wo])],
+        initializer=[numpy_helper.from_array(w_oihw, "W"), numpy_helper.from_array(b, "B")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(onnx._serialize(model) if hasattr(onnx, "_serialize")
+                                else model.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+
+
+def ort_runner(layer: Layer, x: Array, w: Array, b: Array, threads: int
+               ) -> Optional[Callable[[], object]]:
+    try:
+        sess = ort_session(layer, w, b, threads)
+    except ImportError:
+        return None
+    feed = {"X": np.ascontiguousarray(x.transpose(0, 3, 1, 2))}
+    return lambda: sess.run(None, feed)
+
+
+def numpy_conv(layer: Layer, x: Array, w: Array, b: Array) -> Array:
+    """im2col with NumPy views (one copy), then one matmul per group."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    p, d, s, k = layer.pad, layer.dilation, layer.stride, layer.k
+    xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0))) if p else x
+    span = d * (k - 1) + 1
+    win = sliding_window_view(xp, (span, span), axis=(1, 2))[:, ::s, ::s, :, ::d, ::d]
+    n, ho, wo = win.shape[:3]
+    cg, og = layer.c_in // layer.groups, layer.c_out // layer.groups
+    outs = []
+    for g in range(layer.groups):
+        cols = win[:, :, :, g * cg:(g + 1) * cg].transpose(0, 1, 2, 4, 5, 3)
+        cols = cols.reshape(n * ho * wo, k * k * cg)
+        outs.append(cols @ w[g * og:(g + 1) * og].reshape(og, -1).T)
+    return (np.concatenate(outs, axis=1) + b).reshape(n, ho, wo, layer.c_out)
+
+
+def set_threads(threads: int) -> None:
+    convx.set_num_threads(threads)
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
+
+
+def bench_layer(layer: Layer, threads: int, min_time: float) -> dict[str, float]:
+    x, w, b = make_inputs(layer)
+    set_threads(threads)
+    runners: dict[str, Optional[Callable[[], object]]] = {
+        "convx": convx_runner(layer, x, w, b),
+        "torch": torch_runner(layer, x, w, b, channels_last=False),
+        "torch_cl": torch_runner(layer, x, w, b, channels_last=True),
+        "ort": ort_runner(layer, x, w, b, threads),
+    }
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        threadpool_limits = None
+    result: dict[str, float] = {}
+    for name, run in runners.items():
+        if run is not None:
+            result[name] = layer.gflop / median_seconds(run, min_time)
+    if threadpool_limits is not None:
+        with threadpool_limits(threads):
+            result["numpy"] = layer.gflop / median_seconds(
+                lambda: numpy_conv(layer, x, w, b), min_time)
+    return result
+
+
+def bitwise_same_across_threads(layer: Layer) -> bool:
+    x, w, b = make_inputs(layer, seed=1)
+    outs = []
+    for t in (1, 2):
+        convx.set_num_threads(t)
+        outs.append(convx_runner(layer, x, w, b)())
+    return bool(np.array_equal(outs[0], outs[1]))
+
+
+_MEMORY_PROBE = r"""
+import resource, sys, json
+import numpy as np
+lib = sys.argv[1]
+from convx._bench_conv import SUITE, make_inputs, ort_session, torch_runner
+import convx
+layer = next(l for l in SUITE if l.name == "vgg16.conv2_2")
+tiny = next(l for l in SUITE if l.name == "resnet.s5 3x3")
+x, w, b = make_inputs(layer)
+out_bytes = layer.n * layer.out_hw[0] * layer.out_hw[1] * layer.c_out * 4
+if lib == "convx":
+    convx.set_num_threads(1)
+    xt, wt, bt = make_inputs(tiny)
+    convx.conv2d(xt, wt, bt, padding=1)                     # initialise the library
+    out = np.empty((layer.n, *layer.out_hw, layer.c_out), np.float32)
+    out.fill(0)                                             # the output is the caller's
+    run = lambda: convx.conv2d(x, w, b, padding=1, out=out)
+    out_bytes = 0
+elif lib in ("torch", "torch_cl"):
+    import torch
+    torch.set_num_threads(1)
+    torch_runner(tiny, *make_inputs(tiny), channels_last=lib == "torch_cl")()
+    run = torch_runner(layer, x, w, b, channels_last=lib == "torch_cl")
+elif lib == "ort":
+    sess = ort_session(layer, w, b, 1)
+    feed = {"X": np.ascontiguousarray(x.transpose(0, 3, 1, 2))}
+    ts = ort_session(tiny, *make_inputs(tiny)[1:], 1)
+    ts.run(None, {"X": np.ascontiguousarray(make_inputs(tiny)[0].transpose(0, 3, 1, 2))})
+    run = lambda: sess.run(None, feed)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+y = run()
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"extra_mib": ((after - before) * 1024 - out_bytes) / 2**20}))
+"""
+
+
+def extra_memory_mib(lib: str) -> Optional[float]:
+    env = dict(os.environ)
+    proc = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, lib], capture_output=True,
+                          text=True, env=env, timeout=300, check=False)
+    if proc.returncode != 0:
+        return None
+    return float(json.loads(proc.stdout.strip().splitlines()[-1])["extra_mib"])
+
+
+def geomean(values: list[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
+
+
+def render(results: dict[int, dict[str, dict[str, float]]], peak: float) -> str:
+    lines = []
+    for threads, table in results.items():
+        lines.append(f"\n### {threads} thread{'s' if threads > 1 else ''} (GFLOP/s, median)\n")
+        lines.append("| layer | GFLOP | convx | % peak | torch | torch CL | ORT | NumPy "
+                     "| convx / best anchor |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
+        ratios = []
+        for layer in SUITE:
+            r = table.get(layer.name)
+            if r is None:
+                continue
+            anchors = [r[a] for a in ANCHORS if a in r]
+            best = max(anchors) if anchors else float("nan")
+            ratio = r["convx"] / best if anchors else float("nan")
+            if anchors:
+                ratios.append(ratio)
+            cells = [f"{r[k]:.1f}" if k in r else "-" for k in ("torch", "torch_cl", "ort",
+                                                               "numpy")]
+            pct = f"{100 * r['convx'] / (peak * threads):.0f}%" if peak > 0 else "-"
+            lines.append(f"| {layer.name} | {layer.gflop:.3f} | {r['convx']:.1f} | {pct} | "
+                         + " | ".join(cells) + f" | {ratio:.2f} |")
+        lines.append(f"\ngeometric mean of convx / best anchor: {geomean(ratios):.2f}")
+    return "\n".join(lines)
+
+
+def plot(results: dict[int, dict[str, dict[str, float]]], path: str) -> Optional[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    libs = ["convx", "torch", "torch_cl", "ort", "numpy"]
+    fig, axes = plt.subplots(len(results), 1, figsize=(13, 4.5 * len(results)), squeeze=False)
+    for ax, (threads, table) in zip(axes[:, 0], results.items()):
+        names = [layer.name for layer in SUITE if layer.name in table]
+        width = 0.16
+        for i, lib in enumerate(libs):
+            vals = [table[nm].get(lib, 0.0) for nm in names]
+            ax.bar([j + (i - 2) * width for j in range(len(names))], vals, width, label=lib)
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel("GFLOP/s")
+        ax.set_title(f"conv2d, float32, {threads} thread(s)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m convx bench", description=__doc__)
+    parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    parser.add_argument("--min-time", type=float, default=0.3,
+                        help="seconds of timed calls per library and layer")
+    parser.add_argument("--only", default=None, help="substring filter on layer names")
+    parser.add_argument("--png", default="benchmarks/results/conv_bench.png")
+    parser.add_argument("--json", default=None, help="also write raw results here")
+    parser.add_argument("--no-memory", action="store_true")
+    args = parser.parse_args(argv)
+    thread_counts = [int(t) for t in args.threads.split(",")]
+    layers = [lay for lay in SUITE if args.only is None or args.only in lay.name]
+
+    info = convx.cpu_info()
+    peak = float(convx._core.measure_peak_gflops(0.3))
+    print(f"convx {convx.__version__}, path {info['active']}, measured f32 FMA peak "
+          f"{peak:.0f} GFLOP/s per core", flush=True)
+    results: dict[int, dict[str, dict[str, float]]] = {t: {} for t in thread_counts}
+    total = len(layers) * len(thread_counts)
+    done = 0
+    for threads in thread_counts:
+        for layer in layers:
+            done += 1
+            print(f"[{done}/{total}] {layer.name}, {threads} thread(s) ...", end="",
+                  file=sys.stderr, flush=True)
+            r = bench_layer(layer, threads, args.min_time)
+            results[threads][layer.name] = r
+            print(" " + ", ".join(f"{k} {v:.1f}" for k, v in r.items()), file=sys.stderr,
+                  flush=True)
+    print(render(results, peak))
+
+    same = {layer.name: bitwise_same_across_threads(layer) for layer in layers}
+    bad = [name for name, ok in same.items() if not ok]
+    print(f"\nbitwise identical at 1 and 2 threads: {len(same) - len(bad)}/{len(same)} layers"
+          + (f" (differs: {', '.join(bad)})" if bad else ""))
+
+    if not args.no_memory:
+        print("\nextra peak memory of one vgg16.conv2_2 call beyond its output (1 thread):")
+        for lib in ("convx", "torch", "torch_cl", "ort"):
+            mib = extra_memory_mib(lib)
+            print(f"  {lib:9s} " + ("not available" if mib is None else f"{mib:6.2f} MiB"))
+    if args.png:
+        os.makedirs(os.path.dirname(args.png) or ".", exist_ok=True)
+        path = plot(results, args.png)
+        print(f"\nchart: {path}" if path else "\n(matplotlib not installed: no chart)")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({str(k): v for k, v in results.items()}, fh, indent=1)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

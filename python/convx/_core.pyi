@@ -1,0 +1,140 @@
+"""Type stubs for convx._core, the compiled pybind11 module (csrc/bindings/).
+
+These functions trust the Python layer (convx.functional, convx._conv_matrix) to
+normalise arguments; they still check every buffer they touch and raise
+ValueError / TypeError rather than crash. Arrays must be C-contiguous float32 or
+float64 of one dtype; outputs are written in place. Every call releases the GIL
+while the C++ core runs.
+"""
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+_Array = npt.NDArray[Any]
+_Int2 = tuple[int, int]
+_Int4 = tuple[int, int, int, int]
+
+__version__: str
+
+def conv2d(
+    x: _Array,
+    weight: _Array,
+    bias: _Array | None,
+    out: _Array,
+    input_dims: _Int4,
+    cout_kh: _Int2,
+    k_w: int,
+    stride: _Int2,
+    dilation: _Int2,
+    pad: _Int4,
+    groups: int,
+    layout: str,
+    activation: str,
+) -> None:
+    """Forward convolution into `out`.
+
+    input_dims is (n, h, w, c_in) whatever the layout; cout_kh is (c_out, k_h);
+    pad is (top, bottom, left, right); layout is "NHWC" (x NHWC, weight OHWI,
+    out NHWC) or "NCHW" (x NCHW, weight OIHW, out NCHW); activation is "none"
+    or "relu". bias has c_out values or is None.
+    """
+
+def im2col(
+    x: _Array,
+    out: _Array,
+    dims: _Int4,
+    kernel: _Int2,
+    stride: _Int2,
+    dilation: _Int2,
+    pad: _Int4,
+    groups: int,
+    layout: str,
+    order: str,
+) -> None:
+    """Writes every patch of x into out, shape (n, h_out, w_out, k_h*k_w*c_in).
+
+    dims is (n, h, w, c); order is "hwc", "chw" or "seed".
+    """
+
+def pad(x: _Array, out: _Array, dims: _Int4, pad: _Int4, layout: str) -> None:
+    """Zero-pads x (dims (n, h, w, c) in `layout`) by (top, bottom, left, right) into out."""
+
+def gemm(a: _Array, b: _Array, out: _Array, accumulate: bool) -> None:
+    """out = a @ b (or out += a @ b) for 2-D arrays of any element strides."""
+
+def cpu_info() -> dict[str, Any]:
+    """Keys: vendor, avx2, avx512, compiled, available, best, active, num_threads,
+    version, build_flags."""
+
+def measure_peak_gflops(seconds: float = 0.1) -> float:
+    """Single-core f32 multiply-add peak of the active path in GFLOP/s (0 on scalar)."""
+
+def get_num_threads() -> int: ...
+def set_num_threads(n: int) -> None: ...
+def _set_isa(name: str) -> None:
+    """Selects the kernel path ("scalar", "avx2" or "avx512"); ValueError if unavailable."""
+
+def conv_matrix_info(
+    c_out: int,
+    k_h: int,
+    k_w: int,
+    h: int,
+    w: int,
+    c_in: int,
+    stride_h: int,
+    stride_w: int,
+    pad_top: int,
+    pad_bottom: int,
+    pad_left: int,
+    pad_right: int,
+    dilation_h: int,
+    dilation_w: int,
+    groups: int,
+    nchw: bool,
+    acts_on_input: bool,
+) -> tuple[int, int, int, int, int]:
+    """(rows, cols, nnz, h_out, w_out) of the convolution matrix, without building it."""
+
+def conv_matrix_csr_f32(
+    weight: npt.ArrayLike,
+    h: int,
+    w: int,
+    c_in: int,
+    stride_h: int,
+    stride_w: int,
+    pad_top: int,
+    pad_bottom: int,
+    pad_left: int,
+    pad_right: int,
+    dilation_h: int,
+    dilation_w: int,
+    groups: int,
+    nchw: bool,
+    acts_on_input: bool,
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32], tuple[int, int]
+]:
+    """(indptr, indices, data, (rows, cols)) of the convolution matrix of one image."""
+
+def conv_matrix_csr_f64(
+    weight: npt.ArrayLike,
+    h: int,
+    w: int,
+    c_in: int,
+    stride_h: int,
+    stride_w: int,
+    pad_top: int,
+    pad_bottom: int,
+    pad_left: int,
+    pad_right: int,
+    dilation_h: int,
+    dilation_w: int,
+    groups: int,
+    nchw: bool,
+    acts_on_input: bool,
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64], tuple[int, int]
+]:
+    """(indptr, indices, data, (rows, cols)) of the convolution matrix of one image."""
