@@ -86,32 +86,47 @@ T* output_ptr(py::array& a, int64_t count, const char* name) {
   return const_cast<T*>(p);
 }
 
-template <typename T>
-void conv2d_impl(const convx::ConvShape& s, const py::array& x, const py::array& w,
-                 const py::object& bias, py::array& y, convx::Activation act) {
-  const T* xp = input_ptr<T>(x, s.input_size(), "x");
-  const T* wp = input_ptr<T>(w, s.weight_size(), "weight");
-  const T* bp = nullptr;
-  if (!bias.is_none()) bp = input_ptr<T>(bias.cast<py::array>(), s.c_out, "bias");
-  T* yp = output_ptr<T>(y, s.output_size(), "out");
-  py::gil_scoped_release release;
-  convx::conv2d<T>(s, xp, wp, bp, yp, act);
-}
+// A validated convolution geometry, made once per distinct call signature and
+// reused (the Python layer caches plans), so a repeated call costs only the
+// buffer checks below and the compute.
+class ConvPlan {
+ public:
+  ConvPlan(Int4 input_dims, Int2 cout_kh, int64_t k_w, Int2 stride, Int2 dilation, Int4 pad,
+           int64_t groups, const std::string& layout, const std::string& activation)
+      : shape_(convx::make_conv_shape(input_dims[0], input_dims[1], input_dims[2],
+                                      input_dims[3], cout_kh[0], cout_kh[1], k_w,
+                                      make_params(stride, dilation, pad, groups, layout))),
+        act_(parse_activation(activation)) {}
 
-void conv2d(const py::array& x, const py::array& w, const py::object& bias, py::array& y,
-            Int4 input_dims, Int2 cout_kh, int64_t k_w, Int2 stride, Int2 dilation, Int4 pad,
-            int64_t groups, const std::string& layout, const std::string& activation) {
-  const convx::ConvShape s =
-      convx::make_conv_shape(input_dims[0], input_dims[1], input_dims[2], input_dims[3],
-                             cout_kh[0], cout_kh[1], k_w,
-                             make_params(stride, dilation, pad, groups, layout));
-  const convx::Activation act = parse_activation(activation);
-  if (dtype_of(x, "x") == DType::F32) {
-    conv2d_impl<float>(s, x, w, bias, y, act);
-  } else {
-    conv2d_impl<double>(s, x, w, bias, y, act);
+  // Checks every buffer (dtype, contiguity, size, writeability) and computes.
+  void run(const py::array& x, const py::array& w, const py::object& bias, py::array& y) const {
+    if (dtype_of(x, "x") == DType::F32) {
+      run_typed<float>(x, w, bias, y);
+    } else {
+      run_typed<double>(x, w, bias, y);
+    }
   }
-}
+
+  py::tuple output_dims() const {
+    return py::make_tuple(shape_.n, shape_.h_out, shape_.w_out, shape_.c_out);
+  }
+
+ private:
+  template <typename T>
+  void run_typed(const py::array& x, const py::array& w, const py::object& bias,
+                 py::array& y) const {
+    const T* xp = input_ptr<T>(x, shape_.input_size(), "x");
+    const T* wp = input_ptr<T>(w, shape_.weight_size(), "weight");
+    const T* bp = nullptr;
+    if (!bias.is_none()) bp = input_ptr<T>(bias.cast<py::array>(), shape_.c_out, "bias");
+    T* yp = output_ptr<T>(y, shape_.output_size(), "out");
+    py::gil_scoped_release release;
+    convx::conv2d<T>(shape_, xp, wp, bp, yp, act_);
+  }
+
+  convx::ConvShape shape_;
+  convx::Activation act_;
+};
 
 template <typename T>
 void im2col_impl(const py::array& x, py::array& out, const convx::Dims4& d, int64_t k_h,
@@ -230,10 +245,15 @@ py::dict cpu_info() {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "convx compiled core. Use the convx package, which validates arguments.";
-  m.def("conv2d", &conv2d, py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("out"),
-        py::arg("input_dims"), py::arg("cout_kh"), py::arg("k_w"), py::arg("stride"),
-        py::arg("dilation"), py::arg("pad"), py::arg("groups"), py::arg("layout"),
-        py::arg("activation"));
+  py::class_<ConvPlan>(m, "ConvPlan")
+      .def(py::init<Int4, Int2, int64_t, Int2, Int2, Int4, int64_t, const std::string&,
+                    const std::string&>(),
+           py::arg("input_dims"), py::arg("cout_kh"), py::arg("k_w"), py::arg("stride"),
+           py::arg("dilation"), py::arg("pad"), py::arg("groups"), py::arg("layout"),
+           py::arg("activation"))
+      .def("run", &ConvPlan::run, py::arg("x"), py::arg("weight"), py::arg("bias"),
+           py::arg("out"))
+      .def_property_readonly("output_dims", &ConvPlan::output_dims);
   m.def("im2col", &im2col, py::arg("x"), py::arg("out"), py::arg("dims"), py::arg("kernel"),
         py::arg("stride"), py::arg("dilation"), py::arg("pad"), py::arg("groups"),
         py::arg("layout"), py::arg("order"));

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Optional
 
 import numpy as np
 
@@ -48,7 +47,7 @@ def _info() -> int:
     return 0
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="convx", description=__doc__)
     parser.add_argument("--version", action="version", version=f"convx {convx.__version__}")
     sub = parser.add_subparsers(dest="command")

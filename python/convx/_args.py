@@ -7,7 +7,7 @@ so a tiny convolution spends its time in C++, not here.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any, Union, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -142,7 +142,7 @@ def as_float_array(a: Any, name: str) -> npt.NDArray[Any]:
         )
     if not a.flags.c_contiguous:
         a = np.ascontiguousarray(a)
-    return a
+    return cast("npt.NDArray[Any]", a)
 
 
 def common_dtype(first: npt.NDArray[Any], first_name: str, *others: tuple[Any, str]) -> None:

@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -96,13 +96,13 @@ def make_inputs(layer: Layer, seed: int = 0) -> tuple[Array, Array, Array]:
 
 
 def convx_runner(layer: Layer, x: Array, w: Array, b: Array) -> Callable[[], object]:
-    kw = dict(stride=layer.stride, padding=layer.pad, dilation=layer.dilation,
+    kw: dict[str, Any] = dict(stride=layer.stride, padding=layer.pad, dilation=layer.dilation,
               groups=layer.groups)
     return lambda: convx.conv2d(x, w, b, **kw)
 
 
 def torch_runner(layer: Layer, x: Array, w: Array, b: Array, channels_last: bool
-                 ) -> Optional[Callable[[], object]]:
+                 ) -> Callable[[], object] | None:
     try:
         import torch
     except ImportError:
@@ -153,7 +153,7 @@ def ort_session(layer: Layer, w: Array, b: Array, threads: int) -> Any:
 
 
 def ort_runner(layer: Layer, x: Array, w: Array, b: Array, threads: int
-               ) -> Optional[Callable[[], object]]:
+               ) -> Callable[[], object] | None:
     try:
         sess = ort_session(layer, w, b, threads)
     except ImportError:
@@ -193,7 +193,7 @@ def set_threads(threads: int) -> None:
 def bench_layer(layer: Layer, threads: int, min_time: float) -> dict[str, float]:
     x, w, b = make_inputs(layer)
     set_threads(threads)
-    runners: dict[str, Optional[Callable[[], object]]] = {
+    runners: dict[str, Callable[[], object] | None] = {
         "convx": convx_runner(layer, x, w, b),
         "torch": torch_runner(layer, x, w, b, channels_last=False),
         "torch_cl": torch_runner(layer, x, w, b, channels_last=True),
@@ -216,7 +216,7 @@ def bench_layer(layer: Layer, threads: int, min_time: float) -> dict[str, float]
 
 def bitwise_same_across_threads(layer: Layer) -> bool:
     x, w, b = make_inputs(layer, seed=1)
-    outs = []
+    outs: list[Any] = []
     for t in (1, 2):
         convx.set_num_threads(t)
         outs.append(convx_runner(layer, x, w, b)())
@@ -259,7 +259,7 @@ print(json.dumps({"extra_mib": ((after - before) * 1024 - out_bytes) / 2**20}))
 """
 
 
-def extra_memory_mib(lib: str) -> Optional[float]:
+def extra_memory_mib(lib: str) -> float | None:
     env = dict(os.environ)
     proc = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, lib], capture_output=True,
                           text=True, env=env, timeout=300, check=False)
@@ -298,7 +298,7 @@ def render(results: dict[int, dict[str, dict[str, float]]], peak: float) -> str:
     return "\n".join(lines)
 
 
-def plot(results: dict[int, dict[str, dict[str, float]]], path: str) -> Optional[str]:
+def plot(results: dict[int, dict[str, dict[str, float]]], path: str) -> str | None:
     try:
         import matplotlib
 
@@ -324,7 +324,7 @@ def plot(results: dict[int, dict[str, dict[str, float]]], path: str) -> Optional
     return path
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m convx bench", description=__doc__)
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     parser.add_argument("--min-time", type=float, default=0.3,

@@ -12,7 +12,7 @@ owns is ever written except `out=`.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -87,16 +87,16 @@ def _out_shape(n: int, h: int, w: int, c: int, layout: str, batched: bool) -> tu
 def conv2d(
     x: npt.ArrayLike,
     weight: npt.ArrayLike,
-    bias: Optional[npt.ArrayLike] = None,
+    bias: npt.ArrayLike | None = None,
     *,
     stride: Any = 1,
     padding: PaddingArg = 0,
     dilation: Any = 1,
     groups: int = 1,
     layout: str = "NHWC",
-    activation: Optional[str] = None,
+    activation: str | None = None,
     flip: bool = False,
-    out: Optional[Array] = None,
+    out: Array | None = None,
 ) -> Array:
     """2-D convolution (cross-correlation by default) of a batch or one image.
 
@@ -121,6 +121,49 @@ def conv2d(
     Returns:
         The output, float32 for float32 inputs and float64 for float64, in ``layout``.
     """
+    # Fast path: a call signature seen before reuses its validated plan. The compiled
+    # plan re-checks every buffer (dtype, contiguity, size), so anything unusual
+    # raises there and is re-run through the full validation below for a clear error.
+    if out is None and not flip and type(x) is np.ndarray and type(weight) is np.ndarray:
+        try:
+            key = (x.shape, x.dtype, weight.shape, bias is None, stride, padding, dilation,
+                   groups, layout, activation)
+            entry = _PLANS.get(key)
+        except TypeError:  # an unhashable argument such as a list
+            entry = None
+        if entry is not None:
+            result = np.empty(entry[1], dtype=x.dtype)
+            try:
+                entry[0].run(x, weight, bias, result)
+                return result
+            except (TypeError, ValueError):
+                pass
+    else:
+        key = None
+    return _conv2d_checked(x, weight, bias, stride, padding, dilation, groups, layout,
+                           activation, flip, out, key if out is None and not flip else None)
+
+
+# Validated plans by call signature; bounded so that varied shapes cannot grow it forever.
+_PLANS: dict[Any, tuple[Any, tuple[int, ...]]] = {}
+_MAX_PLANS = 512
+
+
+def _conv2d_checked(
+    x: npt.ArrayLike,
+    weight: npt.ArrayLike,
+    bias: Optional[npt.ArrayLike],
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    groups: Any,
+    layout: Any,
+    activation: Any,
+    flip: bool,
+    out: Optional[Array],
+    key: Any,
+) -> Array:
+    """conv2d with full validation; remembers the plan under `key` when given."""
     layout = check_layout(layout)
     xa = as_float_array(x, "x")
     wa = as_float_array(weight, "weight")
@@ -157,10 +200,14 @@ def conv2d(
     if flip:
         axes = (1, 2) if layout == "NHWC" else (2, 3)
         wa = np.ascontiguousarray(np.flip(wa, axis=axes))
-    result = check_out(out, _out_shape(n, h_out, w_out, c_out, layout, batched), xa.dtype,
-                       (xa, wa, ba))
-    _core.conv2d(xa, wa, ba, result, (n, h, w, c_in), (c_out, k_h), k_w, s, d, pads, g,
-                 layout, act)
+    out_shape = _out_shape(n, h_out, w_out, c_out, layout, batched)
+    result = check_out(out, out_shape, xa.dtype, (xa, wa, ba))
+    plan = _core.ConvPlan((n, h, w, c_in), (c_out, k_h), k_w, s, d, pads, g, layout, act)
+    plan.run(xa, wa, ba, result)
+    if key is not None and xa is x and wa is weight and (ba is None or ba is bias):
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        _PLANS[key] = (plan, out_shape)
     return result
 
 
@@ -251,7 +298,7 @@ def im2col(
     return result
 
 
-def gemm(a: npt.ArrayLike, b: npt.ArrayLike, *, out: Optional[Array] = None) -> Array:
+def gemm(a: npt.ArrayLike, b: npt.ArrayLike, *, out: Array | None = None) -> Array:
     """Matrix product a @ b of 2-D float32 or float64 arrays with convx's blocked GEMM.
 
     a is (M, K) and b is (K, N); any strides work (transposed or sliced views are read in

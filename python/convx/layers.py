@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -36,8 +36,8 @@ class Conv2D:
         *,
         layout: str = "NHWC",
         dtype: Any = np.float32,
-        seed: Optional[int] = None,
-        activation: Optional[str] = None,
+        seed: int | None = None,
+        activation: str | None = None,
     ) -> None:
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
                             ("groups", groups)):
@@ -78,11 +78,11 @@ class Conv2D:
         shape = (out_channels, k_h, k_w, c_g) if self.layout == "NHWC" else \
             (out_channels, c_g, k_h, k_w)
         self.weight: npt.NDArray[Any] = rng.uniform(-bound, bound, size=shape).astype(dt)
-        self.bias: Optional[npt.NDArray[Any]] = (
+        self.bias: npt.NDArray[Any] | None = (
             rng.uniform(-bound, bound, size=(out_channels,)).astype(dt) if bias else None
         )
 
-    def __call__(self, x: npt.ArrayLike, *, out: Optional[npt.NDArray[Any]] = None
+    def __call__(self, x: npt.ArrayLike, *, out: npt.NDArray[Any] | None = None
                  ) -> npt.NDArray[Any]:
         """Apply the layer to a batch (4-D) or a single image (3-D) in the layer's layout."""
         return conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding,

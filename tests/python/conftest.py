@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,18 @@ from hypothesis import HealthCheck, settings
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import convx
+
+# When a property test fails, Hypothesis's pytest plugin imports its patch writer, which
+# imports libcst when that is installed; libcst's import raises a DeprecationWarning from
+# mypy_extensions. Under filterwarnings = error that turns every failing property test
+# into an INTERNALERROR that aborts the session and hides the real report. Importing it
+# once here, with that warning silenced, keeps failures readable.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    try:
+        import hypothesis.extra._patching  # noqa: F401
+    except ImportError:  # libcst absent: the plugin then skips patch writing
+        pass
 
 settings.register_profile(
     "ci",

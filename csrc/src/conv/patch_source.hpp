@@ -11,6 +11,21 @@
 
 namespace convx::detail {
 
+// Short runs (a few channels) are copied inline; a memcpy call would cost more.
+template <typename T>
+inline void copy(T* dst, const T* src, std::int64_t n) {
+  if (n >= 16) {
+    std::memcpy(dst, src, static_cast<std::size_t>(n) * sizeof(T));
+  } else {
+    for (std::int64_t t = 0; t < n; ++t) dst[t] = src[t];
+  }
+}
+
+template <typename T>
+inline void fill_zero(T* dst, std::int64_t n) {
+  for (std::int64_t t = 0; t < n; ++t) dst[t] = T(0);
+}
+
 // NHWC patches as rows of A. Row r is output pixel (b, oh, ow) of the whole
 // batch (r = (b*h_out + oh)*w_out + ow); K index p = (u*k_w + v)*C_g + c, the
 // HWC patch order in which OHWI weights are stored. Within one tap the C_g
@@ -24,6 +39,11 @@ class NhwcPatchRows final : public ASource<T> {
   void pack_rows(T* dst, std::int64_t ld, std::int64_t r0, std::int64_t rows, std::int64_t k0,
                  std::int64_t kc) const override {
     const std::int64_t cg = s_.c_in_per_group();
+    // One kernel row u covers K indices [u*k_w*cg, (u+1)*k_w*cg). Without
+    // groups and dilation it is one contiguous strip of the image, so it is
+    // copied whole; otherwise tap by tap.
+    const bool strips = cg == s_.c_in && s_.p.dilation_w == 1;
+    const std::int64_t row_len = s_.k_w * cg;
     std::int64_t ow = r0 % s_.w_out;
     std::int64_t oh = (r0 / s_.w_out) % s_.h_out;
     std::int64_t b = r0 / (s_.w_out * s_.h_out);
@@ -31,22 +51,48 @@ class NhwcPatchRows final : public ASource<T> {
       const std::int64_t ih0 = oh * s_.p.stride_h - s_.p.pad.top;
       const std::int64_t iw0 = ow * s_.p.stride_w - s_.p.pad.left;
       const T* img = x_ + b * s_.h * s_.w * s_.c_in;
-      T* out = dst + i * ld;
-      std::int64_t p = 0, tap = k0 / cg, c = k0 % cg;
-      while (p < kc) {
-        const std::int64_t u = tap / s_.k_w, v = tap % s_.k_w;
+      T* out = dst + i * ld - k0;  // indexed by absolute K index
+      const bool inside = strips && k0 == 0 && kc == s_.k_h * row_len && ih0 >= 0 &&
+                          ih0 + (s_.k_h - 1) * s_.p.dilation_h < s_.h && iw0 >= 0 &&
+                          iw0 + s_.k_w <= s_.w;
+      if (inside) {
+        // The common interior pixel: k_h whole strips, no bounds to check.
+        const T* src = img + (ih0 * s_.w + iw0) * s_.c_in;
+        const std::int64_t step = s_.p.dilation_h * s_.w * s_.c_in;
+        for (std::int64_t u = 0; u < s_.k_h; ++u) copy(out + u * row_len, src + u * step, row_len);
+      }
+      for (std::int64_t u = inside ? s_.k_h : k0 / row_len; u * row_len < k0 + kc; ++u) {
+        const std::int64_t lo = std::max(k0, u * row_len);
+        const std::int64_t hi = std::min(k0 + kc, (u + 1) * row_len);
         const std::int64_t ih = ih0 + u * s_.p.dilation_h;
-        const std::int64_t iw = iw0 + v * s_.p.dilation_w;
-        const std::int64_t run = std::min(cg - c, kc - p);
-        if (ih >= 0 && ih < s_.h && iw >= 0 && iw < s_.w) {
-          std::memcpy(out + p, img + (ih * s_.w + iw) * s_.c_in + c,
-                      static_cast<std::size_t>(run) * sizeof(T));
-        } else {
-          std::fill(out + p, out + p + run, T(0));
+        if (ih < 0 || ih >= s_.h) {
+          fill_zero(out + lo, hi - lo);
+          continue;
         }
-        p += run;
-        c = 0;
-        ++tap;
+        const T* image_row = img + ih * s_.w * s_.c_in;
+        if (strips) {
+          // Valid K range of this strip: taps whose column lies inside the image.
+          const std::int64_t base = u * row_len;
+          const std::int64_t v_lo = std::clamp<std::int64_t>(-iw0, 0, s_.k_w);
+          const std::int64_t v_hi = std::clamp<std::int64_t>(s_.w - iw0, v_lo, s_.k_w);
+          const std::int64_t a = std::clamp(base + v_lo * cg, lo, hi);
+          const std::int64_t e = std::clamp(base + v_hi * cg, lo, hi);
+          fill_zero(out + lo, a - lo);
+          copy(out + a, image_row + iw0 * s_.c_in + (a - base), e - a);
+          fill_zero(out + e, hi - e);
+          continue;
+        }
+        for (std::int64_t p = lo; p < hi;) {
+          const std::int64_t v = (p / cg) % s_.k_w, c = p % cg;
+          const std::int64_t run = std::min(cg - c, hi - p);
+          const std::int64_t iw = iw0 + v * s_.p.dilation_w;
+          if (iw >= 0 && iw < s_.w) {
+            copy(out + p, image_row + iw * s_.c_in + c, run);
+          } else {
+            fill_zero(out + p, run);
+          }
+          p += run;
+        }
       }
       if (++ow == s_.w_out) {
         ow = 0;

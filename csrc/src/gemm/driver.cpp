@@ -114,9 +114,13 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
     n_chunks = ceil_div(nc_pad, chunk);
 
     // Phase 1: pack the K x nc block of B, k-block by k-block, in parallel.
-    T* packed_b = lease.shared().as<T>(static_cast<std::size_t>(k_alloc * nc_pad));
+    // With a single M block every B panel is used once, so instead each task
+    // packs its panels just before use, while they are hot in L1.
+    const bool stream_b = m_tasks == 1;
+    T* packed_b =
+        stream_b ? nullptr : lease.shared().as<T>(static_cast<std::size_t>(k_alloc * nc_pad));
     const std::int64_t groups = ceil_div(panels, kPanelsPerPackTask);
-    if (k > 0) {
+    if (k > 0 && !stream_b) {
       lease.run(k_blocks * groups, threads, [&](std::int64_t t, WorkerScratch&) {
         const std::int64_t pc = (t / groups) * kc_max;
         const std::int64_t kc = std::min(kc_max, k - pc);
@@ -138,6 +142,9 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
       // rows a micro-kernel streams never share L1 sets at power-of-two strides.
       const std::int64_t lda_max = std::min(kc_max, k_alloc) + kRowPad<T>;
       T* packed_a = scratch.pack.as<T>(static_cast<std::size_t>(rows_pad * lda_max));
+      T* b_panel = stream_b ? scratch.pack_b.as<T>(static_cast<std::size_t>(
+                                  std::min(kc_max, k_alloc) * nr))
+                            : nullptr;
       for (std::int64_t kb = 0; kb < k_blocks; ++kb) {
         const std::int64_t pc = kb * kc_max;
         const std::int64_t kc = std::max<std::int64_t>(0, std::min(kc_max, k - pc));
@@ -148,9 +155,14 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
         }
         const bool acc = accumulate || kb > 0;
         const bool last = kb + 1 == k_blocks;
-        const T* bblock = packed_b + pc * nc_pad;
         for (std::int64_t jr = j_lo; jr < j_hi; jr += nr) {
           const std::int64_t ncur = std::min<std::int64_t>(nr, j_hi - jr);
+          const T* bpanel = b_panel;
+          if (!stream_b) {
+            bpanel = packed_b + pc * nc_pad + jr * kc;
+          } else if (kc > 0) {
+            b.pack_panels(b_panel, jc + jr, ncur, pc, kc, nr);
+          }
           for (std::int64_t ir = 0; ir < mcur; ir += mr) {
             TileEpilogue<T> tile_ep;
             const TileEpilogue<T>* tile_ep_ptr = nullptr;
@@ -160,7 +172,7 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
               tile_ep.relu = ep.activation == Activation::ReLU;
               tile_ep_ptr = &tile_ep;
             }
-            kern.fn(kc, packed_a + ir * lda, lda, bblock + jr * kc,
+            kern.fn(kc, packed_a + ir * lda, lda, bpanel,
                     c + (ic + ir) * rs_c + (jc + jr) * cs_c, rs_c, cs_c,
                     std::min<std::int64_t>(mr, mcur - ir), ncur, acc, tile_ep_ptr);
           }

@@ -9,12 +9,13 @@
 namespace convx::detail {
 namespace {
 
-// Channels are processed in blocks of kBlock, whose accumulators the compiler
-// keeps in vector registers.
+// One output pixel, channels [c0, c0 + kBlock): the accumulators stay in
+// vector registers across all taps. kBlock is a compile-time constant so the
+// channel loops vectorise completely.
 template <typename T, int kBlock>
-void dw_block(const DwRow<T>& r, std::int64_t ow, std::int64_t c0, std::int64_t cb) {
+inline void dw_block(const DwRow<T>& r, std::int64_t ow, std::int64_t c0) {
   T acc[kBlock];
-  for (int c = 0; c < kBlock; ++c) acc[c] = (r.bias != nullptr && c < cb) ? r.bias[c0 + c] : T(0);
+  for (int c = 0; c < kBlock; ++c) acc[c] = r.bias != nullptr ? r.bias[c0 + c] : T(0);
   const std::int64_t ih0 = r.oh * r.s_h - r.pad_top;
   const std::int64_t iw0 = ow * r.s_w - r.pad_left;
   for (std::int64_t u = 0; u < r.k_h; ++u) {
@@ -27,28 +28,37 @@ void dw_block(const DwRow<T>& r, std::int64_t ow, std::int64_t c0, std::int64_t 
       if (iw < 0 || iw >= r.w_in) continue;
       const T* xp = xrow + iw * r.channels;
       const T* wp = wrow + v * r.channels;
-      if (cb == kBlock) {
-        for (int c = 0; c < kBlock; ++c) acc[c] += xp[c] * wp[c];
-      } else {
-        for (std::int64_t c = 0; c < cb; ++c) acc[c] += xp[c] * wp[c];
-      }
+      for (int c = 0; c < kBlock; ++c) acc[c] += xp[c] * wp[c];
     }
   }
   T* out = r.y + ow * r.channels + c0;
-  for (std::int64_t c = 0; c < cb; ++c) {
-    const T v = acc[c];
-    out[c] = (r.relu && !(v > T(0))) ? T(0) : v;
+  if (r.relu) {
+    for (int c = 0; c < kBlock; ++c) out[c] = acc[c] > T(0) ? acc[c] : T(0);
+  } else {
+    for (int c = 0; c < kBlock; ++c) out[c] = acc[c];
   }
 }
 
+// Channels in blocks of kBlock, then the remainder one channel at a time.
+template <typename T, int kBlock>
+void dw_row_blocked(const DwRow<T>& r) {
+  const std::int64_t full = r.channels / kBlock * kBlock;
+  for (std::int64_t ow = 0; ow < r.w_out; ++ow) {
+    for (std::int64_t c0 = 0; c0 < full; c0 += kBlock) dw_block<T, kBlock>(r, ow, c0);
+    for (std::int64_t c0 = full; c0 < r.channels; ++c0) dw_block<T, 1>(r, ow, c0);
+  }
+}
+
+// The block is the largest of 32, 16, 8 (values) that divides the channel
+// count, so common widths (multiples of 8) run without a scalar remainder.
 template <typename T>
 void dw_row(const DwRow<T>& r) {
-  constexpr int kBlock = 64 / static_cast<int>(sizeof(T)) * 4;  // four cache lines
-  for (std::int64_t ow = 0; ow < r.w_out; ++ow) {
-    for (std::int64_t c0 = 0; c0 < r.channels; c0 += kBlock) {
-      const std::int64_t cb = r.channels - c0 < kBlock ? r.channels - c0 : kBlock;
-      dw_block<T, kBlock>(r, ow, c0, cb);
-    }
+  if (r.channels % 32 == 0) {
+    dw_row_blocked<T, 32>(r);
+  } else if (r.channels % 16 == 0) {
+    dw_row_blocked<T, 16>(r);
+  } else {
+    dw_row_blocked<T, 8>(r);
   }
 }
 

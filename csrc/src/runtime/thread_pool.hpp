@@ -21,7 +21,8 @@ namespace convx::detail {
 
 // Scratch handed to one task: private to the worker that runs it.
 struct WorkerScratch {
-  AlignedBuffer pack;
+  AlignedBuffer pack;    // a packed block of A
+  AlignedBuffer pack_b;  // one B micro-panel, when B is packed on the fly
 };
 
 using TaskFn = std::function<void(std::int64_t task, WorkerScratch& scratch)>;
