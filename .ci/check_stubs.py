@@ -18,7 +18,9 @@ from convx import _core
 
 def split_top_level(text: str) -> list[str]:
     """Splits on commas that are not inside brackets or quotes."""
-    parts, depth, quote, current = [], 0, "", []
+    parts: list[str] = []
+    current: list[str] = []
+    depth, quote = 0, ""
     for ch in text:
         if quote:
             quote = "" if ch == quote else quote
@@ -41,6 +43,8 @@ def split_top_level(text: str) -> list[str]:
 def runtime_params(name: str, func: object) -> list[str]:
     """Parameter names from pybind11's first docstring line: `name(a: T, b: U = 1) -> R`."""
     doc = (getattr(func, "__doc__", None) or "").lstrip()
+    if doc.startswith("Overloaded function."):
+        raise SystemExit(f"{name}: overloaded in _core; stub it with @overload and extend this")
     line = doc.splitlines()[0] if doc else ""
     if not line.startswith(name + "("):
         raise SystemExit(f"{name}: cannot read a signature from its docstring: {line!r}")
@@ -55,32 +59,69 @@ def runtime_params(name: str, func: object) -> list[str]:
     return [p.split(":")[0].split("=")[0].strip() for p in split_top_level(inner)]
 
 
-def main(stub_path: str) -> int:
-    tree = ast.parse(Path(stub_path).read_text())
-    stubs = {
-        node.name: [a.arg for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs]
-        for node in tree.body
-        if isinstance(node, ast.FunctionDef)
-    }
-    runtime = {
-        name: obj
-        for name, obj in vars(_core).items()
-        if callable(obj) and not (name.startswith("__") and name.endswith("__"))
-    }
+def stub_members(body: list[ast.stmt]) -> dict[str, list[str] | None]:
+    """Functions (name -> parameter names) and properties (name -> None) of a stub body."""
+    out: dict[str, list[str] | None] = {}
+    for node in body:
+        if isinstance(node, ast.FunctionDef):
+            is_property = any(
+                isinstance(d, ast.Name) and d.id == "property" for d in node.decorator_list
+            )
+            args = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+            out[node.name] = None if is_property else [a.arg for a in args]
+    return out
+
+
+def compare(
+    where: str, stubs: dict[str, list[str] | None], runtime: dict[str, object]
+) -> list[str]:
     problems = []
     for name in sorted(set(runtime) - set(stubs)):
-        problems.append(f"{name}: in _core but has no stub")
+        problems.append(f"{where}{name}: in _core but has no stub")
     for name in sorted(set(stubs) - set(runtime)):
-        problems.append(f"{name}: stubbed but not in _core")
+        problems.append(f"{where}{name}: stubbed but not in _core")
     for name in sorted(set(stubs) & set(runtime)):
-        got = runtime_params(name, runtime[name])
-        if got != stubs[name]:
-            problems.append(f"{name}: _core takes {got}, the stub says {stubs[name]}")
+        want = stubs[name]
+        obj = runtime[name]
+        if isinstance(obj, type):
+            continue  # a class: its members are compared on their own
+        if want is None:
+            if not isinstance(obj, property):
+                problems.append(f"{where}{name}: the stub has a property, _core does not")
+            continue
+        got = runtime_params(name, obj)
+        if got != want:
+            problems.append(f"{where}{name}: _core takes {got}, the stub says {want}")
+    return problems
+
+
+def public(namespace: dict[str, object], keep: tuple[str, ...] = ()) -> dict[str, object]:
+    return {
+        name: obj
+        for name, obj in namespace.items()
+        if (callable(obj) or isinstance(obj, property))
+        and (name in keep or not (name.startswith("__") and name.endswith("__")))
+        and not name.startswith("_pybind11")  # pybind11's cross-module conduit
+    }
+
+
+def main(stub_path: str) -> int:
+    tree = ast.parse(Path(stub_path).read_text())
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    stubs: dict[str, list[str] | None] = stub_members(tree.body)
+    stubs.update({name: [] for name in classes})  # checked member by member below
+    runtime = public(vars(_core))
+    problems = compare("", stubs, runtime)
+    for name in sorted(set(classes) & set(runtime)):
+        # pybind11 puts every class in the module as a type with an __init__ signature.
+        members = public(dict(vars(runtime[name])), keep=("__init__",))
+        problems += compare(f"{name}.", stub_members(classes[name].body), members)
     if not isinstance(getattr(_core, "__version__", None), str):
         problems.append("__version__: missing or not a str")
     for p in problems:
         print(f"check_stubs: {p}")
-    print(f"check_stubs: {len(stubs)} stubbed functions, {len(problems)} problem(s)")
+    n = sum(len(stub_members(c.body)) for c in classes.values()) + len(stubs) - len(classes)
+    print(f"check_stubs: {n} stubbed functions and members, {len(problems)} problem(s)")
     return 1 if problems else 0
 
 

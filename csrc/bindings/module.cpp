@@ -107,6 +107,11 @@ class ConvPlan {
     }
   }
 
+  int64_t workspace_bytes(bool f64) const {
+    return f64 ? convx::conv2d_workspace_bytes<double>(shape_)
+               : convx::conv2d_workspace_bytes<float>(shape_);
+  }
+
   py::tuple output_dims() const {
     return py::make_tuple(shape_.n, shape_.h_out, shape_.w_out, shape_.c_out);
   }
@@ -253,6 +258,7 @@ PYBIND11_MODULE(_core, m) {
            py::arg("activation"))
       .def("run", &ConvPlan::run, py::arg("x"), py::arg("weight"), py::arg("bias"),
            py::arg("out"))
+      .def("workspace_bytes", &ConvPlan::workspace_bytes, py::arg("f64"))
       .def_property_readonly("output_dims", &ConvPlan::output_dims);
   m.def("im2col", &im2col, py::arg("x"), py::arg("out"), py::arg("dims"), py::arg("kernel"),
         py::arg("stride"), py::arg("dilation"), py::arg("pad"), py::arg("groups"),

@@ -11,7 +11,7 @@ from typing import Any
 
 from convx import _core
 from convx._conv_matrix import conv_bias_vector, conv_matrix
-from convx.functional import conv2d, gemm, im2col, output_shape, pad
+from convx.functional import conv2d, gemm, im2col, output_shape, pad, workspace_bytes
 from convx.layers import Conv2D
 
 __version__: str = _core.__version__
@@ -29,6 +29,7 @@ __all__ = [
     "output_shape",
     "pad",
     "set_num_threads",
+    "workspace_bytes",
 ]
 
 

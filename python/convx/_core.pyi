@@ -18,28 +18,37 @@ _Int4 = tuple[int, int, int, int]
 
 __version__: str
 
-def conv2d(
-    x: _Array,
-    weight: _Array,
-    bias: _Array | None,
-    out: _Array,
-    input_dims: _Int4,
-    cout_kh: _Int2,
-    k_w: int,
-    stride: _Int2,
-    dilation: _Int2,
-    pad: _Int4,
-    groups: int,
-    layout: str,
-    activation: str,
-) -> None:
-    """Forward convolution into `out`.
+class ConvPlan:
+    """One validated convolution geometry, reusable for any number of calls.
 
     input_dims is (n, h, w, c_in) whatever the layout; cout_kh is (c_out, k_h);
     pad is (top, bottom, left, right); layout is "NHWC" (x NHWC, weight OHWI,
     out NHWC) or "NCHW" (x NCHW, weight OIHW, out NCHW); activation is "none"
-    or "relu". bias has c_out values or is None.
+    or "relu". Raises ValueError naming the bad argument.
     """
+
+    def __init__(
+        self,
+        input_dims: _Int4,
+        cout_kh: _Int2,
+        k_w: int,
+        stride: _Int2,
+        dilation: _Int2,
+        pad: _Int4,
+        groups: int,
+        layout: str,
+        activation: str,
+    ) -> None: ...
+    def run(self, x: _Array, weight: _Array, bias: _Array | None, out: _Array) -> None:
+        """Forward convolution of x into out (fully overwritten); bias has c_out values
+        or is None. Checks every buffer's dtype, contiguity, size and writeability."""
+
+    def workspace_bytes(self, f64: bool) -> int:
+        """Scratch memory one run needs, in bytes, for float64 (f64=True) or float32."""
+
+    @property
+    def output_dims(self) -> _Int4:
+        """(n, h_out, w_out, c_out)."""
 
 def im2col(
     x: _Array,

@@ -29,29 +29,31 @@ from convx._args import (
     resolve_padding,
 )
 
-__all__ = ["conv2d", "gemm", "im2col", "output_shape", "pad"]
+__all__ = ["conv2d", "gemm", "im2col", "output_shape", "pad", "workspace_bytes"]
 
 Array = npt.NDArray[Any]
 _ACTIVATIONS = {None: "none", "relu": "relu"}
 _ORDERS = ("hwc", "chw", "seed")
 
 
-def _split_input(x: Array, layout: str, name: str = "x") -> tuple[int, int, int, int, bool]:
-    """Return (n, h, w, c, batched) for a 3-D or 4-D activation."""
-    if x.ndim == 4:
+def _split_input(
+    shape: tuple[int, ...], layout: str, name: str = "x"
+) -> tuple[int, int, int, int, bool]:
+    """Return (n, h, w, c, batched) for the shape of a 3-D or 4-D activation."""
+    if len(shape) == 4:
         if layout == "NHWC":
-            n, h, w, c = x.shape
+            n, h, w, c = shape
         else:
-            n, c, h, w = x.shape
-        return n, h, w, c, True
-    if x.ndim == 3:
+            n, c, h, w = shape
+        return int(n), int(h), int(w), int(c), True
+    if len(shape) == 3:
         if layout == "NHWC":
-            h, w, c = x.shape
+            h, w, c = shape
         else:
-            c, h, w = x.shape
-        return 1, h, w, c, False
+            c, h, w = shape
+        return 1, int(h), int(w), int(c), False
     expect = "(N, H, W, C) or (H, W, C)" if layout == "NHWC" else "(N, C, H, W) or (C, H, W)"
-    raise ValueError(f"{name} must be 4-D {expect} for layout {layout}, got shape {x.shape}")
+    raise ValueError(f"{name} must be 4-D {expect} for layout {layout}, got shape {shape}")
 
 
 def _geometry(
@@ -129,8 +131,8 @@ def conv2d(
             key = (x.shape, x.dtype, weight.shape, bias is None, stride, padding, dilation,
                    groups, layout, activation)
             entry = _PLANS.get(key)
-        except TypeError:  # an unhashable argument such as a list
-            entry = None
+        except TypeError:  # an unhashable argument such as a list: not cached
+            entry = key = None
         if entry is not None:
             result = np.empty(entry[1], dtype=x.dtype)
             try:
@@ -152,7 +154,7 @@ _MAX_PLANS = 512
 def _conv2d_checked(
     x: npt.ArrayLike,
     weight: npt.ArrayLike,
-    bias: Optional[npt.ArrayLike],
+    bias: npt.ArrayLike | None,
     stride: Any,
     padding: Any,
     dilation: Any,
@@ -160,7 +162,7 @@ def _conv2d_checked(
     layout: Any,
     activation: Any,
     flip: bool,
-    out: Optional[Array],
+    out: Array | None,
     key: Any,
 ) -> Array:
     """conv2d with full validation; remembers the plan under `key` when given."""
@@ -169,7 +171,7 @@ def _conv2d_checked(
     wa = as_float_array(weight, "weight")
     ba = None if bias is None else as_float_array(bias, "bias")
     common_dtype(xa, "x", (wa, "weight"), (ba, "bias"))
-    n, h, w, c_in, batched = _split_input(xa, layout)
+    n, h, w, c_in, batched = _split_input(xa.shape, layout)
     if wa.ndim != 4:
         expect = "(C_out, k_h, k_w, C_in/groups)" if layout == "NHWC" else \
             "(C_out, C_in/groups, k_h, k_w)"
@@ -228,16 +230,47 @@ def output_shape(
     layout = check_layout(layout)
     if len(weight_shape) != 4:
         raise ValueError(f"weight_shape must have 4 entries, got {weight_shape}")
-    probe = np.empty(tuple(input_shape), dtype=np.uint8) if len(input_shape) in (3, 4) else None
-    if probe is None:
-        raise ValueError(f"input_shape must have 3 or 4 entries, got {input_shape}")
-    n, h, w, _, batched = _split_input(probe, layout, "input_shape")
+    n, h, w, _, batched = _split_input(tuple(input_shape), layout, "input_shape")
     if layout == "NHWC":
         c_out, k_h, k_w, _ = weight_shape
     else:
         c_out, _, k_h, k_w = weight_shape
     _, _, _, h_out, w_out = _geometry(h, w, (k_h, k_w), stride, padding, dilation)
     return _out_shape(n, h_out, w_out, c_out, layout, batched)
+
+
+def workspace_bytes(
+    input_shape: tuple[int, ...],
+    weight_shape: tuple[int, ...],
+    *,
+    stride: Any = 1,
+    padding: PaddingArg = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+    layout: str = "NHWC",
+    dtype: Any = np.float32,
+) -> int:
+    """Scratch memory, in bytes, that conv2d uses for this problem, over all threads.
+
+    convx never materialises the im2col matrix: it packs patches tile by tile into
+    per-thread buffers of fixed size, plus one packed copy of the weights. The figure
+    therefore does not grow with the image (try doubling H and W).
+    """
+    layout = check_layout(layout)
+    n, h, w, c_in, _ = _split_input(tuple(input_shape), layout, "input_shape")
+    if len(weight_shape) != 4:
+        raise ValueError(f"weight_shape must have 4 entries, got {weight_shape}")
+    if layout == "NHWC":
+        c_out, k_h, k_w, _ = weight_shape
+    else:
+        c_out, _, k_h, k_w = weight_shape
+    dt = np.dtype(dtype)
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    s, d, pads, _, _ = _geometry(h, w, (k_h, k_w), stride, padding, dilation)
+    plan = _core.ConvPlan((n, h, w, c_in), (c_out, k_h), k_w, s, d, pads,
+                          _check_groups(groups), layout, "none")
+    return int(plan.workspace_bytes(dt == np.float64))
 
 
 def pad(x: npt.ArrayLike, padding: PaddingArg, *, layout: str = "NHWC") -> Array:
@@ -249,7 +282,7 @@ def pad(x: npt.ArrayLike, padding: PaddingArg, *, layout: str = "NHWC") -> Array
     """
     layout = check_layout(layout)
     xa = as_float_array(x, "x")
-    n, h, w, c, batched = _split_input(xa, layout)
+    n, h, w, c, batched = _split_input(xa.shape, layout)
     if isinstance(padding, str) and padding != "valid":
         raise ValueError(
             f"padding {padding!r} depends on a kernel; pass explicit amounts to pad()"
@@ -285,7 +318,7 @@ def im2col(
     if order not in _ORDERS:
         raise ValueError(f"order must be 'hwc', 'chw' or 'seed', got {order!r}")
     xa = as_float_array(x, "x")
-    n, h, w, c, batched = _split_input(xa, layout)
+    n, h, w, c, batched = _split_input(xa.shape, layout)
     k = normalize_pair(kernel_size, "kernel_size")
     g = _check_groups(groups)
     if c % g != 0:

@@ -44,7 +44,7 @@ with warnings.catch_warnings():
 settings.register_profile(
     "ci",
     deadline=None,
-    max_examples=60,
+    max_examples=150,
     derandomize=True,
     print_blob=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
@@ -52,7 +52,7 @@ settings.register_profile(
 settings.register_profile(
     "dev",
     deadline=None,
-    max_examples=60,
+    max_examples=150,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 settings.register_profile(

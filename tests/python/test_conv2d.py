@@ -239,6 +239,31 @@ def test_blocked_sizes(layout: str, dtype: type, groups: int, isa: str,
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("shape", "c_out", "k", "padding"), [
+    ((1, 6, 5, 300), 20, 3, 1),        # K = 2700: deeper than any sensible K block
+    ((2, 45, 41, 3), 9, 3, "same"),     # M = 3690 output pixels
+    ((1, 12, 12, 64), 130, 1, 0),       # wide N
+])
+def test_large_gemm_dimensions(shape: tuple[int, ...], c_out: int, k: int, padding: Any,
+                               dtype: type, isa: str, rng: np.random.Generator) -> None:
+    x = uniform(rng, shape, dtype)
+    weight = uniform(rng, (c_out, k, k, shape[3]), dtype)
+    bias = uniform(rng, (c_out,), dtype)
+    check_conv(x, weight, bias, padding=padding)
+
+
+def test_list_and_numpy_int_arguments(rng: np.random.Generator) -> None:
+    x = uniform(rng, (1, 7, 8, 2), np.float64)
+    weight = uniform(rng, (3, 3, 2, 2), np.float64)
+    want = convx.conv2d(x, weight, stride=(2, 1), padding=((1, 0), (0, 1)), dilation=(1, 2))
+    got = convx.conv2d(x, weight, stride=[np.int64(2), 1], padding=[[1, 0], [np.int32(0), 1]],
+                       dilation=[1, np.int16(2)])
+    np.testing.assert_array_equal(got, want)
+    depthwise = uniform(rng, (4, 3, 2, 1), np.float64)
+    assert convx.conv2d(x, depthwise, groups=np.int64(2)).shape == (1, 5, 7, 4)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_single_image_equals_batch_of_one(dtype: type, rng: np.random.Generator) -> None:
     x = uniform(rng, (6, 7, 3), dtype)
     weight = uniform(rng, (5, 3, 3, 3), dtype)
@@ -329,6 +354,24 @@ def test_seed_vectorised_formula(hw: tuple[int, int], k: tuple[int, int], stride
                 want = x_ij @ k_flat[m] + float(bias[m])
                 assert abs(float(y[i, j, m]) - want) <= 40 * np.finfo(dtype).eps * (
                     1 + np.abs(x_ij) @ np.abs(k_flat[m])), (i, j, m)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_seed_vectorised_formula_with_groups(layout: str, rng: np.random.Generator) -> None:
+    """Per group g: Y[i, j, m] = x_ij^(g)T k^(m) + b^(m) for the filters m of group g."""
+    groups, c_g, m_g, k = 2, 3, 2, (2, 3)
+    x = uniform(rng, x_shape(layout, 2, 6, 7, groups * c_g), np.float64)
+    weight = uniform(rng, w_shape(layout, groups * m_g, *k, c_g), np.float64)
+    bias = uniform(rng, (groups * m_g,), np.float64)
+    cols = convx.im2col(x, k, padding=1, groups=groups, layout=layout, order="seed")
+    y = convx.conv2d(x, weight, bias, padding=1, groups=groups, layout=layout)
+    y_nhwc = y if layout == "NHWC" else y.transpose(0, 2, 3, 1)
+    w_ohwi = weight if layout == "NHWC" else weight.transpose(0, 2, 3, 1)
+    for g in range(groups):
+        k_flat = seed_flat_weights(w_ohwi[g * m_g:(g + 1) * m_g])
+        want = cols[:, :, :, g, :] @ k_flat.T + bias[g * m_g:(g + 1) * m_g]
+        np.testing.assert_allclose(y_nhwc[..., g * m_g:(g + 1) * m_g], want, rtol=1e-12,
+                                   atol=1e-12)
 
 
 def test_seed_flattening_is_column_major_per_channel() -> None:

@@ -47,4 +47,11 @@ template <typename T>
 void conv2d(const ConvShape& shape, const T* x, const T* w, const T* bias, T* y,
             Activation activation = Activation::None);
 
+// Scratch memory conv2d() uses for this shape, in bytes, over all threads of
+// the pool: packed tiles of patches and weights. It is bounded by the blocking
+// (a few hundred KiB per thread plus the packed weights) and does not grow
+// with the image size; the im2col matrix is never materialised.
+template <typename T>
+std::int64_t conv2d_workspace_bytes(const ConvShape& shape);
+
 }  // namespace convx

@@ -69,6 +69,19 @@ void conv2d(const ConvShape& s, const T* x, const T* w, const T* bias, T* y,
   }
 }
 
+template <typename T>
+std::int64_t conv2d_workspace_bytes(const ConvShape& s) {
+  if (s.output_size() == 0) return 0;
+  if (detail::is_depthwise(s)) return s.k_h * s.k_w * s.c_in * std::int64_t(sizeof(T));
+  const std::int64_t pixels = s.h_out * s.w_out;
+  if (s.p.layout == Layout::NHWC) {
+    return detail::gemm_workspace_bytes<T>(s.n * pixels, s.c_out_per_group(), s.patch_size());
+  }
+  return detail::gemm_workspace_bytes<T>(s.c_out_per_group(), pixels, s.patch_size());
+}
+
+template std::int64_t conv2d_workspace_bytes<float>(const ConvShape&);
+template std::int64_t conv2d_workspace_bytes<double>(const ConvShape&);
 template void conv2d<float>(const ConvShape&, const float*, const float*, const float*, float*,
                             Activation);
 template void conv2d<double>(const ConvShape&, const double*, const double*, const double*,

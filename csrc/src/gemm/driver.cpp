@@ -77,6 +77,81 @@ void StridedMatrix<T>::pack_panels(T* dst, std::int64_t j0, std::int64_t cols, s
   }
 }
 
+// How a GEMM is cut into blocks and tasks. Only kc affects the arithmetic
+// (the order of the K sum), and it depends on the kernel alone, never on the
+// thread count; every other cut only decides who computes which tile.
+struct Blocking {
+  std::int64_t kc = 0, k_blocks = 0, k_alloc = 0, nc = 0;
+  int threads = 1;
+};
+
+template <typename K>
+Blocking plan_blocking(std::int64_t m, std::int64_t n, std::int64_t k, const K& kern,
+                       std::size_t elem) {
+  Blocking b;
+  b.kc = kern.kc;
+  b.k_blocks = std::max<std::int64_t>(1, ceil_div(k, kern.kc));
+  b.k_alloc = std::max<std::int64_t>(k, 1);
+  b.threads = threads_for(m, n, k);
+  const std::int64_t nc =
+      std::min<std::int64_t>(kern.nc, kPackedBBudget / (b.k_alloc * std::int64_t(elem)));
+  b.nc = std::max<std::int64_t>(kern.nr, nc / kern.nr * kern.nr);
+  return b;
+}
+
+// The tasks of one N block: M blocks x N chunks. With few M blocks, N is cut
+// too so that every thread gets work. With a single M block each B panel is
+// used once, so tasks pack B panels on the fly (stream_b) instead of the whole
+// block up front.
+struct NBlock {
+  std::int64_t nc = 0, nc_pad = 0, panels = 0, mc = 0, m_tasks = 0, n_chunks = 0, chunk = 0;
+  bool stream_b = false;
+};
+
+template <typename K>
+NBlock plan_n_block(std::int64_t m, std::int64_t nc, const Blocking& blk, const K& kern) {
+  const int mr = kern.mr, nr = kern.nr, threads = blk.threads;
+  NBlock b;
+  b.nc = nc;
+  b.nc_pad = round_up(nc, nr);
+  b.panels = b.nc_pad / nr;
+  b.mc = std::min<std::int64_t>(kern.mc, round_up(m, mr));
+  b.m_tasks = ceil_div(m, b.mc);
+  b.stream_b = b.m_tasks == 1;
+  if (b.stream_b) {
+    // One M block: threads share the N panels, a few chunks each for balance.
+    b.n_chunks = std::min<std::int64_t>(threads > 1 ? 4 * threads : 1, b.panels);
+  } else {
+    if (threads > 1 && b.m_tasks % threads != 0 && b.m_tasks < 8 * threads) {
+      // Even out the M blocks so that no thread idles at the end.
+      b.m_tasks = round_up(b.m_tasks, threads);
+      b.mc = round_up(ceil_div(m, b.m_tasks), mr);
+      b.m_tasks = ceil_div(m, b.mc);
+    }
+    b.n_chunks = 1;
+    if (b.m_tasks < threads) {
+      b.n_chunks = std::min<std::int64_t>(ceil_div(threads, b.m_tasks), b.panels);
+    }
+  }
+  b.chunk = ceil_div(b.panels, b.n_chunks) * nr;
+  b.n_chunks = ceil_div(b.nc_pad, b.chunk);
+  return b;
+}
+
+template <typename T>
+std::int64_t gemm_workspace_bytes(std::int64_t m, std::int64_t n, std::int64_t k) {
+  if (m == 0 || n == 0) return 0;
+  const GemmKernel<T>& kern = gemm_kernel<T>();
+  const Blocking blk = plan_blocking(m, n, k, kern, sizeof(T));
+  const NBlock nb = plan_n_block(m, std::min(blk.nc, n), blk, kern);
+  const std::int64_t kc = std::min(blk.kc, blk.k_alloc);
+  const std::int64_t per_task =
+      round_up(nb.mc, kern.mr) * (kc + kRowPad<T>) + (nb.stream_b ? kc * kern.nr : 0);
+  const std::int64_t shared = nb.stream_b ? 0 : blk.k_alloc * nb.nc_pad;
+  return std::int64_t(sizeof(T)) * (shared + per_task * std::min<std::int64_t>(
+                                                 blk.threads, nb.m_tasks * nb.n_chunks));
+}
+
 template <typename T>
 void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<T>& a,
                   const BSource<T>& b, T* c, std::int64_t rs_c, std::int64_t cs_c,
@@ -84,39 +159,19 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
   if (m == 0 || n == 0) return;
   const GemmKernel<T>& kern = gemm_kernel<T>();
   const int mr = kern.mr, nr = kern.nr;
-  // KC fixes the summation order, so it must never depend on the thread count.
-  const std::int64_t kc_max = kern.kc;
-  const std::int64_t k_blocks = std::max<std::int64_t>(1, ceil_div(k, kc_max));
-  const std::int64_t k_alloc = std::max<std::int64_t>(k, 1);
-  const int threads = threads_for(m, n, k);
-
-  std::int64_t nc_max = std::min<std::int64_t>(kern.nc, kPackedBBudget / (k_alloc * sizeof(T)));
-  nc_max = std::max<std::int64_t>(nr, nc_max / nr * nr);
+  const Blocking blk = plan_blocking(m, n, k, kern, sizeof(T));
+  const std::int64_t kc_max = blk.kc, k_blocks = blk.k_blocks, k_alloc = blk.k_alloc;
+  const int threads = blk.threads;
 
   PoolLease lease;
-  for (std::int64_t jc = 0; jc < n; jc += nc_max) {
-    const std::int64_t nc = std::min(nc_max, n - jc);
-    const std::int64_t nc_pad = round_up(nc, nr);
-    const std::int64_t panels = nc_pad / nr;
-
-    // Tasks: M blocks x N chunks. With few M blocks, N is cut too so that
-    // every thread gets work. Neither cut changes any element's arithmetic.
-    std::int64_t mc = std::min<std::int64_t>(kern.mc, round_up(m, mr));
-    std::int64_t m_tasks = ceil_div(m, mc);
-    if (threads > 1 && m_tasks % threads != 0 && m_tasks < 8 * threads) {
-      m_tasks = round_up(m_tasks, threads);
-      mc = round_up(ceil_div(m, m_tasks), mr);
-      m_tasks = ceil_div(m, mc);
-    }
-    std::int64_t n_chunks = 1;
-    if (m_tasks < threads) n_chunks = std::min<std::int64_t>(ceil_div(threads, m_tasks), panels);
-    const std::int64_t chunk = ceil_div(panels, n_chunks) * nr;
-    n_chunks = ceil_div(nc_pad, chunk);
+  for (std::int64_t jc = 0; jc < n; jc += blk.nc) {
+    const NBlock nb = plan_n_block(m, std::min(blk.nc, n - jc), blk, kern);
+    const std::int64_t nc = nb.nc, nc_pad = nb.nc_pad, panels = nb.panels, mc = nb.mc;
+    const std::int64_t m_tasks = nb.m_tasks, n_chunks = nb.n_chunks, chunk = nb.chunk;
+    const bool stream_b = nb.stream_b;
 
     // Phase 1: pack the K x nc block of B, k-block by k-block, in parallel.
-    // With a single M block every B panel is used once, so instead each task
-    // packs its panels just before use, while they are hot in L1.
-    const bool stream_b = m_tasks == 1;
+    // (With stream_b each task packs its B panels just before use instead.)
     T* packed_b =
         stream_b ? nullptr : lease.shared().as<T>(static_cast<std::size_t>(k_alloc * nc_pad));
     const std::int64_t groups = ceil_div(panels, kPanelsPerPackTask);
@@ -187,6 +242,8 @@ template class StridedMatrix<double>;
 template void gemm_blocked<float>(std::int64_t, std::int64_t, std::int64_t,
                                   const ASource<float>&, const BSource<float>&, float*,
                                   std::int64_t, std::int64_t, bool, const Epilogue<float>&);
+template std::int64_t gemm_workspace_bytes<float>(std::int64_t, std::int64_t, std::int64_t);
+template std::int64_t gemm_workspace_bytes<double>(std::int64_t, std::int64_t, std::int64_t);
 template void gemm_blocked<double>(std::int64_t, std::int64_t, std::int64_t,
                                    const ASource<double>&, const BSource<double>&, double*,
                                    std::int64_t, std::int64_t, bool, const Epilogue<double>&);

@@ -57,4 +57,10 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
                   const BSource<T>& b, T* c, std::int64_t rs_c, std::int64_t cs_c,
                   bool accumulate, const Epilogue<T>& ep);
 
+// Scratch bytes gemm_blocked(m, n, k, ...) holds at most, over all threads:
+// each task's packed A block (plus a B panel when B is packed on the fly) and
+// the shared packed B block. Independent of m beyond one M block.
+template <typename T>
+std::int64_t gemm_workspace_bytes(std::int64_t m, std::int64_t n, std::int64_t k);
+
 }  // namespace convx::detail

@@ -1,0 +1,34 @@
+"""convx.workspace_bytes: bounded scratch that does not grow with the image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import convx
+
+
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+def test_workspace_does_not_grow_with_the_image(layout: str) -> None:
+    w_shape = (128, 3, 3, 128) if layout == "NHWC" else (128, 128, 3, 3)
+    sizes = []
+    for hw in (56, 112, 224, 448):
+        x_shape = (1, hw, hw, 128) if layout == "NHWC" else (1, 128, hw, hw)
+        sizes.append(convx.workspace_bytes(x_shape, w_shape, padding=1, layout=layout))
+    assert sizes[1] == sizes[2] == sizes[3]
+    # Far below the im2col matrix of the largest image (448*448 x 1152 floats, ~880 MiB).
+    assert 0 < sizes[-1] < 4 * 2**20
+
+
+def test_vgg_conv2_2_workspace_is_under_two_mib() -> None:
+    assert convx.workspace_bytes((1, 112, 112, 128), (128, 3, 3, 128), padding=1) <= 2 * 2**20
+
+
+def test_workspace_depends_on_dtype_and_validates() -> None:
+    f32 = convx.workspace_bytes((1, 32, 32, 16), (16, 3, 3, 16), padding=1)
+    f64 = convx.workspace_bytes((1, 32, 32, 16), (16, 3, 3, 16), padding=1, dtype=np.float64)
+    assert f32 < f64 <= 4 * f32  # wider elements, other kernel blocking
+    with pytest.raises(TypeError, match="dtype"):
+        convx.workspace_bytes((1, 32, 32, 16), (16, 3, 3, 16), dtype=np.int32)
+    with pytest.raises(ValueError, match="kernel_size"):
+        convx.workspace_bytes((1, 2, 2, 16), (16, 3, 3, 16))
