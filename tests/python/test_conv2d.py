@@ -263,6 +263,80 @@ def test_list_and_numpy_int_arguments(rng: np.random.Generator) -> None:
     assert convx.conv2d(x, depthwise, groups=np.int64(2)).shape == (1, 5, 7, 4)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize(("channels", "multiplier", "k", "stride"), [
+    (64, 1, 3, 1), (48, 2, 5, 2), (17, 1, (1, 7), 1), (32, 1, 3, 2),
+])
+def test_large_depthwise(layout: str, channels: int, multiplier: int, k: Any, stride: int,
+                         isa: str, rng: np.random.Generator) -> None:
+    k_h, k_w = as_pair(k)
+    x = uniform(rng, x_shape(layout, 2, 20, 19, channels), np.float32)
+    weight = uniform(rng, w_shape(layout, channels * multiplier, k_h, k_w, 1), np.float32)
+    bias = uniform(rng, (channels * multiplier,), np.float32)
+    check_conv(x, weight, bias, stride=stride, padding="same", groups=channels, layout=layout)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize(("groups", "c_g", "m_g"), [(4, 5, 3), (8, 3, 7), (3, 16, 16)])
+def test_grouped_odd_widths(layout: str, groups: int, c_g: int, m_g: int, isa: str,
+                            rng: np.random.Generator) -> None:
+    x = uniform(rng, x_shape(layout, 2, 13, 11, groups * c_g), np.float64)
+    weight = uniform(rng, w_shape(layout, groups * m_g, 3, 3, c_g), np.float64)
+    check_conv(x, weight, None, padding=1, groups=groups, layout=layout, activation="relu")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_single_channel_large_image(dtype: type, isa: str, rng: np.random.Generator) -> None:
+    x = uniform(rng, (1, 97, 101, 1), dtype)
+    weight = uniform(rng, (1, 3, 3, 1), dtype)
+    check_conv(x, weight, uniform(rng, (1,), dtype), padding=1)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_nan_only_reaches_patches_that_cover_it(layout: str, isa: str,
+                                                rng: np.random.Generator) -> None:
+    # A NaN at input pixel (4, 6) must reach exactly the outputs whose receptive field
+    # holds it, and no others: nothing reads outside the image or leaks across pixels.
+    x_nhwc = uniform(rng, (1, 9, 11, 3), np.float64)
+    x_nhwc[0, 4, 6, 1] = np.nan
+    weight_ohwi = uniform(rng, (5, 3, 2, 3), np.float64)
+    stride, dilation, padding = (1, 2), (2, 1), 1
+    if layout == "NHWC":
+        y = convx.conv2d(x_nhwc, weight_ohwi, stride=stride, dilation=dilation,
+                         padding=padding)
+    else:
+        y = convx.conv2d(np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2)),
+                         np.ascontiguousarray(weight_ohwi.transpose(0, 3, 1, 2)),
+                         stride=stride, dilation=dilation, padding=padding, layout="NCHW")
+        y = y.transpose(0, 2, 3, 1)
+    expected = np.zeros(y.shape[1:3], dtype=bool)
+    for i in range(expected.shape[0]):
+        for j in range(expected.shape[1]):
+            rows = {i * stride[0] + u * dilation[0] - padding for u in range(3)}
+            cols = {j * stride[1] + v * dilation[1] - padding for v in range(2)}
+            expected[i, j] = 4 in rows and 6 in cols
+    assert expected.any()
+    for m in range(5):
+        np.testing.assert_array_equal(np.isnan(y[0, :, :, m]), expected)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize(("n", "h", "w", "padding"), [
+    (0, 5, 5, 0), (0, 4, 6, "same"), (1, 0, 5, 2), (2, 3, 0, (1, 2)), (1, 0, 0, 2),
+])
+def test_empty_inputs(layout: str, n: int, h: int, w: int, padding: Any) -> None:
+    # An empty batch gives an empty output; an empty image that padding makes large
+    # enough gives outputs whose patches are all padding: exactly the bias.
+    x = np.zeros(x_shape(layout, n, h, w, 2), np.float64)
+    weight = np.ones(w_shape(layout, 3, 3, 3, 2), np.float64)
+    bias = np.array([0.5, -1.0, 2.0])
+    shape = tuple(convx.output_shape(x.shape, weight.shape, padding=padding, layout=layout))
+    out = np.full(shape, np.nan)
+    assert convx.conv2d(x, weight, bias, padding=padding, layout=layout, out=out) is out
+    np.testing.assert_array_equal(out, conv2d_ref(x, weight, bias, padding=padding,
+                                                  layout=layout))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_single_image_equals_batch_of_one(dtype: type, rng: np.random.Generator) -> None:
     x = uniform(rng, (6, 7, 3), dtype)

@@ -6,7 +6,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from reference import tolerance, uniform
+from reference import conv2d_ref, tolerance, uniform
 
 import convx
 
@@ -240,6 +240,9 @@ def test_conv_bitwise_identical_across_thread_counts(layout: str, dtype: type, i
         convx.set_num_threads(threads)
         results[threads] = convx.conv2d(x, weight, bias, padding=1, groups=2, layout=layout,
                                         activation="relu")
+    want = conv2d_ref(x, weight, bias, padding=1, groups=2, layout=layout, activation="relu")
+    atol = tolerance(dtype, 72)
+    np.testing.assert_allclose(results[1], want, rtol=atol, atol=atol)
     for threads in (2, 3):
         assert results[threads].tobytes() == results[1].tobytes(), threads
 

@@ -244,6 +244,24 @@ def test_im2col_noncontiguous_and_unchanged(rng: np.random.Generator) -> None:
     np.testing.assert_array_equal(x, before)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("order", ORDERS)
+def test_im2col_larger_input(layout: str, order: str, isa: str,
+                             rng: np.random.Generator) -> None:
+    shape = (2, 33, 35, 17) if layout == "NHWC" else (2, 17, 33, 35)
+    x = uniform(rng, shape, np.float32)
+    kwargs: dict[str, Any] = {"stride": (1, 2), "padding": "same", "dilation": (2, 1),
+                              "layout": layout, "order": order}
+    np.testing.assert_array_equal(convx.im2col(x, 3, **kwargs), im2col_ref(x, 3, **kwargs))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_pad_larger_input(layout: str, rng: np.random.Generator) -> None:
+    x = uniform(rng, (3, 40, 37, 19), np.float64)
+    spec = ((5, 0), (3, 9))
+    np.testing.assert_array_equal(convx.pad(x, spec, layout=layout), pad_ref(x, spec, layout))
+
+
 def test_im2col_zero_padding_region_is_zero() -> None:
     x = np.ones((3, 3, 2), dtype=np.float32)
     cols = convx.im2col(x, 3, padding=1, order="hwc")

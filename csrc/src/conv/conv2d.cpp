@@ -5,10 +5,52 @@
 
 #include "common/checked.hpp"
 #include "conv/depthwise.hpp"
+#include "convx/runtime.hpp"
 #include "conv/patch_source.hpp"
 #include "gemm/driver.hpp"
+#include "runtime/thread_pool.hpp"
 
 namespace convx {
+namespace {
+
+// Below this many flops a GEMM gains little from splitting it across threads.
+constexpr double kSmallGemmFlops = 2.0e7;
+
+// NCHW, one group: Y_b[m, (oh,ow)] = W[m, :] . patches_b[(oh,ow), :]^T, one GEMM
+// per image. Small per-image GEMMs run one image per task (each task serial);
+// large ones run image after image, each GEMM parallel over its tiles. The
+// arithmetic is the same either way.
+template <typename T>
+void nchw_conv_group(const ConvShape& s, const T* x, const T* w, std::int64_t g, T* y,
+                     const Epilogue<T>& ep, bool pointwise) {
+  const std::int64_t cout_g = s.c_out_per_group(), K = s.patch_size();
+  const std::int64_t pixels = s.h_out * s.w_out;
+  const detail::StridedMatrix<T> weights(w + g * cout_g * K, K, 1);
+  auto one_image = [&](std::int64_t b, detail::Executor* exec) {
+    const T* image = x + (b * s.c_in + g * s.c_in_per_group()) * s.h * s.w;
+    T* out = y + (b * s.c_out + g * cout_g) * pixels;
+    if (pointwise) {
+      const detail::StridedMatrix<T> input(image, pixels, 1);
+      detail::gemm_blocked<T>(cout_g, pixels, K, weights, input, out, pixels, 1, false, ep, exec);
+    } else {
+      const detail::NchwPatchColumns<T> patches(s, image);
+      detail::gemm_blocked<T>(cout_g, pixels, K, weights, patches, out, pixels, 1, false, ep,
+                              exec);
+    }
+  };
+  const double flops_per_image = 2.0 * double(cout_g) * double(pixels) * double(K);
+  if (s.n > 1 && num_threads() > 1 && flops_per_image < kSmallGemmFlops) {
+    detail::PoolLease lease;
+    lease.run(s.n, num_threads(), [&](std::int64_t b, detail::WorkerScratch& scratch) {
+      detail::SerialExecutor serial(scratch);
+      one_image(b, &serial);
+    });
+  } else {
+    for (std::int64_t b = 0; b < s.n; ++b) one_image(b, nullptr);
+  }
+}
+
+}  // namespace
 
 template <typename T>
 void conv2d(const ConvShape& s, const T* x, const T* w, const T* bias, T* y,
@@ -34,8 +76,7 @@ void conv2d(const ConvShape& s, const T* x, const T* w, const T* bias, T* y,
     Epilogue<T> ep;
     ep.activation = activation;
     if (bias != nullptr) ep.bias = bias + g * cout_g;
-    // Weights of the group: (cout_g x K) row-major. NHWC uses their transpose.
-    const detail::StridedMatrix<T> weights(w + g * cout_g * K, K, 1);
+    // Weights of the group are (cout_g x K) row-major; NHWC uses their transpose.
     const detail::StridedMatrix<T> weights_t(w + g * cout_g * K, 1, K);
     if (s.p.layout == Layout::NHWC) {
       // Y[(b,oh,ow), m] = patches[(b,oh,ow), :] . W[m, :]: the whole batch is one GEMM.
@@ -51,20 +92,8 @@ void conv2d(const ConvShape& s, const T* x, const T* w, const T* bias, T* y,
                                 false, ep);
       }
     } else {
-      // Y[m, (oh,ow)] = W[m, :] . patches[(oh,ow), :]^T, one GEMM per image.
       if (bias != nullptr) ep.bias_mode = BiasMode::PerRow;
-      for (std::int64_t b = 0; b < s.n; ++b) {
-        const T* image = x + (b * s.c_in + g * s.c_in_per_group()) * s.h * s.w;
-        T* out = y + (b * s.c_out + g * cout_g) * pixels;
-        if (pointwise) {
-          const detail::StridedMatrix<T> input(image, pixels, 1);
-          detail::gemm_blocked<T>(cout_g, pixels, K, weights, input, out, pixels, 1, false, ep);
-        } else {
-          const detail::NchwPatchColumns<T> patches(s, image);
-          detail::gemm_blocked<T>(cout_g, pixels, K, weights, patches, out, pixels, 1, false,
-                                  ep);
-        }
-      }
+      nchw_conv_group(s, x, w, g, y, ep, pointwise);
     }
   }
 }

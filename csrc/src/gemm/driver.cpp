@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 
 #include "common/checked.hpp"
 #include "convx/runtime.hpp"
@@ -155,7 +156,7 @@ std::int64_t gemm_workspace_bytes(std::int64_t m, std::int64_t n, std::int64_t k
 template <typename T>
 void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<T>& a,
                   const BSource<T>& b, T* c, std::int64_t rs_c, std::int64_t cs_c,
-                  bool accumulate, const Epilogue<T>& ep) {
+                  bool accumulate, const Epilogue<T>& ep, Executor* exec) {
   if (m == 0 || n == 0) return;
   const GemmKernel<T>& kern = gemm_kernel<T>();
   const int mr = kern.mr, nr = kern.nr;
@@ -163,7 +164,12 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
   const std::int64_t kc_max = blk.kc, k_blocks = blk.k_blocks, k_alloc = blk.k_alloc;
   const int threads = blk.threads;
 
-  PoolLease lease;
+  std::unique_ptr<PoolLease> own_lease;
+  if (exec == nullptr) {
+    own_lease = std::make_unique<PoolLease>();
+    exec = own_lease.get();
+  }
+  Executor& lease = *exec;
   for (std::int64_t jc = 0; jc < n; jc += blk.nc) {
     const NBlock nb = plan_n_block(m, std::min(blk.nc, n - jc), blk, kern);
     const std::int64_t nc = nb.nc, nc_pad = nb.nc_pad, panels = nb.panels, mc = nb.mc;
@@ -241,12 +247,14 @@ template class StridedMatrix<float>;
 template class StridedMatrix<double>;
 template void gemm_blocked<float>(std::int64_t, std::int64_t, std::int64_t,
                                   const ASource<float>&, const BSource<float>&, float*,
-                                  std::int64_t, std::int64_t, bool, const Epilogue<float>&);
+                                  std::int64_t, std::int64_t, bool, const Epilogue<float>&,
+                                  Executor*);
 template std::int64_t gemm_workspace_bytes<float>(std::int64_t, std::int64_t, std::int64_t);
 template std::int64_t gemm_workspace_bytes<double>(std::int64_t, std::int64_t, std::int64_t);
 template void gemm_blocked<double>(std::int64_t, std::int64_t, std::int64_t,
                                    const ASource<double>&, const BSource<double>&, double*,
-                                   std::int64_t, std::int64_t, bool, const Epilogue<double>&);
+                                   std::int64_t, std::int64_t, bool, const Epilogue<double>&,
+                                   Executor*);
 
 }  // namespace convx::detail
 

@@ -51,11 +51,15 @@ class StridedMatrix final : public ASource<T>, public BSource<T> {
   std::int64_t rs_, cs_;
 };
 
+class Executor;
+
 // C[m x n] (=|+=) A[m x k] * B[k x n], then the epilogue; see gemm.hpp.
+// Runs on `exec` when given (e.g. serially inside an outer parallel job),
+// otherwise on a lease of the library's pool.
 template <typename T>
 void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<T>& a,
                   const BSource<T>& b, T* c, std::int64_t rs_c, std::int64_t cs_c,
-                  bool accumulate, const Epilogue<T>& ep);
+                  bool accumulate, const Epilogue<T>& ep, Executor* exec = nullptr);
 
 // Scratch bytes gemm_blocked(m, n, k, ...) holds at most, over all threads:
 // each task's packed A block (plus a B panel when B is packed on the fly) and

@@ -23,6 +23,7 @@ namespace convx::detail {
 struct WorkerScratch {
   AlignedBuffer pack;    // a packed block of A
   AlignedBuffer pack_b;  // one B micro-panel, when B is packed on the fly
+  AlignedBuffer shared;  // a nested job's shared memory (see SerialExecutor)
 };
 
 using TaskFn = std::function<void(std::int64_t task, WorkerScratch& scratch)>;
@@ -70,21 +71,43 @@ class ThreadPool {
   std::mutex error_mutex_;
 };
 
+// Where a job's parallel phases run: the library's pool (PoolLease) or the
+// calling thread alone (SerialExecutor), e.g. inside a task of an outer job.
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  // Runs fn(t, scratch) for t in [0, tasks) on at most max_threads threads.
+  virtual void run(std::int64_t tasks, int max_threads, const TaskFn& fn) = 0;
+  // Memory shared by all phases and tasks of this job.
+  virtual AlignedBuffer& shared() = 0;
+};
+
+// Runs every task on the calling thread with one worker's scratch.
+class SerialExecutor final : public Executor {
+ public:
+  explicit SerialExecutor(WorkerScratch& scratch) : scratch_(scratch) {}
+  void run(std::int64_t tasks, int, const TaskFn& fn) override {
+    for (std::int64_t t = 0; t < tasks; ++t) fn(t, scratch_);
+  }
+  AlignedBuffer& shared() override { return scratch_.shared; }
+
+ private:
+  WorkerScratch& scratch_;
+};
+
 // A lease on the library's pool (sized by set_num_threads()) for one job,
 // which may run several parallel phases that share scratch. If another
 // caller holds the pool, the lease runs every phase on the calling thread
 // alone with private scratch, so concurrent callers never share memory.
-class PoolLease {
+class PoolLease final : public Executor {
  public:
   PoolLease();
   ~PoolLease();
   PoolLease(const PoolLease&) = delete;
   PoolLease& operator=(const PoolLease&) = delete;
 
-  // Runs fn(t, scratch) for t in [0, tasks) on at most max_threads threads.
-  void run(std::int64_t tasks, int max_threads, const TaskFn& fn);
-  // Memory shared by all phases and tasks of this job.
-  AlignedBuffer& shared();
+  void run(std::int64_t tasks, int max_threads, const TaskFn& fn) override;
+  AlignedBuffer& shared() override;
 
  private:
   std::unique_lock<std::mutex> lock_;
