@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include <array>
+#include <memory>
 #include <cstdint>
 #include <string>
 
@@ -86,6 +87,37 @@ T* output_ptr(py::array& a, int64_t count, const char* name) {
   return const_cast<T*>(p);
 }
 
+// A layer's filters, copied and packed once (convx::ConvWeights) in the dtype
+// of the array they were made from.
+class PreparedWeights {
+ public:
+  PreparedWeights(const py::array& w, int64_t groups, const std::string& layout) {
+    if (w.ndim() != 4) throw std::invalid_argument("weight: must be 4-D");
+    const convx::Layout l = parse_layout(layout);
+    const bool nhwc = l == convx::Layout::NHWC;
+    const int64_t c_out = w.shape(0), k_h = w.shape(nhwc ? 1 : 2), k_w = w.shape(nhwc ? 2 : 3);
+    const int64_t cig = w.shape(nhwc ? 3 : 1);
+    const int64_t count = c_out * k_h * k_w * cig;
+    if (dtype_of(w, "weight") == DType::F32) {
+      const float* p = input_ptr<float>(w, count, "weight");
+      py::gil_scoped_release release;
+      f32_ = std::make_unique<convx::ConvWeights<float>>(p, c_out, k_h, k_w, cig, groups, l);
+    } else {
+      const double* p = input_ptr<double>(w, count, "weight");
+      py::gil_scoped_release release;
+      f64_ = std::make_unique<convx::ConvWeights<double>>(p, c_out, k_h, k_w, cig, groups, l);
+    }
+  }
+
+  int64_t bytes() const { return f32_ ? f32_->bytes() : f64_->bytes(); }
+  const convx::ConvWeights<float>* f32() const { return f32_.get(); }
+  const convx::ConvWeights<double>* f64() const { return f64_.get(); }
+
+ private:
+  std::unique_ptr<convx::ConvWeights<float>> f32_;
+  std::unique_ptr<convx::ConvWeights<double>> f64_;
+};
+
 // A validated convolution geometry, made once per distinct call signature and
 // reused (the Python layer caches plans), so a repeated call costs only the
 // buffer checks below and the compute.
@@ -104,6 +136,18 @@ class ConvPlan {
       run_typed<float>(x, w, bias, y);
     } else {
       run_typed<double>(x, w, bias, y);
+    }
+  }
+
+  // As run(), with prepared weights of the same dtype as x.
+  void run_prepared(const py::array& x, const PreparedWeights& w, const py::object& bias,
+                    py::array& y) const {
+    if (dtype_of(x, "x") == DType::F32) {
+      if (w.f32() == nullptr) throw py::type_error("weight: dtype does not match x");
+      run_typed<float>(x, *w.f32(), bias, y);
+    } else {
+      if (w.f64() == nullptr) throw py::type_error("weight: dtype does not match x");
+      run_typed<double>(x, *w.f64(), bias, y);
     }
   }
 
@@ -127,6 +171,17 @@ class ConvPlan {
     T* yp = output_ptr<T>(y, shape_.output_size(), "out");
     py::gil_scoped_release release;
     convx::conv2d<T>(shape_, xp, wp, bp, yp, act_);
+  }
+
+  template <typename T>
+  void run_typed(const py::array& x, const convx::ConvWeights<T>& w, const py::object& bias,
+                 py::array& y) const {
+    const T* xp = input_ptr<T>(x, shape_.input_size(), "x");
+    const T* bp = nullptr;
+    if (!bias.is_none()) bp = input_ptr<T>(bias.cast<py::array>(), shape_.c_out, "bias");
+    T* yp = output_ptr<T>(y, shape_.output_size(), "out");
+    py::gil_scoped_release release;
+    convx::conv2d<T>(shape_, xp, w, bp, yp, act_);
   }
 
   convx::ConvShape shape_;
@@ -250,6 +305,10 @@ py::dict cpu_info() {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "convx compiled core. Use the convx package, which validates arguments.";
+  py::class_<PreparedWeights>(m, "PreparedWeights")
+      .def(py::init<const py::array&, int64_t, const std::string&>(), py::arg("weight"),
+           py::arg("groups"), py::arg("layout"))
+      .def_property_readonly("nbytes", &PreparedWeights::bytes);
   py::class_<ConvPlan>(m, "ConvPlan")
       .def(py::init<Int4, Int2, int64_t, Int2, Int2, Int4, int64_t, const std::string&,
                     const std::string&>(),
@@ -258,6 +317,8 @@ PYBIND11_MODULE(_core, m) {
            py::arg("activation"))
       .def("run", &ConvPlan::run, py::arg("x"), py::arg("weight"), py::arg("bias"),
            py::arg("out"))
+      .def("run_prepared", &ConvPlan::run_prepared, py::arg("x"), py::arg("weight"),
+           py::arg("bias"), py::arg("out"))
       .def("workspace_bytes", &ConvPlan::workspace_bytes, py::arg("f64"))
       .def_property_readonly("output_dims", &ConvPlan::output_dims);
   m.def("im2col", &im2col, py::arg("x"), py::arg("out"), py::arg("dims"), py::arg("kernel"),

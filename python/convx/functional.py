@@ -143,7 +143,7 @@ def conv2d(
     else:
         key = None
     return _conv2d_checked(x, weight, bias, stride, padding, dilation, groups, layout,
-                           activation, flip, out, key if out is None and not flip else None)
+                           activation, flip, out, _PLANS, key)
 
 
 # Validated plans by call signature; bounded so that varied shapes cannot grow it forever.
@@ -163,9 +163,16 @@ def _conv2d_checked(
     activation: Any,
     flip: bool,
     out: Array | None,
-    key: Any,
+    cache: dict[Any, tuple[Any, tuple[int, ...]]] | None = None,
+    key: Any = None,
+    prepared: Any = None,
 ) -> Array:
-    """conv2d with full validation; remembers the plan under `key` when given."""
+    """conv2d with full validation.
+
+    When `key` is given, the validated plan is remembered in `cache` under it (only if
+    no argument needed a copy, so the fast path sees the same arrays). `prepared` is a
+    _core.PreparedWeights made from `weight`, used instead of it.
+    """
     layout = check_layout(layout)
     xa = as_float_array(x, "x")
     wa = as_float_array(weight, "weight")
@@ -205,11 +212,15 @@ def _conv2d_checked(
     out_shape = _out_shape(n, h_out, w_out, c_out, layout, batched)
     result = check_out(out, out_shape, xa.dtype, (xa, wa, ba))
     plan = _core.ConvPlan((n, h, w, c_in), (c_out, k_h), k_w, s, d, pads, g, layout, act)
-    plan.run(xa, wa, ba, result)
-    if key is not None and xa is x and wa is weight and (ba is None or ba is bias):
-        if len(_PLANS) >= _MAX_PLANS:
-            _PLANS.clear()
-        _PLANS[key] = (plan, out_shape)
+    if prepared is not None:
+        plan.run_prepared(xa, prepared, ba, result)
+    else:
+        plan.run(xa, wa, ba, result)
+    if cache is not None and key is not None and out is None and not flip and xa is x \
+            and wa is weight and (ba is None or ba is bias):
+        if len(cache) >= _MAX_PLANS:
+            cache.clear()
+        cache[key] = (plan, out_shape)
     return result
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import numpy.typing as npt
 
 from convx._args import PaddingArg, check_layout, normalize_pair
-from convx.functional import conv2d, output_shape
+from convx import _core
+from convx.functional import _conv2d_checked, output_shape
 
 __all__ = ["Conv2D"]
 
@@ -70,24 +71,79 @@ class Conv2D:
 
             resolve_padding(padding, (1, 1), (1, 1), (1, 1), (1, 1))
 
-        k_h, k_w = self.kernel_size
-        c_g = self.in_channels // self.groups
-        fan_in = c_g * k_h * k_w
+        self.dtype = dt
+        shape = self.weight_shape
+        fan_in = shape[1] * shape[2] * shape[3]
         bound = 1.0 / math.sqrt(fan_in)
         rng = np.random.default_rng(seed)
-        shape = (out_channels, k_h, k_w, c_g) if self.layout == "NHWC" else \
-            (out_channels, c_g, k_h, k_w)
-        self.weight: npt.NDArray[Any] = rng.uniform(-bound, bound, size=shape).astype(dt)
-        self.bias: npt.NDArray[Any] | None = (
-            rng.uniform(-bound, bound, size=(out_channels,)).astype(dt) if bias else None
-        )
+        self._plans: dict[Any, tuple[Any, tuple[int, ...]]] = {}
+        self._bias: npt.NDArray[Any] | None = None
+        self.weight = rng.uniform(-bound, bound, size=shape).astype(dt)
+        self.bias = rng.uniform(-bound, bound, size=(out_channels,)).astype(dt) if bias else None
+
+    @property
+    def weight(self) -> npt.NDArray[Any]:
+        """The filters (OHWI for NHWC, OIHW for NCHW): a read-only array the layer owns.
+
+        The layer packs them once for its kernels, so they cannot be edited in place;
+        assign a new array (``layer.weight = w``) to change them. It is copied.
+        """
+        return self._weight
+
+    @weight.setter
+    def weight(self, value: npt.ArrayLike) -> None:
+        arr = np.array(value, dtype=self.dtype, copy=True, order="C")
+        if arr.shape != self.weight_shape:
+            raise ValueError(f"weight must have shape {self.weight_shape}, got {arr.shape}")
+        arr.setflags(write=False)
+        self._prepared = _core.PreparedWeights(arr, self.groups, self.layout)
+        self._weight = arr
+
+    @property
+    def bias(self) -> npt.NDArray[Any] | None:
+        """The (out_channels,) bias, read-only, or None. Assign to change it; it is copied."""
+        return self._bias
+
+    @bias.setter
+    def bias(self, value: npt.ArrayLike | None) -> None:
+        if value is None:
+            self._bias = None
+            return
+        arr = np.array(value, dtype=self.dtype, copy=True)
+        if arr.shape != (self.out_channels,):
+            raise ValueError(f"bias must have shape ({self.out_channels},), got {arr.shape}")
+        arr.setflags(write=False)
+        self._bias = arr
+
+    @property
+    def weight_shape(self) -> tuple[int, int, int, int]:
+        k_h, k_w = self.kernel_size
+        c_g = self.in_channels // self.groups
+        if self.layout == "NHWC":
+            return (self.out_channels, k_h, k_w, c_g)
+        return (self.out_channels, c_g, k_h, k_w)
 
     def __call__(self, x: npt.ArrayLike, *, out: npt.NDArray[Any] | None = None
                  ) -> npt.NDArray[Any]:
         """Apply the layer to a batch (4-D) or a single image (3-D) in the layer's layout."""
-        return conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding,
-                      dilation=self.dilation, groups=self.groups, layout=self.layout,
-                      activation=self.activation, out=out)
+        key = None
+        if out is None and type(x) is np.ndarray:
+            # Public attributes may be reassigned, so they are part of the key.
+            key = (x.shape, x.dtype, self.stride, self.padding, self.dilation, self.activation)
+            try:
+                entry = self._plans.get(key)
+            except TypeError:  # an unhashable padding such as a list
+                entry = key = None
+            if entry is not None:
+                result = np.empty(entry[1], dtype=x.dtype)
+                try:
+                    entry[0].run_prepared(x, self._prepared, self._bias, result)
+                    return result
+                except (TypeError, ValueError):
+                    pass  # re-run with full validation for a clear error
+        return _conv2d_checked(x, self._weight, self._bias, self.stride, self.padding,
+                               self.dilation, self.groups, self.layout, self.activation,
+                               False, out, self._plans, key, self._prepared)
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """The shape __call__ returns for an input of this shape."""

@@ -94,6 +94,35 @@ TEST_CASE_ISA("conv2d: depthwise, grouped, dilated, strided, asymmetric padding"
   }
 }
 
+TEST_CASE_ISA("conv2d: depthwise (groups == c_in == c_out) across vector-width channel counts") {
+  // NHWC depthwise layers have their own kernel that vectorises over channels:
+  // sweep channel counts around every vector width (4, 8 and 16 lanes) and the
+  // spatial edge cases.
+  int i = 0, tested = 0;
+  for (int64_t c : {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 48, 65}) {
+    convx::ConvParams p;
+    p.groups = c;
+    p.stride_h = 1 + i % 2;
+    p.stride_w = 1 + (i / 2) % 3;
+    p.dilation_h = 1 + (i / 3) % 2;
+    p.dilation_w = 1 + i % 2;
+    p.pad = {i % 3, (i + 1) % 2, (i + 2) % 3, i % 2};
+    const int64_t k = 1 + i % 5;
+    const int64_t h = 9 + i % 5, w = 9 + (i * 3) % 7;  // every (dilated) kernel fits
+    if ((k - 1) * p.dilation_h + 1 > h + p.pad.top + p.pad.bottom) continue;
+    if ((k - 1) * p.dilation_w + 1 > w + p.pad.left + p.pad.right) continue;
+    for (Layout layout : {Layout::NHWC, Layout::NCHW}) {
+      p.layout = layout;
+      const convx::ConvShape s = convx::make_conv_shape(2, h, w, c, c, k, k, p);
+      matches_formula<float>(s, (i & 1) != 0, (i & 2) != 0, static_cast<std::uint32_t>(i));
+      matches_formula<double>(s, (i & 2) != 0, (i & 1) != 0, static_cast<std::uint32_t>(i + 1));
+      ++tested;
+    }
+    ++i;
+  }
+  CHECK_EQ(tested, 32);
+}
+
 TEST_CASE_ISA("conv2d: layers that span several GEMM blocks") {
   // K = 3*3*48 = 432 and 2*20*20 = 800 output pixels exceed every kernel's
   // KC and MC; c_out = 37 leaves partial tiles in N.

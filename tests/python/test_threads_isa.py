@@ -141,6 +141,20 @@ def test_convx_num_threads_env() -> None:
     assert result.stdout.split()[1] == "3"
 
 
+@pytest.mark.parametrize("value", ["0", "-2", "abc", "2.5"])
+def test_convx_num_threads_env_invalid(value: str) -> None:
+    result = run_probe({"CONVX_NUM_THREADS": value})
+    assert result.returncode > 0, (result.returncode, result.stdout, result.stderr)
+    assert "CONVX_NUM_THREADS" in result.stderr
+
+
+@pytest.mark.parametrize("n", [10**6, 2**31, 10**20])
+def test_set_num_threads_rejects_absurd_counts(n: int, restore_threads: int) -> None:
+    with pytest.raises((ValueError, TypeError), match=r"(?i)thread|\bn\b"):
+        convx.set_num_threads(n)
+    assert convx.get_num_threads() == restore_threads
+
+
 @pytest.mark.parametrize("value", [2.5, "many", None])
 def test_set_num_threads_rejects_non_int(value: object, restore_threads: int) -> None:
     with pytest.raises(TypeError, match=r"(?i)thread|\bn\b"):

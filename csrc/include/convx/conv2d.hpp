@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include "convx/shape.hpp"
 #include "convx/types.hpp"
@@ -45,6 +46,46 @@ void im2col(const T* x, const Dims4& dims, std::int64_t k_h, std::int64_t k_w,
 //         read, and must not overlap x, w or bias.
 template <typename T>
 void conv2d(const ConvShape& shape, const T* x, const T* w, const T* bias, T* y,
+            Activation activation = Activation::None);
+
+// Filters prepared once for many convolutions, as a layer holds them. For
+// NHWC the weights are packed into the GEMM kernel's panel layout up front, so
+// conv2d() does not re-pack them on every call (ONNX Runtime and oneDNN do the
+// same when a model is loaded). The object owns a copy of the weights, never
+// changes, and may be shared by concurrent calls. Dimensions are as for the
+// `w` argument of conv2d(): OHWI for NHWC, OIHW for NCHW.
+template <typename T>
+class ConvWeights {
+ public:
+  ConvWeights(const T* w, std::int64_t c_out, std::int64_t k_h, std::int64_t k_w,
+              std::int64_t c_in_per_group, std::int64_t groups, Layout layout);
+  ~ConvWeights();
+  ConvWeights(const ConvWeights&) = delete;
+  ConvWeights& operator=(const ConvWeights&) = delete;
+
+  const T* data() const;  // the weights as given
+  std::int64_t c_out() const { return c_out_; }
+  std::int64_t k_h() const { return k_h_; }
+  std::int64_t k_w() const { return k_w_; }
+  std::int64_t c_in_per_group() const { return c_in_per_group_; }
+  std::int64_t groups() const { return groups_; }
+  Layout layout() const { return layout_; }
+  // Bytes held: the copy of the weights plus their packed form.
+  std::int64_t bytes() const;
+
+  struct Impl;
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  std::int64_t c_out_, k_h_, k_w_, c_in_per_group_, groups_;
+  Layout layout_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// conv2d() with prepared weights. Throws std::invalid_argument if the
+// weights' dimensions, groups or layout do not match `shape`.
+template <typename T>
+void conv2d(const ConvShape& shape, const T* x, const ConvWeights<T>& w, const T* bias, T* y,
             Activation activation = Activation::None);
 
 // Scratch memory conv2d() uses for this shape, in bytes, over all threads of

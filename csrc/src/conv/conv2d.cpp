@@ -3,6 +3,10 @@
 // input itself, and a depthwise layer runs its own direct kernel.
 #include "convx/conv2d.hpp"
 
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "common/checked.hpp"
 #include "conv/depthwise.hpp"
 #include "convx/runtime.hpp"
@@ -53,8 +57,54 @@ void nchw_conv_group(const ConvShape& s, const T* x, const T* w, std::int64_t g,
 }  // namespace
 
 template <typename T>
-void conv2d(const ConvShape& s, const T* x, const T* w, const T* bias, T* y,
-            Activation activation) {
+struct ConvWeights<T>::Impl {
+  std::vector<T> raw;
+  // NHWC only: per group, the (K x cout_g) transposed weights packed for the GEMM.
+  std::vector<std::unique_ptr<detail::PrepackedB<T>>> packed;
+};
+
+template <typename T>
+ConvWeights<T>::ConvWeights(const T* w, std::int64_t c_out, std::int64_t k_h, std::int64_t k_w,
+                            std::int64_t c_in_per_group, std::int64_t groups, Layout layout)
+    : c_out_(c_out), k_h_(k_h), k_w_(k_w), c_in_per_group_(c_in_per_group), groups_(groups),
+      layout_(layout), impl_(std::make_unique<Impl>()) {
+  detail::require(c_out >= 1 && k_h >= 1 && k_w >= 1 && c_in_per_group >= 1,
+                  "weight: every dimension must be >= 1");
+  detail::require(groups >= 1 && c_out % groups == 0,
+                  "groups: out_channels must be divisible by groups");
+  detail::require(w != nullptr, "weight: null pointer");
+  const std::int64_t K = detail::checked_product("weight", k_h, k_w, c_in_per_group);
+  const std::int64_t count = detail::checked_product("weight", c_out, K);
+  impl_->raw.assign(w, w + count);
+  if (layout == Layout::NHWC && !(groups > 1 && groups == c_out && c_in_per_group == 1)) {
+    const std::int64_t cout_g = c_out / groups;
+    for (std::int64_t g = 0; g < groups; ++g) {
+      impl_->packed.push_back(std::make_unique<detail::PrepackedB<T>>(
+          impl_->raw.data() + g * cout_g * K, 1, K, K, cout_g));
+    }
+  }
+}
+
+template <typename T>
+ConvWeights<T>::~ConvWeights() = default;
+
+template <typename T>
+const T* ConvWeights<T>::data() const {
+  return impl_->raw.data();
+}
+
+template <typename T>
+std::int64_t ConvWeights<T>::bytes() const {
+  std::int64_t total = std::int64_t(impl_->raw.size() * sizeof(T));
+  for (const auto& p : impl_->packed) total += p->bytes();
+  return total;
+}
+
+namespace {
+
+template <typename T>
+void conv2d_impl(const ConvShape& s, const T* x, const T* w, const ConvWeights<T>* prepared,
+                 const T* bias, T* y, Activation activation) {
   detail::require(s.groups() >= 1 && s.c_in % s.groups() == 0 && s.c_out % s.groups() == 0,
                   "conv2d: shape was not made by make_conv_shape");
   if (s.output_size() == 0) return;
@@ -76,26 +126,51 @@ void conv2d(const ConvShape& s, const T* x, const T* w, const T* bias, T* y,
     Epilogue<T> ep;
     ep.activation = activation;
     if (bias != nullptr) ep.bias = bias + g * cout_g;
-    // Weights of the group are (cout_g x K) row-major; NHWC uses their transpose.
+    // Weights of the group are (cout_g x K) row-major; NHWC uses their transpose,
+    // packed ahead of time when the weights were prepared.
     const detail::StridedMatrix<T> weights_t(w + g * cout_g * K, 1, K);
+    const detail::BSource<T>& w_b =
+        prepared != nullptr && !prepared->impl().packed.empty()
+            ? static_cast<const detail::BSource<T>&>(*prepared->impl().packed[g])
+            : weights_t;
     if (s.p.layout == Layout::NHWC) {
       // Y[(b,oh,ow), m] = patches[(b,oh,ow), :] . W[m, :]: the whole batch is one GEMM.
       if (bias != nullptr) ep.bias_mode = BiasMode::PerColumn;
       T* out = y + g * cout_g;
       if (pointwise) {
         const detail::StridedMatrix<T> input(x + g * K, s.c_in, 1);
-        detail::gemm_blocked<T>(s.n * pixels, cout_g, K, input, weights_t, out, s.c_out, 1,
-                                false, ep);
+        detail::gemm_blocked<T>(s.n * pixels, cout_g, K, input, w_b, out, s.c_out, 1, false,
+                                ep);
       } else {
         const detail::NhwcPatchRows<T> patches(s, x, g);
-        detail::gemm_blocked<T>(s.n * pixels, cout_g, K, patches, weights_t, out, s.c_out, 1,
-                                false, ep);
+        detail::gemm_blocked<T>(s.n * pixels, cout_g, K, patches, w_b, out, s.c_out, 1, false,
+                                ep);
       }
     } else {
       if (bias != nullptr) ep.bias_mode = BiasMode::PerRow;
       nchw_conv_group(s, x, w, g, y, ep, pointwise);
     }
   }
+}
+
+}  // namespace
+
+template <typename T>
+void conv2d(const ConvShape& s, const T* x, const T* w, const T* bias, T* y,
+            Activation activation) {
+  conv2d_impl<T>(s, x, w, nullptr, bias, y, activation);
+}
+
+template <typename T>
+void conv2d(const ConvShape& s, const T* x, const ConvWeights<T>& w, const T* bias, T* y,
+            Activation activation) {
+  const bool nhwc = s.p.layout == Layout::NHWC;
+  detail::require(w.layout() == s.p.layout && w.groups() == s.groups() &&
+                      w.c_out() == s.c_out && w.k_h() == s.k_h && w.k_w() == s.k_w &&
+                      w.c_in_per_group() == s.c_in_per_group(),
+                  std::string("weight: prepared weights do not match the convolution (") +
+                      (nhwc ? "NHWC" : "NCHW") + ")");
+  conv2d_impl<T>(s, x, w.data(), &w, bias, y, activation);
 }
 
 template <typename T>
@@ -111,6 +186,12 @@ std::int64_t conv2d_workspace_bytes(const ConvShape& s) {
 
 template std::int64_t conv2d_workspace_bytes<float>(const ConvShape&);
 template std::int64_t conv2d_workspace_bytes<double>(const ConvShape&);
+template class ConvWeights<float>;
+template class ConvWeights<double>;
+template void conv2d<float>(const ConvShape&, const float*, const ConvWeights<float>&,
+                            const float*, float*, Activation);
+template void conv2d<double>(const ConvShape&, const double*, const ConvWeights<double>&,
+                             const double*, double*, Activation);
 template void conv2d<float>(const ConvShape&, const float*, const float*, const float*, float*,
                             Activation);
 template void conv2d<double>(const ConvShape&, const double*, const double*, const double*,

@@ -1,6 +1,7 @@
 #include "gemm/driver.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -174,21 +175,30 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
     const NBlock nb = plan_n_block(m, std::min(blk.nc, n - jc), blk, kern);
     const std::int64_t nc = nb.nc, nc_pad = nb.nc_pad, panels = nb.panels, mc = nb.mc;
     const std::int64_t m_tasks = nb.m_tasks, n_chunks = nb.n_chunks, chunk = nb.chunk;
-    const bool stream_b = nb.stream_b;
+    bool stream_b = nb.stream_b;
 
     // Phase 1: pack the K x nc block of B, k-block by k-block, in parallel.
-    // (With stream_b each task packs its B panels just before use instead.)
-    T* packed_b =
-        stream_b ? nullptr : lease.shared().as<T>(static_cast<std::size_t>(k_alloc * nc_pad));
-    const std::int64_t groups = ceil_div(panels, kPanelsPerPackTask);
-    if (k > 0 && !stream_b) {
-      lease.run(k_blocks * groups, threads, [&](std::int64_t t, WorkerScratch&) {
-        const std::int64_t pc = (t / groups) * kc_max;
-        const std::int64_t kc = std::min(kc_max, k - pc);
-        const std::int64_t j = (t % groups) * kPanelsPerPackTask * nr;
-        const std::int64_t cols = std::min(kPanelsPerPackTask * nr, nc - j);
-        if (cols > 0) b.pack_panels(packed_b + pc * nc_pad + j * kc, jc + j, cols, pc, kc, nr);
-      });
+    // (With stream_b each task packs its B panels just before use instead;
+    // a prepacked B needs neither.) Block pc of B starts at packed_b + pc*ld_b.
+    std::int64_t ld_b = nc_pad;
+    const T* packed_b = b.prepacked(nr, kc_max, &ld_b);
+    // Column offset of this N block inside the packed B (a prepacked B holds all of N).
+    const std::int64_t j_off = packed_b != nullptr ? jc : 0;
+    if (packed_b != nullptr) {
+      stream_b = false;
+    } else if (!stream_b) {
+      T* dst = lease.shared().as<T>(static_cast<std::size_t>(k_alloc * nc_pad));
+      const std::int64_t groups = ceil_div(panels, kPanelsPerPackTask);
+      if (k > 0) {
+        lease.run(k_blocks * groups, threads, [&](std::int64_t t, WorkerScratch&) {
+          const std::int64_t pc = (t / groups) * kc_max;
+          const std::int64_t kc = std::min(kc_max, k - pc);
+          const std::int64_t j = (t % groups) * kPanelsPerPackTask * nr;
+          const std::int64_t cols = std::min(kPanelsPerPackTask * nr, nc - j);
+          if (cols > 0) b.pack_panels(dst + pc * nc_pad + j * kc, jc + j, cols, pc, kc, nr);
+        });
+      }
+      packed_b = dst;
     }
 
     // Phase 2: each task packs its rows of A per k-block and sweeps its tiles.
@@ -220,7 +230,7 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
           const std::int64_t ncur = std::min<std::int64_t>(nr, j_hi - jr);
           const T* bpanel = b_panel;
           if (!stream_b) {
-            bpanel = packed_b + pc * nc_pad + jr * kc;
+            bpanel = packed_b + pc * ld_b + (j_off + jr) * kc;
           } else if (kc > 0) {
             b.pack_panels(b_panel, jc + jr, ncur, pc, kc, nr);
           }
@@ -243,6 +253,38 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
   }
 }
 
+template <typename T>
+PrepackedB<T>::PrepackedB(const T* data, std::int64_t rs, std::int64_t cs, std::int64_t k,
+                          std::int64_t n)
+    : raw_(data, rs, cs) {
+  const GemmKernel<T>& kern = gemm_kernel<T>();
+  nr_ = kern.nr;
+  kc_ = kern.kc;
+  n_pad_ = round_up(std::max<std::int64_t>(n, 1), nr_);
+  const std::int64_t k_alloc = std::max<std::int64_t>(k, 1);
+  bytes_ = checked_product("packed weights", k_alloc, n_pad_, std::int64_t(sizeof(T)));
+  packed_ = static_cast<T*>(std::aligned_alloc(64, static_cast<std::size_t>(round_up(bytes_, 64))));
+  if (packed_ == nullptr) throw std::bad_alloc();
+  for (std::int64_t pc = 0; pc < k; pc += kc_) {
+    const std::int64_t kc = std::min(kc_, k - pc);
+    raw_.pack_panels(packed_ + pc * n_pad_, 0, n, pc, kc, nr_);
+  }
+}
+
+template <typename T>
+PrepackedB<T>::~PrepackedB() {
+  std::free(packed_);
+}
+
+template <typename T>
+const T* PrepackedB<T>::prepacked(int nr, std::int64_t kc, std::int64_t* n_pad) const {
+  if (nr != nr_ || kc != kc_) return nullptr;  // packed for another kernel path
+  *n_pad = n_pad_;
+  return packed_;
+}
+
+template class PrepackedB<float>;
+template class PrepackedB<double>;
 template class StridedMatrix<float>;
 template class StridedMatrix<double>;
 template void gemm_blocked<float>(std::int64_t, std::int64_t, std::int64_t,

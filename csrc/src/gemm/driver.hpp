@@ -34,6 +34,12 @@ class BSource {
   // dst[q*kc*nr + p*nr + j]. Columns past `cols` in the last panel are zeroed.
   virtual void pack_panels(T* dst, std::int64_t j0, std::int64_t cols, std::int64_t k0,
                            std::int64_t kc, int nr) const = 0;
+  // An operand packed ahead of time for this (nr, kc) returns the packed data,
+  // laid out as pack_panels() of every column for each K block in turn (the
+  // block starting at K index pc begins at pc * n_pad), and sets *n_pad.
+  virtual const T* prepacked(int /*nr*/, std::int64_t /*kc*/, std::int64_t* /*n_pad*/) const {
+    return nullptr;
+  }
 };
 
 // A matrix with element (i, j) at data[i*rs + j*cs], usable as either operand.
@@ -52,6 +58,33 @@ class StridedMatrix final : public ASource<T>, public BSource<T> {
 };
 
 class Executor;
+
+// B packed once (e.g. a layer's weights) for the kernel active at packing
+// time, so repeated GEMMs skip phase 1. If the kernel path changes later, it
+// falls back to packing from the original matrix, which it keeps a view of.
+template <typename T>
+class PrepackedB final : public BSource<T> {
+ public:
+  // Packs the k x n matrix with element (p, j) at data[p*rs + j*cs]. The data
+  // must outlive this object.
+  PrepackedB(const T* data, std::int64_t rs, std::int64_t cs, std::int64_t k, std::int64_t n);
+  ~PrepackedB() override;
+  PrepackedB(const PrepackedB&) = delete;
+  PrepackedB& operator=(const PrepackedB&) = delete;
+
+  void pack_panels(T* dst, std::int64_t j0, std::int64_t cols, std::int64_t k0, std::int64_t kc,
+                   int nr) const override {
+    raw_.pack_panels(dst, j0, cols, k0, kc, nr);
+  }
+  const T* prepacked(int nr, std::int64_t kc, std::int64_t* n_pad) const override;
+  std::int64_t bytes() const { return bytes_; }
+
+ private:
+  StridedMatrix<T> raw_;
+  T* packed_ = nullptr;
+  std::int64_t bytes_ = 0, n_pad_ = 0, kc_ = 0;
+  int nr_ = 0;
+};
 
 // C[m x n] (=|+=) A[m x k] * B[k x n], then the epilogue; see gemm.hpp.
 // Runs on `exec` when given (e.g. serially inside an outer parallel job),

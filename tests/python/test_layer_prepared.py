@@ -1,0 +1,75 @@
+"""Conv2D keeps its weights packed for its kernels; the packed path must equal conv2d."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import convx
+from convx import _core
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+@pytest.mark.parametrize(
+    ("c_in", "c_out", "k", "groups", "stride", "padding"),
+    [(5, 7, 3, 1, 1, 1), (8, 12, 3, 4, 2, "same"), (6, 6, 3, 6, 1, 1), (40, 33, 1, 1, 1, 0),
+     (3, 70, 5, 1, 2, ((2, 1), (0, 3)))],
+)
+def test_layer_equals_functional_on_repeated_calls(
+    dtype: Any, layout: str, c_in: int, c_out: int, k: int, groups: int, stride: int,
+    padding: Any,
+) -> None:
+    rng = np.random.default_rng(3)
+    layer = convx.Conv2D(c_in, c_out, k, stride=stride, padding=padding, groups=groups,
+                         layout=layout, dtype=dtype, seed=1, activation="relu")
+    shape = (2, 11, 13, c_in) if layout == "NHWC" else (2, c_in, 11, 13)
+    x = rng.standard_normal(shape).astype(dtype)
+    expected = convx.conv2d(x, np.array(layer.weight), np.array(layer.bias), stride=stride,
+                            padding=padding, groups=groups, layout=layout, activation="relu")
+    first = layer(x)   # validated path
+    second = layer(x)  # cached plan with prepacked weights
+    np.testing.assert_array_equal(first, expected)
+    np.testing.assert_array_equal(second, expected)
+
+
+def test_weights_are_read_only_and_reassignable() -> None:
+    layer = convx.Conv2D(4, 6, 3, padding=1, seed=0)
+    x = np.random.default_rng(0).standard_normal((1, 8, 8, 4)).astype(np.float32)
+    layer(x)
+    with pytest.raises(ValueError, match="read-only"):
+        layer.weight[0, 0, 0, 0] = 1.0
+    new_w = np.ones(layer.weight.shape, np.float32)
+    layer.weight = new_w
+    new_w[...] = 5.0  # the layer copied it: this must not leak in
+    assert layer.bias is not None
+    np.testing.assert_allclose(layer(x), convx.conv2d(x, np.ones_like(new_w), layer.bias,
+                                                      padding=1), rtol=1e-6)
+    with pytest.raises(ValueError, match="weight must have shape"):
+        layer.weight = np.ones((6, 3, 3, 5), np.float32)
+    layer.bias = None
+    np.testing.assert_allclose(layer(x), convx.conv2d(x, layer.weight, None, padding=1))
+
+
+def test_prepacked_weights_survive_a_kernel_path_change() -> None:
+    available = convx.cpu_info()["available"]
+    active = convx.cpu_info()["active"]
+    layer = convx.Conv2D(16, 24, 3, padding=1, seed=2)  # packed for the active path
+    x = np.random.default_rng(1).standard_normal((1, 10, 10, 16)).astype(np.float32)
+    reference = layer(x)
+    try:
+        for isa in available:
+            _core._set_isa(isa)
+            np.testing.assert_allclose(layer(x), reference, rtol=2e-5, atol=2e-5)
+    finally:
+        _core._set_isa(active)
+
+
+def test_layer_rejects_wrong_input_clearly() -> None:
+    layer = convx.Conv2D(4, 6, 3, seed=0)
+    with pytest.raises(ValueError, match="C_in"):
+        layer(np.zeros((1, 8, 8, 5), np.float32))
+    with pytest.raises(TypeError, match="float64"):
+        layer(np.zeros((1, 8, 8, 4), np.float64))
