@@ -96,9 +96,18 @@ def make_inputs(layer: Layer, seed: int = 0) -> tuple[Array, Array, Array]:
 
 
 def convx_runner(layer: Layer, x: Array, w: Array, b: Array) -> Callable[[], object]:
-    kw: dict[str, Any] = dict(stride=layer.stride, padding=layer.pad, dilation=layer.dilation,
-              groups=layer.groups)
-    return lambda: convx.conv2d(x, w, b, **kw)
+    """The functional call: weights are packed on every call (like torch's functional)."""
+    return lambda: convx.conv2d(x, w, b, stride=layer.stride, padding=layer.pad,
+                                dilation=layer.dilation, groups=layer.groups)
+
+
+def convx_layer_runner(layer: Layer, x: Array, w: Array, b: Array) -> Callable[[], object]:
+    """A Conv2D layer: weights packed once when set (like an ONNX Runtime session)."""
+    conv = convx.Conv2D(layer.c_in, layer.c_out, layer.k, stride=layer.stride,
+                        padding=layer.pad, dilation=layer.dilation, groups=layer.groups)
+    conv.weight = w
+    conv.bias = b
+    return lambda: conv(x)
 
 
 def torch_runner(layer: Layer, x: Array, w: Array, b: Array, channels_last: bool
@@ -194,7 +203,8 @@ def bench_layer(layer: Layer, threads: int, min_time: float) -> dict[str, float]
     x, w, b = make_inputs(layer)
     set_threads(threads)
     runners: dict[str, Callable[[], object] | None] = {
-        "convx": convx_runner(layer, x, w, b),
+        "convx": convx_layer_runner(layer, x, w, b),
+        "convx_fn": convx_runner(layer, x, w, b),
         "torch": torch_runner(layer, x, w, b, channels_last=False),
         "torch_cl": torch_runner(layer, x, w, b, channels_last=True),
         "ort": ort_runner(layer, x, w, b, threads),
@@ -220,7 +230,8 @@ def bitwise_same_across_threads(layer: Layer) -> bool:
     for t in (1, 2):
         convx.set_num_threads(t)
         outs.append(convx_runner(layer, x, w, b)())
-    return bool(np.array_equal(outs[0], outs[1]))
+        outs.append(convx_layer_runner(layer, x, w, b)())
+    return all(bool(np.array_equal(outs[0], o)) for o in outs[1:])
 
 
 _MEMORY_PROBE = r"""
@@ -276,10 +287,10 @@ def render(results: dict[int, dict[str, dict[str, float]]], peak: float) -> str:
     lines = []
     for threads, table in results.items():
         lines.append(f"\n### {threads} thread{'s' if threads > 1 else ''} (GFLOP/s, median)\n")
-        lines.append("| layer | GFLOP | convx | % peak | torch | torch CL | ORT | NumPy "
-                     "| convx / best anchor |")
-        lines.append("|---|---|---|---|---|---|---|---|---|")
-        ratios = []
+        lines.append("| layer | GFLOP | convx Conv2D | % peak | convx conv2d | torch | torch CL "
+                     "| ORT | NumPy | convx / best anchor |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|")
+        ratios, ratios_fn = [], []
         for layer in SUITE:
             r = table.get(layer.name)
             if r is None:
@@ -289,12 +300,15 @@ def render(results: dict[int, dict[str, dict[str, float]]], peak: float) -> str:
             ratio = r["convx"] / best if anchors else float("nan")
             if anchors:
                 ratios.append(ratio)
-            cells = [f"{r[k]:.1f}" if k in r else "-" for k in ("torch", "torch_cl", "ort",
-                                                               "numpy")]
+                if "convx_fn" in r:
+                    ratios_fn.append(r["convx_fn"] / best)
+            cells = [f"{r[k]:.1f}" if k in r else "-"
+                     for k in ("convx_fn", "torch", "torch_cl", "ort", "numpy")]
             pct = f"{100 * r['convx'] / (peak * threads):.0f}%" if peak > 0 else "-"
             lines.append(f"| {layer.name} | {layer.gflop:.3f} | {r['convx']:.1f} | {pct} | "
                          + " | ".join(cells) + f" | {ratio:.2f} |")
-        lines.append(f"\ngeometric mean of convx / best anchor: {geomean(ratios):.2f}")
+        lines.append(f"\ngeometric mean of convx / best anchor: {geomean(ratios):.2f} (Conv2D), "
+                     f"{geomean(ratios_fn):.2f} (conv2d)")
     return "\n".join(lines)
 
 
@@ -306,14 +320,14 @@ def plot(results: dict[int, dict[str, dict[str, float]]], path: str) -> str | No
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    libs = ["convx", "torch", "torch_cl", "ort", "numpy"]
+    libs = ["convx", "convx_fn", "torch", "torch_cl", "ort", "numpy"]
     fig, axes = plt.subplots(len(results), 1, figsize=(13, 4.5 * len(results)), squeeze=False)
     for ax, (threads, table) in zip(axes[:, 0], results.items()):
         names = [layer.name for layer in SUITE if layer.name in table]
-        width = 0.16
+        width = 0.14
         for i, lib in enumerate(libs):
             vals = [table[nm].get(lib, 0.0) for nm in names]
-            ax.bar([j + (i - 2) * width for j in range(len(names))], vals, width, label=lib)
+            ax.bar([j + (i - 2.5) * width for j in range(len(names))], vals, width, label=lib)
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel("GFLOP/s")
@@ -322,6 +336,22 @@ def plot(results: dict[int, dict[str, dict[str, float]]], path: str) -> str | No
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
+
+
+def tiny_call_overhead(min_time: float) -> dict[str, float]:
+    """Median microseconds of one tiny conv (1x8x8x1 -> 4 channels, 3x3, pad 1), 1 thread."""
+    tiny = Layer("tiny", 1, 8, 8, 1, 4, 3, 1, 1, 1, 1)
+    x, w, b = make_inputs(tiny)
+    set_threads(1)
+    runners = {"convx conv2d": convx_runner(tiny, x, w, b),
+               "convx Conv2D": convx_layer_runner(tiny, x, w, b),
+               "torch": torch_runner(tiny, x, w, b, channels_last=False)}
+    try:
+        runners["ort"] = ort_runner(tiny, x, w, b, 1)
+    except ImportError:
+        pass
+    return {name: 1e6 * median_seconds(run, min_time, min_reps=2000)
+            for name, run in runners.items() if run is not None}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -354,6 +384,10 @@ def main(argv: list[str] | None = None) -> int:
             print(" " + ", ".join(f"{k} {v:.1f}" for k, v in r.items()), file=sys.stderr,
                   flush=True)
     print(render(results, peak))
+
+    print("\ntiny-call overhead (1x8x8x1 -> 4, 3x3, pad 1; median of >= 2000 calls):")
+    for name, us in tiny_call_overhead(args.min_time).items():
+        print(f"  {name:13s} {us:6.2f} us")
 
     same = {layer.name: bitwise_same_across_threads(layer) for layer in layers}
     bad = [name for name, ok in same.items() if not ok]

@@ -18,6 +18,18 @@ _Int4 = tuple[int, int, int, int]
 
 __version__: str
 
+class PreparedWeights:
+    """A layer's filters copied and packed once, in the dtype of `weight`.
+
+    weight is OHWI (c_out, k_h, k_w, c_in/groups) for layout "NHWC" or OIHW
+    (c_out, c_in/groups, k_h, k_w) for "NCHW", C-contiguous float32/float64.
+    """
+
+    def __init__(self, weight: _Array, groups: int, layout: str) -> None: ...
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the packed copy."""
+
 class ConvPlan:
     """One validated convolution geometry, reusable for any number of calls.
 
@@ -42,6 +54,11 @@ class ConvPlan:
     def run(self, x: _Array, weight: _Array, bias: _Array | None, out: _Array) -> None:
         """Forward convolution of x into out (fully overwritten); bias has c_out values
         or is None. Checks every buffer's dtype, contiguity, size and writeability."""
+
+    def run_prepared(
+        self, x: _Array, weight: PreparedWeights, bias: _Array | None, out: _Array
+    ) -> None:
+        """As run(), with weights packed by PreparedWeights (same dtype as x)."""
 
     def workspace_bytes(self, f64: bool) -> int:
         """Scratch memory one run needs, in bytes, for float64 (f64=True) or float32."""

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from convx._args import PaddingArg, check_layout, normalize_pair
 from convx import _core
+from convx._args import PaddingArg, check_layout, normalize_pair
 from convx.functional import _conv2d_checked, output_shape
 
 __all__ = ["Conv2D"]

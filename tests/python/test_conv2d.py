@@ -124,6 +124,42 @@ def test_conv2d_matches_reference(problem: dict[str, Any], isa: str) -> None:
     assert tuple(expected_shape) == got.shape
 
 
+@st.composite
+def special_shapes(draw: st.DrawFn) -> dict[str, Any]:
+    """Depthwise (groups == C_in, 1 or 2 filters per channel) and pointwise (1x1) problems
+    with many channels, which implementations like to route to dedicated kernels."""
+    kind = draw(st.sampled_from(["depthwise", "pointwise"]))
+    channels = draw(st.sampled_from([1, 5, 8, 16, 17, 33]))
+    if kind == "depthwise":
+        groups, c_out = channels, channels * draw(st.sampled_from([1, 1, 2]))
+        k = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
+    else:
+        groups, c_out, k = 1, draw(st.sampled_from([1, 7, 16, 40])), (1, 1)
+    dilation = draw(st.one_of(st.just(1), pair))
+    padding = draw(padding_st)
+    d_h, d_w = as_pair(dilation)
+    min_h = _min_extent(padding, 0, (k[0] - 1) * d_h + 1)
+    min_w = _min_extent(padding, 1, (k[1] - 1) * d_w + 1)
+    return {
+        "layout": draw(st.sampled_from(LAYOUTS)), "dtype": draw(st.sampled_from(DTYPES)),
+        "n": draw(st.sampled_from([None, 1, 2])), "groups": groups, "c_in": channels,
+        "c_out": c_out, "k": k, "h": draw(st.integers(min_h, min_h + 12)),
+        "w": draw(st.integers(min_w, min_w + 12)),
+        "stride": draw(st.one_of(st.just(1), st.integers(1, 3), pair)), "dilation": dilation,
+        "padding": padding, "bias": draw(st.booleans()),
+        "activation": draw(st.sampled_from([None, "relu"])), "flip": draw(st.booleans()),
+        "seed": draw(st.integers(0, 2**32 - 1)),
+    }
+
+
+@given(problem=special_shapes())
+def test_depthwise_and_pointwise_match_reference(problem: dict[str, Any], isa: str) -> None:
+    x, weight, bias = make_arrays(problem)
+    kwargs = {key: problem[key] for key in
+              ("stride", "padding", "dilation", "groups", "layout", "activation", "flip")}
+    check_conv(x, weight, bias, **kwargs)
+
+
 def test_reference_agrees_with_literal_sum() -> None:
     # Guards the oracle itself: the per-pixel tensordot reference against the maths
     # note's scalar sum.

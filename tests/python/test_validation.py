@@ -97,6 +97,8 @@ CONV_CASES = [
     ("bias_too_long", _conv(bias=np.zeros(7, np.float32)), ValueError, r"bias"),
     ("bias_2d", _conv(bias=B[None]), ValueError, r"bias"),
     ("bias_scalar", _conv(bias=np.float32(1.0)), ValueError, r"bias"),
+    ("bias_column", _conv(bias=B[:, None].copy()), ValueError, r"bias"),
+    ("bias_row", _conv(bias=B[None, :].copy()), ValueError, r"bias"),
     # strings
     ("layout_unknown", _conv(layout="NCWH"), ValueError, r"layout"),
     ("layout_hwcn", _conv(layout="HWCN"), ValueError, r"layout"),
@@ -135,6 +137,79 @@ CONV_CASES = [
 def test_conv2d_rejects(call: Callable[[], Any], exc: Any, pattern: str) -> None:
     with pytest.raises(exc, match=pattern):
         call()
+
+
+@pytest.mark.parametrize(("call", "exc", "pattern"),
+                         [pytest.param(c, e, p, id=i) for i, c, e, p in CONV_CASES])
+def test_conv2d_rejects_after_a_valid_call(call: Callable[[], Any], exc: Any,
+                                           pattern: str) -> None:
+    # conv2d may remember work from earlier calls with the same shapes; a bad argument
+    # must be rejected all the same. Warm up with valid calls on the shapes used above.
+    convx.conv2d(X, W, B)
+    convx.conv2d(X_NCHW, W_OIHW, B, layout="NCHW")
+    convx.conv2d(SQUARE_X, SQUARE_W)
+    with pytest.raises(exc, match=pattern):
+        call()
+
+
+def _outcome(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except (TypeError, ValueError) as exc:
+        return type(exc)
+
+
+@pytest.mark.parametrize(("index", "name", "value"), [
+    (0, "stride", 1.0), (1, "stride", True), (2, "groups", 1.0), (3, "groups", True),
+    (4, "padding", 0.0), (5, "padding", False), (6, "dilation", 1.0), (7, "dilation", True),
+    (8, "stride", (1.0, 1)), (9, "padding", ((0, 0), (0.0, 0))),
+])
+def test_validation_does_not_depend_on_call_history(index: int, name: str,
+                                                    value: Any) -> None:
+    # Each argument value here compares (and hashes) equal to a valid one: 1.0 == True == 1.
+    # Whether conv2d accepts it must not depend on whether the valid spelling was used
+    # before with the same shapes. Shapes are unique to this test, so the first call is
+    # the first with them.
+    fresh = np.zeros((1, 31, 29 + index, 3), np.float32)
+    warm = np.zeros((1, 31, 41 + index, 3), np.float32)
+    weight = np.ones((2, 3, 3, 3), np.float32)
+    valid = {"stride": 1, "groups": 1, "padding": 0, "dilation": 1}[name]
+    if name == "stride" and isinstance(value, tuple):
+        valid = (1, 1)
+    if name == "padding" and isinstance(value, tuple):
+        valid = ((0, 0), (0, 0))
+    cold = _outcome(lambda: convx.conv2d(fresh, weight, **{name: value}))
+    convx.conv2d(warm, weight, **{name: valid})
+    hot = _outcome(lambda: convx.conv2d(warm, weight, **{name: value}))
+    if isinstance(cold, type):
+        assert hot is cold, f"{name}={value!r}: {cold.__name__} when cold, accepted when warm"
+    else:
+        assert not isinstance(hot, type), f"{name}={value!r}: accepted cold, {hot} when warm"
+
+
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+def test_repeated_signature_from_many_threads(layout: str) -> None:
+    # Many threads reuse one call signature at once, each with its own input: every result
+    # must be that input's own.
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(11)
+    shape = (2, 20, 18, 16) if layout == "NHWC" else (2, 16, 20, 18)
+    xs = [rng.uniform(-1, 1, shape).astype(np.float32) for _ in range(6)]
+    weight = rng.uniform(-1, 1, (24, 3, 3, 8) if layout == "NHWC" else (24, 8, 3, 3))
+    weight = weight.astype(np.float32)
+    want = [convx.conv2d(x, weight, padding=1, groups=2, layout=layout) for x in xs]
+
+    def work(i: int) -> int:
+        wrong = 0
+        for r in range(20):
+            j = (i + r) % len(xs)
+            y = convx.conv2d(xs[j], weight, padding=1, groups=2, layout=layout)
+            wrong += int(not np.array_equal(y, want[j]))
+        return wrong
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert sum(pool.map(work, range(8))) == 0
 
 
 def test_conv2d_rejects_out_overlapping_weight() -> None:
