@@ -80,6 +80,16 @@ const T* input_ptr(const py::array& a, int64_t count, const char* name) {
   return static_cast<const T*>(a.data());
 }
 
+// The bias must be a 1-D array of exactly c_out values (a (c_out, 1) column of
+// the same size is an error, not silently accepted).
+template <typename T>
+const T* bias_ptr(const py::object& bias, int64_t c_out) {
+  if (!py::isinstance<py::array>(bias)) throw py::type_error("bias: must be a numpy array");
+  const auto arr = py::reinterpret_borrow<py::array>(bias);
+  if (arr.ndim() != 1) throw std::invalid_argument("bias: must be 1-D");
+  return input_ptr<T>(arr, c_out, "bias");
+}
+
 template <typename T>
 T* output_ptr(py::array& a, int64_t count, const char* name) {
   const T* p = input_ptr<T>(a, count, name);
@@ -167,7 +177,7 @@ class ConvPlan {
     const T* xp = input_ptr<T>(x, shape_.input_size(), "x");
     const T* wp = input_ptr<T>(w, shape_.weight_size(), "weight");
     const T* bp = nullptr;
-    if (!bias.is_none()) bp = input_ptr<T>(bias.cast<py::array>(), shape_.c_out, "bias");
+    if (!bias.is_none()) bp = bias_ptr<T>(bias, shape_.c_out);
     T* yp = output_ptr<T>(y, shape_.output_size(), "out");
     py::gil_scoped_release release;
     convx::conv2d<T>(shape_, xp, wp, bp, yp, act_);
@@ -178,7 +188,7 @@ class ConvPlan {
                  py::array& y) const {
     const T* xp = input_ptr<T>(x, shape_.input_size(), "x");
     const T* bp = nullptr;
-    if (!bias.is_none()) bp = input_ptr<T>(bias.cast<py::array>(), shape_.c_out, "bias");
+    if (!bias.is_none()) bp = bias_ptr<T>(bias, shape_.c_out);
     T* yp = output_ptr<T>(y, shape_.output_size(), "out");
     py::gil_scoped_release release;
     convx::conv2d<T>(shape_, xp, w, bp, yp, act_);

@@ -126,7 +126,8 @@ def conv2d(
     # Fast path: a call signature seen before reuses its validated plan. The compiled
     # plan re-checks every buffer (dtype, contiguity, size), so anything unusual
     # raises there and is re-run through the full validation below for a clear error.
-    if out is None and not flip and type(x) is np.ndarray and type(weight) is np.ndarray:
+    if (out is None and not flip and type(x) is np.ndarray and type(weight) is np.ndarray
+            and _plain(stride) and _plain(dilation) and _plain(padding) and type(groups) is int):
         try:
             key = (x.shape, x.dtype, weight.shape, bias is None, stride, padding, dilation,
                    groups, layout, activation)
@@ -144,6 +145,17 @@ def conv2d(
         key = None
     return _conv2d_checked(x, weight, bias, stride, padding, dilation, groups, layout,
                            activation, flip, out, _PLANS, key)
+
+
+def _plain(v: Any) -> bool:
+    """True for arguments whose equality implies identity of meaning: exact ints, strings
+    and (nested) tuples of them. 1.0 == 1 and True == 1 in Python, so a float or bool
+    must never hit a plan cached for an int: those take the validating path."""
+    t = type(v)
+    if t is int or t is str:
+        return True
+    return t is tuple and all(type(e) is int or (type(e) is tuple and all(
+        type(f) is int for f in e)) for e in v)
 
 
 # Validated plans by call signature; bounded so that varied shapes cannot grow it forever.

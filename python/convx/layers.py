@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from convx import _core
 from convx._args import PaddingArg, check_layout, normalize_pair
-from convx.functional import _conv2d_checked, output_shape
+from convx.functional import _conv2d_checked, _plain, output_shape
 
 __all__ = ["Conv2D"]
 
@@ -127,7 +127,8 @@ class Conv2D:
                  ) -> npt.NDArray[Any]:
         """Apply the layer to a batch (4-D) or a single image (3-D) in the layer's layout."""
         key = None
-        if out is None and type(x) is np.ndarray:
+        if (out is None and type(x) is np.ndarray and _plain(self.stride)
+                and _plain(self.padding) and _plain(self.dilation)):
             # Public attributes may be reassigned, so they are part of the key.
             key = (x.shape, x.dtype, self.stride, self.padding, self.dilation, self.activation)
             try:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 import scipy.signal
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference import (
     as_pair,
@@ -154,6 +154,26 @@ def special_shapes(draw: st.DrawFn) -> dict[str, Any]:
 
 @given(problem=special_shapes())
 def test_depthwise_and_pointwise_match_reference(problem: dict[str, Any], isa: str) -> None:
+    x, weight, bias = make_arrays(problem)
+    kwargs = {key: problem[key] for key in
+              ("stride", "padding", "dilation", "groups", "layout", "activation", "flip")}
+    check_conv(x, weight, bias, **kwargs)
+
+
+@st.composite
+def medium_problems(draw: st.DrawFn) -> dict[str, Any]:
+    """Images wide enough to have an interior away from every border, few channels."""
+    problem = draw(conv_problems())
+    # Growing the image keeps the drawn kernel fitting.
+    problem["h"] = draw(st.integers(max(problem["h"], 16), 48))
+    problem["w"] = draw(st.integers(max(problem["w"], 16), 64))
+    problem["n"] = draw(st.sampled_from([None, 1, 2]))
+    return problem
+
+
+@settings(max_examples=max(10, settings.default.max_examples // 5))
+@given(problem=medium_problems())
+def test_medium_images_match_reference(problem: dict[str, Any], isa: str) -> None:
     x, weight, bias = make_arrays(problem)
     kwargs = {key: problem[key] for key in
               ("stride", "padding", "dilation", "groups", "layout", "activation", "flip")}
