@@ -540,3 +540,72 @@ def test_conv2d_layer_rejects_bad_config(args: tuple[Any, ...], kwargs: dict[str
 def test_conv2d_layer_rejects_bad_dtype(dtype: type) -> None:
     with pytest.raises(TypeError, match=DTYPE_MSG):
         convx.Conv2D(3, 4, 3, dtype=dtype)
+
+
+def _layer_matches_functional(layer: Any, x: np.ndarray) -> None:
+    want = convx.conv2d(x, np.array(layer.weight), None if layer.bias is None else
+                        np.array(layer.bias), stride=layer.stride, padding=layer.padding,
+                        dilation=layer.dilation, groups=layer.groups, layout=layer.layout,
+                        activation=layer.activation)
+    np.testing.assert_array_equal(layer(x), want)
+
+
+def test_conv2d_layer_tracks_weight_and_bias_changes(rng: np.random.Generator) -> None:
+    # However the parameters are changed, the layer computes with what layer.weight and
+    # layer.bias show, warm or cold.
+    layer = convx.Conv2D(4, 6, 3, padding=1, groups=2, seed=5)
+    x = uniform(rng, (2, 7, 6, 4), np.float32)
+    first = layer(x)
+    _layer_matches_functional(layer, x)
+
+    try:                                            # in place: either refused or honoured
+        layer.weight[0, 0, 0, 0] += 1.0
+    except ValueError:
+        pass
+    _layer_matches_functional(layer, x)
+
+    new_weight = uniform(rng, layer.weight.shape, np.float32)
+    layer.weight = new_weight
+    np.testing.assert_array_equal(layer.weight, new_weight)
+    _layer_matches_functional(layer, x)
+    assert not np.array_equal(layer(x), first)
+
+    new_weight[...] = 0.0                           # the caller's array is not aliased...
+    _layer_matches_functional(layer, x)             # ...or, if it is, the layer follows it
+
+    try:
+        layer.bias[0] = 10.0
+    except ValueError:
+        pass
+    _layer_matches_functional(layer, x)
+    layer.bias = np.arange(6, dtype=np.float32)
+    _layer_matches_functional(layer, x)
+    layer.bias = None
+    assert layer.bias is None
+    _layer_matches_functional(layer, x)
+
+
+def test_conv2d_layer_rejects_bad_assignments() -> None:
+    layer = convx.Conv2D(3, 4, 3, seed=0)
+    with pytest.raises(ValueError, match=r"weight"):
+        layer.weight = np.zeros((4, 3, 3, 2), np.float32)
+    with pytest.raises(ValueError, match=r"bias"):
+        layer.bias = np.zeros(5, np.float32)
+
+
+def test_conv2d_layer_validation_after_warm_up(rng: np.random.Generator) -> None:
+    layer = convx.Conv2D(3, 4, 3, seed=0)
+    x = uniform(rng, (2, 6, 6, 3), np.float32)
+    layer(x)
+    layer(x)
+    with pytest.raises(TypeError, match=DTYPE_MSG):
+        layer(x.astype(np.float64))
+    with pytest.raises(TypeError, match=DTYPE_MSG):
+        layer(x.astype(np.int32))
+    noncontiguous = uniform(rng, (2, 6, 12, 3), np.float32)[:, :, ::2]
+    _layer_matches_functional(layer, noncontiguous)
+    out = np.empty((2, 4, 4, 4), np.float32)
+    assert layer(x, out=out) is out
+    np.testing.assert_array_equal(out, layer(x))
+    with pytest.raises(ValueError, match=r"\bout\b"):
+        layer(x, out=np.empty((2, 4, 4, 5), np.float32))

@@ -1,5 +1,11 @@
 // The catalogue of compiled micro-kernels. Portable code reaches them only
 // through runtime/kernel_table.hpp, never by name.
+//
+// Rule for ISA files: they contain kernels and intrinsics only. Any inline
+// function they instantiate from a shared header (or the standard library)
+// could be merged by the linker with a copy from a portable file and then run
+// on a CPU without that ISA, so shared helpers live in anonymous namespaces and
+// timing, allocation and containers stay in portable code.
 #pragma once
 
 #include "kernels/dwconv.hpp"
@@ -18,7 +24,7 @@ GemmKernel<float> sgemm_kernel_avx2();
 GemmKernel<double> dgemm_kernel_avx2();
 DwRowFn<float> sdwconv_row_avx2();
 DwRowFn<double> ddwconv_row_avx2();
-double fma_peak_gflops_avx2(std::int64_t iterations);
+float fma_peak_loop_avx2(std::int64_t iterations);  // 192 flops per iteration
 #endif
 
 #if defined(CONVX_HAVE_AVX512_KERNELS)
@@ -26,7 +32,7 @@ GemmKernel<float> sgemm_kernel_avx512();
 GemmKernel<double> dgemm_kernel_avx512();
 DwRowFn<float> sdwconv_row_avx512();
 DwRowFn<double> ddwconv_row_avx512();
-double fma_peak_gflops_avx512(std::int64_t iterations);
+float fma_peak_loop_avx512(std::int64_t iterations);  // 768 flops per iteration
 #endif
 
 }  // namespace convx::detail

@@ -171,29 +171,35 @@ CpuInfo cpu_info() {
 }
 
 double measure_fma_peak_gflops(double seconds) {
-  using Probe = double (*)(std::int64_t);
-  Probe probe = nullptr;
+  using Loop = float (*)(std::int64_t);
+  Loop loop = nullptr;
+  double flops_per_iter = 0;
 #if defined(CONVX_HAVE_AVX2_KERNELS)
-  if (active_isa() == Isa::AVX2) probe = &detail::fma_peak_gflops_avx2;
+  if (active_isa() == Isa::AVX2) {
+    loop = &detail::fma_peak_loop_avx2;
+    flops_per_iter = 2.0 * 8 * 12;
+  }
 #endif
 #if defined(CONVX_HAVE_AVX512_KERNELS)
-  if (active_isa() == Isa::AVX512) probe = &detail::fma_peak_gflops_avx512;
-#endif
-  if (probe == nullptr) return 0.0;
-  // Double the iteration count until one run takes a third of the budget,
-  // then keep the best of three runs at that count.
-  std::int64_t iters = 1 << 14;
-  for (;;) {
-    const auto t0 = std::chrono::steady_clock::now();
-    probe(iters);
-    const double dt =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (dt >= seconds / 3 || iters >= (std::int64_t(1) << 36)) break;
-    iters *= 2;
+  if (active_isa() == Isa::AVX512) {
+    loop = &detail::fma_peak_loop_avx512;
+    flops_per_iter = 2.0 * 16 * 24;
   }
+#endif
+  if (loop == nullptr) return 0.0;
+  auto timed = [&](std::int64_t iters) {
+    const auto t0 = std::chrono::steady_clock::now();
+    volatile float sink = loop(iters);
+    (void)sink;
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  // Double the iteration count until one run takes a third of the budget,
+  // then keep the best rate of three runs at that count.
+  std::int64_t iters = 1 << 14;
+  while (timed(iters) < seconds / 3 && iters < (std::int64_t(1) << 36)) iters *= 2;
   double best = 0;
-  for (int r = 0; r < 3; ++r) best = std::max(best, probe(iters));
-  return best;
+  for (int r = 0; r < 3; ++r) best = std::max(best, flops_per_iter * double(iters) / timed(iters));
+  return best / 1e9;
 }
 
 namespace detail {
