@@ -57,9 +57,19 @@ convx::ConvParams make_params(Int2 stride, Int2 dilation, Int4 pad, int64_t grou
 
 enum class DType { F32, F64 };
 
+// Native-endian T. NumPy usually hands out its canonical dtype objects, so the
+// identity test answers at once; an equal but distinct dtype object (e.g. made
+// by newbyteorder) falls back to comparing by value.
+template <typename T>
+bool has_dtype(const py::array& a) {
+  const py::dtype want = py::dtype::of<T>();
+  const py::dtype got = a.dtype();
+  return got.is(want) || got.equal(want);
+}
+
 DType dtype_of(const py::array& a, const char* name) {
-  if (a.dtype().is(py::dtype::of<float>())) return DType::F32;
-  if (a.dtype().is(py::dtype::of<double>())) return DType::F64;
+  if (has_dtype<float>(a)) return DType::F32;
+  if (has_dtype<double>(a)) return DType::F64;
   throw py::type_error(std::string(name) + ": dtype must be float32 or float64, got " +
                        py::str(a.dtype()).cast<std::string>());
 }
@@ -67,7 +77,7 @@ DType dtype_of(const py::array& a, const char* name) {
 // Checks that `a` is a C-contiguous buffer of `count` elements of T.
 template <typename T>
 const T* input_ptr(const py::array& a, int64_t count, const char* name) {
-  if (!a.dtype().is(py::dtype::of<T>())) {
+  if (!has_dtype<T>(a)) {
     throw py::type_error(std::string(name) + ": dtype does not match the other arrays");
   }
   if (!(a.flags() & py::array::c_style)) {
@@ -266,7 +276,7 @@ void gemm_impl(const py::array& a, const py::array& b, py::array& c, bool accumu
     throw std::invalid_argument("out: must have shape (M, N)");
   }
   for (const py::array* arr : std::initializer_list<const py::array*>{&a, &b, &c}) {
-    if (!arr->dtype().is(py::dtype::of<T>())) throw py::type_error("gemm: dtypes differ");
+    if (!has_dtype<T>(*arr)) throw py::type_error("gemm: dtypes differ");
   }
   if (!c.writeable()) throw std::invalid_argument("out: array is read-only");
   const Int2 sa = element_strides(a, "a"), sb = element_strides(b, "b");

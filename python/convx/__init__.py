@@ -51,6 +51,6 @@ def set_num_threads(n: int) -> None:
     """Use n >= 1 threads for later calls. Results are bitwise identical for any n."""
     if not isinstance(n, int) or isinstance(n, bool):
         raise TypeError(f"n must be an int, got {n!r}")
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    if not 1 <= n <= 1024:
+        raise ValueError(f"n must be in [1, 1024], got {n}")
     _core.set_num_threads(n)

@@ -49,7 +49,11 @@ def _info() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="convx", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"convx {convx.__version__}")
+    info = convx.cpu_info()
+    version = (f"convx {convx.__version__} (path {info['active']}; available "
+               f"{', '.join(info['available'])}; {info['num_threads']} threads; "
+               f"build {info['build_flags']})")
+    parser.add_argument("--version", action="version", version=version)
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("demo", help="convolve a small built-in example and check it")
     sub.add_parser("info", help="print version, CPU features, kernel path and threads")

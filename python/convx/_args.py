@@ -140,6 +140,8 @@ def as_float_array(a: Any, name: str) -> npt.NDArray[Any]:
             f"{name} has {what} dtype ({a.dtype}); convx computes in float32 or float64: "
             f"cast to float32 or float64 ({hint})"
         )
+    if not a.dtype.isnative:  # big-endian data: one converting copy
+        a = a.astype(a.dtype.newbyteorder("="))
     if not a.flags.c_contiguous:
         a = np.ascontiguousarray(a)
     return cast("npt.NDArray[Any]", a)

@@ -191,6 +191,10 @@ def _conv2d_checked(
     ba = None if bias is None else as_float_array(bias, "bias")
     common_dtype(xa, "x", (wa, "weight"), (ba, "bias"))
     n, h, w, c_in, batched = _split_input(xa.shape, layout)
+    if c_in < 1:
+        raise ValueError(f"x has {c_in} channels; it needs at least one")
+    if type(flip) is not bool:
+        raise TypeError(f"flip must be True or False, got {flip!r}")
     if wa.ndim != 4:
         expect = "(C_out, k_h, k_w, C_in/groups)" if layout == "NHWC" else \
             "(C_out, C_in/groups, k_h, k_w)"

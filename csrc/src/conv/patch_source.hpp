@@ -44,6 +44,7 @@ class NhwcPatchRows final : public ASource<T> {
     // copied whole; otherwise tap by tap.
     const bool strips = cg == s_.c_in && s_.p.dilation_w == 1;
     const std::int64_t row_len = s_.k_w * cg;
+    const bool whole = strips && k0 == 0 && kc == s_.k_h * row_len;
     std::int64_t ow = r0 % s_.w_out;
     std::int64_t oh = (r0 / s_.w_out) % s_.h_out;
     std::int64_t b = r0 / (s_.w_out * s_.h_out);
@@ -52,16 +53,25 @@ class NhwcPatchRows final : public ASource<T> {
       const std::int64_t iw0 = ow * s_.p.stride_w - s_.p.pad.left;
       const T* img = x_ + b * s_.h * s_.w * s_.c_in;
       T* out = dst + i * ld - k0;  // indexed by absolute K index
-      const bool inside = strips && k0 == 0 && kc == s_.k_h * row_len && ih0 >= 0 &&
-                          ih0 + (s_.k_h - 1) * s_.p.dilation_h < s_.h && iw0 >= 0 &&
-                          iw0 + s_.k_w <= s_.w;
-      if (inside) {
-        // The common interior pixel: k_h whole strips, no bounds to check.
-        const T* src = img + (ih0 * s_.w + iw0) * s_.c_in;
-        const std::int64_t step = s_.p.dilation_h * s_.w * s_.c_in;
-        for (std::int64_t u = 0; u < s_.k_h; ++u) copy(out + u * row_len, src + u * step, row_len);
+      if (whole) {
+        // The usual case: the whole patch in one K block, copied strip by strip.
+        // Only the taps v in [v_lo, v_hi) fall inside the image horizontally.
+        const std::int64_t v_lo = std::clamp<std::int64_t>(-iw0, 0, s_.k_w);
+        const std::int64_t v_hi = std::clamp<std::int64_t>(s_.w - iw0, v_lo, s_.k_w);
+        const std::int64_t a = v_lo * cg, e = v_hi * cg;
+        for (std::int64_t u = 0; u < s_.k_h; ++u) {
+          T* o = out + u * row_len;
+          const std::int64_t ih = ih0 + u * s_.p.dilation_h;
+          if (ih < 0 || ih >= s_.h) {
+            fill_zero(o, row_len);
+            continue;
+          }
+          fill_zero(o, a);
+          copy(o + a, img + (ih * s_.w + iw0) * s_.c_in + a, e - a);
+          fill_zero(o + e, row_len - e);
+        }
       }
-      for (std::int64_t u = inside ? s_.k_h : k0 / row_len; u * row_len < k0 + kc; ++u) {
+      for (std::int64_t u = whole ? s_.k_h : k0 / row_len; u * row_len < k0 + kc; ++u) {
         const std::int64_t lo = std::max(k0, u * row_len);
         const std::int64_t hi = std::min(k0 + kc, (u + 1) * row_len);
         const std::int64_t ih = ih0 + u * s_.p.dilation_h;

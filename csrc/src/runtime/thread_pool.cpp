@@ -87,7 +87,8 @@ void ThreadPool::run(std::int64_t tasks, int max_threads, const TaskFn& fn) {
 namespace {
 
 int default_thread_count() {
-  if (const char* env = std::getenv("CONVX_NUM_THREADS")) {
+  const char* env = std::getenv("CONVX_NUM_THREADS");
+  if (env != nullptr && *env != '\0') {  // empty means unset, as for CONVX_ISA
     char* end = nullptr;
     const long v = std::strtol(env, &end, 10);
     if (end != env && *end == '\0' && v >= 1 && v <= 1024) return static_cast<int>(v);
