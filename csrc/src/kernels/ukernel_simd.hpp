@@ -29,6 +29,17 @@ void ukernel_simd(std::int64_t k, const T* a, std::int64_t lda, const T* b, T* c
   const T* rows[MR];
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i) rows[i] = a + i * lda;
+  // C is touched only after the k loop; start fetching it now so that the
+  // read-modify-write at the end does not stall on L2/L3 misses.
+  if (accumulate && cs_c == 1) {
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      if (i < m) {
+        __builtin_prefetch(c + i * rs_c, 1);
+        if (NR * sizeof(T) > 64) __builtin_prefetch(c + i * rs_c + NR - 1, 1);
+      }
+    }
+  }
   for (std::int64_t p = 0; p < k; ++p) {
     V bv[NV];
 #pragma GCC unroll 8
