@@ -235,7 +235,7 @@ def bitwise_same_across_threads(layer: Layer) -> bool:
 
 
 _MEMORY_PROBE = r"""
-import resource, sys, json
+import sys, json
 import numpy as np
 lib = sys.argv[1]
 from convx._bench_conv import SUITE, make_inputs, ort_session, torch_runner
@@ -263,9 +263,21 @@ elif lib == "ort":
     ts = ort_session(tiny, *make_inputs(tiny)[1:], 1)
     ts.run(None, {"X": np.ascontiguousarray(make_inputs(tiny)[0].transpose(0, 3, 1, 2))})
     run = lambda: sess.run(None, feed)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# ru_maxrss is a high-water mark that earlier (freed) allocations may already have
+# raised, hiding the call's own peak. So: hand freed heap back to the OS, reset the
+# kernel's peak-RSS counter (VmHWM, via /proc/self/clear_refs), and read it after.
+import ctypes
+def status_kib(field):
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+ctypes.CDLL("libc.so.6").malloc_trim(0)
+before = status_kib("VmRSS")
+with open("/proc/self/clear_refs", "w") as fh:
+    fh.write("5")
 y = run()
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = status_kib("VmHWM")
 print(json.dumps({"extra_mib": ((after - before) * 1024 - out_bytes) / 2**20}))
 """
 
