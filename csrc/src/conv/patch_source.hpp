@@ -11,9 +11,9 @@
 
 namespace convx::detail {
 
-// Short runs (a few channels) are copied inline; a memcpy call would cost more.
+// Copies and zero fills of patch runs (a whole strip, or a few channels).
 template <typename T>
-inline void copy(T* dst, const T* src, std::int64_t n) {
+inline void copy(T* __restrict dst, const T* __restrict src, std::int64_t n) {
   if (n >= 16) {
     std::memcpy(dst, src, static_cast<std::size_t>(n) * sizeof(T));
   } else {
@@ -38,75 +38,80 @@ class NhwcPatchRows final : public ASource<T> {
 
   void pack_rows(T* dst, std::int64_t ld, std::int64_t r0, std::int64_t rows, std::int64_t k0,
                  std::int64_t kc) const override {
-    const std::int64_t cg = s_.c_in_per_group();
+    // Geometry in locals: the copies below are calls the compiler cannot see
+    // through, and it would otherwise reload every field after each one.
+    const std::int64_t cg = s_.c_in_per_group(), c_in = s_.c_in, h = s_.h, w = s_.w;
+    const std::int64_t k_h = s_.k_h, k_w = s_.k_w, h_out = s_.h_out, w_out = s_.w_out;
+    const std::int64_t s_h = s_.p.stride_h, s_w = s_.p.stride_w, d_h = s_.p.dilation_h;
+    const std::int64_t pad_top = s_.p.pad.top, pad_left = s_.p.pad.left;
     // One kernel row u covers K indices [u*k_w*cg, (u+1)*k_w*cg). Without
     // groups and dilation it is one contiguous strip of the image, so it is
     // copied whole; otherwise tap by tap.
-    const bool strips = cg == s_.c_in && s_.p.dilation_w == 1;
-    const std::int64_t row_len = s_.k_w * cg;
-    const bool whole = strips && k0 == 0 && kc == s_.k_h * row_len;
-    std::int64_t ow = r0 % s_.w_out;
-    std::int64_t oh = (r0 / s_.w_out) % s_.h_out;
-    std::int64_t b = r0 / (s_.w_out * s_.h_out);
+    const bool strips = cg == c_in && s_.p.dilation_w == 1;
+    const std::int64_t row_len = k_w * cg;
+    const bool whole = strips && k0 == 0 && kc == k_h * row_len;
+    std::int64_t ow = r0 % w_out;
+    std::int64_t oh = (r0 / w_out) % h_out;
+    std::int64_t b = r0 / (w_out * h_out);
     for (std::int64_t i = 0; i < rows; ++i) {
-      const std::int64_t ih0 = oh * s_.p.stride_h - s_.p.pad.top;
-      const std::int64_t iw0 = ow * s_.p.stride_w - s_.p.pad.left;
-      const T* img = x_ + b * s_.h * s_.w * s_.c_in;
+      const std::int64_t ih0 = oh * s_h - pad_top;
+      const std::int64_t iw0 = ow * s_w - pad_left;
+      const T* img = x_ + b * h * w * c_in;
       T* out = dst + i * ld - k0;  // indexed by absolute K index
       if (whole) {
         // The usual case: the whole patch in one K block, copied strip by strip.
         // Only the taps v in [v_lo, v_hi) fall inside the image horizontally.
-        const std::int64_t v_lo = std::clamp<std::int64_t>(-iw0, 0, s_.k_w);
-        const std::int64_t v_hi = std::clamp<std::int64_t>(s_.w - iw0, v_lo, s_.k_w);
+        const std::int64_t v_lo = std::clamp<std::int64_t>(-iw0, 0, k_w);
+        const std::int64_t v_hi = std::clamp<std::int64_t>(w - iw0, v_lo, k_w);
         const std::int64_t a = v_lo * cg, e = v_hi * cg;
-        for (std::int64_t u = 0; u < s_.k_h; ++u) {
+        for (std::int64_t u = 0; u < k_h; ++u) {
           T* o = out + u * row_len;
-          const std::int64_t ih = ih0 + u * s_.p.dilation_h;
-          if (ih < 0 || ih >= s_.h) {
+          const std::int64_t ih = ih0 + u * d_h;
+          if (ih < 0 || ih >= h) {
             fill_zero(o, row_len);
             continue;
           }
           fill_zero(o, a);
-          copy(o + a, img + (ih * s_.w + iw0) * s_.c_in + a, e - a);
+          copy(o + a, img + (ih * w + iw0) * c_in + a, e - a);
           fill_zero(o + e, row_len - e);
         }
       }
-      for (std::int64_t u = whole ? s_.k_h : k0 / row_len; u * row_len < k0 + kc; ++u) {
+      for (std::int64_t u = whole ? k_h : k0 / row_len; u * row_len < k0 + kc; ++u) {
         const std::int64_t lo = std::max(k0, u * row_len);
         const std::int64_t hi = std::min(k0 + kc, (u + 1) * row_len);
-        const std::int64_t ih = ih0 + u * s_.p.dilation_h;
-        if (ih < 0 || ih >= s_.h) {
+        const std::int64_t ih = ih0 + u * d_h;
+        if (ih < 0 || ih >= h) {
           fill_zero(out + lo, hi - lo);
           continue;
         }
-        const T* image_row = img + ih * s_.w * s_.c_in;
+        const T* image_row = img + ih * w * c_in;
         if (strips) {
           // Valid K range of this strip: taps whose column lies inside the image.
           const std::int64_t base = u * row_len;
-          const std::int64_t v_lo = std::clamp<std::int64_t>(-iw0, 0, s_.k_w);
-          const std::int64_t v_hi = std::clamp<std::int64_t>(s_.w - iw0, v_lo, s_.k_w);
+          const std::int64_t v_lo = std::clamp<std::int64_t>(-iw0, 0, k_w);
+          const std::int64_t v_hi = std::clamp<std::int64_t>(w - iw0, v_lo, k_w);
           const std::int64_t a = std::clamp(base + v_lo * cg, lo, hi);
           const std::int64_t e = std::clamp(base + v_hi * cg, lo, hi);
           fill_zero(out + lo, a - lo);
-          copy(out + a, image_row + iw0 * s_.c_in + (a - base), e - a);
+          copy(out + a, image_row + iw0 * c_in + (a - base), e - a);
           fill_zero(out + e, hi - e);
           continue;
         }
         for (std::int64_t p = lo; p < hi;) {
-          const std::int64_t v = (p / cg) % s_.k_w, c = p % cg;
+          const std::int64_t v = (p / cg) % k_w, c = p % cg;
           const std::int64_t run = std::min(cg - c, hi - p);
           const std::int64_t iw = iw0 + v * s_.p.dilation_w;
-          if (iw >= 0 && iw < s_.w) {
-            copy(out + p, image_row + iw * s_.c_in + c, run);
+          if (iw >= 0 && iw < w) {
+            copy(out + p, image_row + iw * c_in + c, run);
           } else {
             fill_zero(out + p, run);
           }
           p += run;
         }
       }
-      if (++ow == s_.w_out) {
+      if (++ow == w_out) {
         ow = 0;
-        if (++oh == s_.h_out) {
+        if (++oh == h_out) {
           oh = 0;
           ++b;
         }
