@@ -20,11 +20,37 @@ ThreadPool::ThreadPool(int threads) : scratch_(new WorkerScratch[std::max(thread
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    stop_ = true;
+    stop_.store(true);
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
 }
+
+namespace {
+
+// Iterations of the spin before a worker (or a waiting caller) sleeps; with a
+// pause instruction each, about 20-50 microseconds.
+constexpr int kSpinIterations = 1000;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Spins until pred() holds or the budget runs out; true if it holds.
+template <typename Pred>
+bool spin_until(Pred pred) {
+  for (int i = 0; i < kSpinIterations; ++i) {
+    if (pred()) return true;
+    cpu_relax();
+  }
+  return pred();
+}
+
+}  // namespace
 
 void ThreadPool::work(int index) {
   WorkerScratch& scratch = scratch_[index];
@@ -43,17 +69,23 @@ void ThreadPool::work(int index) {
 
 void ThreadPool::worker_loop(int index) {
   std::uint64_t seen = 0;
+  auto has_job = [&] {
+    return stop_.load(std::memory_order_acquire) ||
+           (generation_.load(std::memory_order_acquire) != seen &&
+            index < active_limit_.load(std::memory_order_acquire));
+  };
   for (;;) {
-    {
+    if (!spin_until(has_job)) {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stop_ || (generation_ != seen && index < active_limit_); });
-      if (stop_) return;
-      seen = generation_;
+      wake_.wait(lock, has_job);
     }
+    if (stop_.load(std::memory_order_acquire)) return;
+    seen = generation_.load(std::memory_order_acquire);
     work(index);
-    {
+    if (running_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      // Taking the lock orders this notify after the caller's predicate check.
       std::lock_guard<std::mutex> lock(mutex_);
-      if (--running_ == 0) done_.notify_one();
+      done_.notify_one();
     }
   }
 }
@@ -69,16 +101,19 @@ void ThreadPool::run(std::int64_t tasks, int max_threads, const TaskFn& fn) {
   if (threads > 1) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      active_limit_ = threads;
-      running_ = threads - 1;
-      ++generation_;
+      active_limit_.store(threads, std::memory_order_relaxed);
+      running_.store(threads - 1, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);  // publishes the job
     }
     wake_.notify_all();
   }
   work(0);
   if (threads > 1) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [&] { return running_ == 0; });
+    auto finished = [&] { return running_.load(std::memory_order_acquire) == 0; };
+    if (!spin_until(finished)) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      done_.wait(lock, finished);
+    }
   }
   fn_ = nullptr;
   if (error_) std::rethrow_exception(error_);

@@ -1,7 +1,10 @@
 // A persistent pool of worker threads plus the scratch memory they own.
 //
-// Threads are created once (and again only when the size changes), sleep on a
-// condition variable between jobs, and take tasks from a shared counter. The
+// Threads are created once (and again only when the size changes) and take
+// tasks from a shared counter. Between jobs a worker spins for a few tens of
+// microseconds (back-to-back jobs, such as the phases of one GEMM, then start
+// without a futex wake-up) and then sleeps on a condition variable, so an idle
+// pool costs no CPU. The
 // calling thread works too, as worker 0. Which worker runs a task never
 // changes what the task computes, so results do not depend on thread count.
 #pragma once
@@ -59,10 +62,12 @@ class ThreadPool {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::condition_variable done_;
-  std::uint64_t generation_ = 0;
-  bool stop_ = false;
-  int active_limit_ = 0;  // workers with index < active_limit_ join this job
-  int running_ = 0;       // workers still inside the current job
+  // Written under mutex_ (so sleepers cannot miss a job) but atomic, so that
+  // a worker still spinning after its last job can see the next one at once.
+  std::atomic<std::uint64_t> generation_{0};
+  std::atomic<bool> stop_{false};
+  std::atomic<int> active_limit_{0};  // workers with index < active_limit_ join this job
+  std::atomic<int> running_{0};       // workers still inside the current job
 
   const TaskFn* fn_ = nullptr;
   std::int64_t tasks_ = 0;
