@@ -181,27 +181,29 @@ class ConvPlan {
   }
 
  private:
-  template <typename T>
-  void run_typed(const py::array& x, const py::array& w, const py::object& bias,
-                 py::array& y) const {
+  // Checks the buffers, then runs conv2d with `weights`: a raw pointer or a
+  // convx::ConvWeights<T>, both of which conv2d accepts.
+  template <typename T, typename Weights>
+  void run_with(const py::array& x, const Weights& weights, const py::object& bias,
+                py::array& y) const {
     const T* xp = input_ptr<T>(x, shape_.input_size(), "x");
-    const T* wp = input_ptr<T>(w, shape_.weight_size(), "weight");
     const T* bp = nullptr;
     if (!bias.is_none()) bp = bias_ptr<T>(bias, shape_.c_out);
     T* yp = output_ptr<T>(y, shape_.output_size(), "out");
     py::gil_scoped_release release;
-    convx::conv2d<T>(shape_, xp, wp, bp, yp, act_);
+    convx::conv2d<T>(shape_, xp, weights, bp, yp, act_);
+  }
+
+  template <typename T>
+  void run_typed(const py::array& x, const py::array& w, const py::object& bias,
+                 py::array& y) const {
+    run_with<T>(x, input_ptr<T>(w, shape_.weight_size(), "weight"), bias, y);
   }
 
   template <typename T>
   void run_typed(const py::array& x, const convx::ConvWeights<T>& w, const py::object& bias,
                  py::array& y) const {
-    const T* xp = input_ptr<T>(x, shape_.input_size(), "x");
-    const T* bp = nullptr;
-    if (!bias.is_none()) bp = bias_ptr<T>(bias, shape_.c_out);
-    T* yp = output_ptr<T>(y, shape_.output_size(), "out");
-    py::gil_scoped_release release;
-    convx::conv2d<T>(shape_, xp, w, bp, yp, act_);
+    run_with<T>(x, w, bias, y);
   }
 
   convx::ConvShape shape_;

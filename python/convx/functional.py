@@ -255,15 +255,21 @@ def output_shape(
     which for dilation 1 and symmetric padding p is floor((in - k + 2p) / stride) + 1.
     """
     layout = check_layout(layout)
+    n, h, w, _, batched = _split_input(tuple(input_shape), layout, "input_shape")
+    c_out, k_h, k_w = _weight_dims(weight_shape, layout)
+    _, _, _, h_out, w_out = _geometry(h, w, (k_h, k_w), stride, padding, dilation)
+    return _out_shape(n, h_out, w_out, c_out, layout, batched)
+
+
+def _weight_dims(weight_shape: tuple[int, ...], layout: str) -> tuple[int, int, int]:
+    """(c_out, k_h, k_w) of an OHWI (NHWC) or OIHW (NCHW) weight shape."""
     if len(weight_shape) != 4:
         raise ValueError(f"weight_shape must have 4 entries, got {weight_shape}")
-    n, h, w, _, batched = _split_input(tuple(input_shape), layout, "input_shape")
     if layout == "NHWC":
         c_out, k_h, k_w, _ = weight_shape
     else:
         c_out, _, k_h, k_w = weight_shape
-    _, _, _, h_out, w_out = _geometry(h, w, (k_h, k_w), stride, padding, dilation)
-    return _out_shape(n, h_out, w_out, c_out, layout, batched)
+    return int(c_out), int(k_h), int(k_w)
 
 
 def workspace_bytes(
@@ -285,12 +291,7 @@ def workspace_bytes(
     """
     layout = check_layout(layout)
     n, h, w, c_in, _ = _split_input(tuple(input_shape), layout, "input_shape")
-    if len(weight_shape) != 4:
-        raise ValueError(f"weight_shape must have 4 entries, got {weight_shape}")
-    if layout == "NHWC":
-        c_out, k_h, k_w, _ = weight_shape
-    else:
-        c_out, _, k_h, k_w = weight_shape
+    c_out, k_h, k_w = _weight_dims(weight_shape, layout)
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {dt}")

@@ -66,21 +66,9 @@ GemmKernel<double> dgemm_kernel_avx2() {
 
 namespace convx::detail {
 
-// Register-only FMA loop for measuring the peak: 12 independent ymm chains of
-// `iterations` multiply-adds each. The caller times it (no library code other
-// than intrinsics runs under this file's ISA flags). Returns a value that
-// depends on every chain, so the loop cannot be dropped.
+// 12 independent ymm chains: enough to cover two FMA pipes' latency.
 float fma_peak_loop_avx2(std::int64_t iterations) {
-  __m256 acc[12];
-  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(static_cast<float>(i));
-  const __m256 a = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(0.001f);
-  for (std::int64_t k = 0; k < iterations; ++k) {
-#pragma GCC unroll 12
-    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
-  }
-  __m256 s = acc[0];
-  for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, acc[i]);
-  return _mm256_cvtss_f32(s);
+  return fma_peak_loop<Avx2F32, float, 12>(iterations);
 }
 
 }  // namespace convx::detail

@@ -69,19 +69,9 @@ GemmKernel<double> dgemm_kernel_avx512() {
 
 namespace convx::detail {
 
-// Register-only FMA loop for measuring the peak: 24 independent zmm chains;
-// see gemm_avx2.cpp.
+// 24 independent zmm chains: enough to cover two FMA pipes' latency.
 float fma_peak_loop_avx512(std::int64_t iterations) {
-  __m512 acc[24];
-  for (int i = 0; i < 24; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
-  const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(0.001f);
-  for (std::int64_t k = 0; k < iterations; ++k) {
-#pragma GCC unroll 24
-    for (int i = 0; i < 24; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
-  }
-  __m512 s = acc[0];
-  for (int i = 1; i < 24; ++i) s = _mm512_add_ps(s, acc[i]);
-  return _mm512_reduce_add_ps(s);
+  return fma_peak_loop<Avx512F32, float, 24>(iterations);
 }
 
 }  // namespace convx::detail

@@ -99,5 +99,32 @@ void ukernel_simd(std::int64_t k, const T* a, std::int64_t lda, const T* b, T* c
   }
 }
 
+// Register-only multiply-add loop for measuring the FMA peak: kChains
+// independent accumulator chains of `iterations` steps each, so throughput,
+// not latency, bounds it. Returns a value that depends on every chain, so the
+// loop cannot be dropped. The caller does the timing in portable code.
+template <typename S, typename T, int kChains>
+T fma_peak_loop(std::int64_t iterations) {
+  using V = typename S::V;
+  V acc[kChains];
+  alignas(64) T seed[S::kLanes];
+  for (int i = 0; i < kChains; ++i) {
+    for (int l = 0; l < S::kLanes; ++l) seed[l] = static_cast<T>(i);
+    acc[i] = S::load(seed);
+  }
+  for (int l = 0; l < S::kLanes; ++l) seed[l] = T(0.999);
+  const V a = S::load(seed);
+  for (int l = 0; l < S::kLanes; ++l) seed[l] = T(0.001);
+  const V b = S::load(seed);
+  for (std::int64_t k = 0; k < iterations; ++k) {
+#pragma GCC unroll 32
+    for (int i = 0; i < kChains; ++i) acc[i] = S::fma(acc[i], a, b);
+  }
+  V sum = acc[0];
+  for (int i = 1; i < kChains; ++i) sum = S::add(sum, acc[i]);
+  S::store(seed, sum);
+  return seed[0];
+}
+
 }  // namespace
 }  // namespace convx::detail
