@@ -1,11 +1,12 @@
 // Depthwise row kernels compiled for the avx512 path (flags set per file in
-// CMakeLists.txt); the body is the portable one in dwconv_body.hpp.
+// CMakeLists.txt); the bodies are in dwconv_body.hpp, the intrinsics in simd_avx512.hpp.
 #include "kernels/dwconv_body.hpp"
 #include "kernels/kernels.hpp"
+#include "kernels/simd_avx512.hpp"
 
 namespace convx::detail {
 
-DwRowFn<float> sdwconv_row_avx512() { return &dw_row<float>; }
-DwRowFn<double> ddwconv_row_avx512() { return &dw_row<double>; }
+DwRowFn<float> sdwconv_row_avx512() { return &dw_row_simd<Avx512F32, float>; }
+DwRowFn<double> ddwconv_row_avx512() { return &dw_row_simd<Avx512F64, double>; }
 
 }  // namespace convx::detail

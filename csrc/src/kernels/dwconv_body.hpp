@@ -49,16 +49,70 @@ void dw_row_blocked(const DwRow<T>& r) {
   }
 }
 
-// The block is the largest of 32, 16, 8 (values) that divides the channel
-// count, so common widths (multiples of 8) run without a scalar remainder.
+// Any filter size and channel count: channels in blocks of 32, 16 or 8 values
+// (the largest dividing the count), vectorised by the compiler.
 template <typename T>
-void dw_row(const DwRow<T>& r) {
+void dw_row_generic(const DwRow<T>& r) {
   if (r.channels % 32 == 0) {
     dw_row_blocked<T, 32>(r);
   } else if (r.channels % 16 == 0) {
     dw_row_blocked<T, 16>(r);
   } else {
     dw_row_blocked<T, 8>(r);
+  }
+}
+
+// 3x3 filters, the common depthwise case, written against vector traits S
+// (simd_avx2.hpp, simd_avx512.hpp) for channels [c0, c0 + S::kLanes): the nine
+// tap weights stay in registers for a whole output row, so each tap costs one
+// load and one multiply-add. Interior pixels skip the bounds checks.
+template <typename S, typename T>
+void dw_row_3x3_vector(const DwRow<T>& r, std::int64_t c0) {
+  using V = typename S::V;
+  const std::int64_t C = r.channels;
+  V wv[9];
+  for (int t = 0; t < 9; ++t) wv[t] = S::loadu(r.w + t * C + c0);
+  const V bv = r.bias != nullptr ? S::loadu(r.bias + c0) : S::zero();
+  const T* rows[3];
+  bool row_ok[3];
+  for (int u = 0; u < 3; ++u) {
+    const std::int64_t ih = r.oh * r.s_h - r.pad_top + u * r.d_h;
+    row_ok[u] = ih >= 0 && ih < r.h;
+    rows[u] = row_ok[u] ? r.x + ih * r.w_in * C + c0 : r.x;
+  }
+  const std::int64_t step = r.d_w * C;
+  for (std::int64_t ow = 0; ow < r.w_out; ++ow) {
+    const std::int64_t iw0 = ow * r.s_w - r.pad_left;
+    const bool inside = iw0 >= 0 && iw0 + 2 * r.d_w < r.w_in;
+    V acc = bv;
+    for (int u = 0; u < 3; ++u) {
+      if (!row_ok[u]) continue;
+      const T* p = rows[u] + iw0 * C;
+      for (int v = 0; v < 3; ++v) {
+        if (!inside) {
+          const std::int64_t iw = iw0 + v * r.d_w;
+          if (iw < 0 || iw >= r.w_in) continue;
+        }
+        acc = S::fma(S::loadu(p + v * step), wv[u * 3 + v], acc);
+      }
+    }
+    if (r.relu) acc = S::relu(acc);
+    S::storeu(r.y + ow * C + c0, acc);
+  }
+}
+
+// The SIMD files' row kernel: whole vectors of channels of a 3x3 filter take
+// the register-resident path, the rest the generic one.
+template <typename S, typename T>
+void dw_row_simd(const DwRow<T>& r) {
+  if (r.k_h != 3 || r.k_w != 3 || r.channels < S::kLanes) {
+    dw_row_generic<T>(r);
+    return;
+  }
+  const std::int64_t full = r.channels / S::kLanes * S::kLanes;
+  for (std::int64_t c0 = 0; c0 < full; c0 += S::kLanes) dw_row_3x3_vector<S, T>(r, c0);
+  for (std::int64_t ow = 0; ow < r.w_out; ++ow) {
+    for (std::int64_t c0 = full; c0 < r.channels; ++c0) dw_block<T, 1>(r, ow, c0);
   }
 }
 

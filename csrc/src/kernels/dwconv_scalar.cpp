@@ -5,7 +5,7 @@
 
 namespace convx::detail {
 
-DwRowFn<float> sdwconv_row_scalar() { return &dw_row<float>; }
-DwRowFn<double> ddwconv_row_scalar() { return &dw_row<double>; }
+DwRowFn<float> sdwconv_row_scalar() { return &dw_row_generic<float>; }
+DwRowFn<double> ddwconv_row_scalar() { return &dw_row_generic<double>; }
 
 }  // namespace convx::detail

@@ -4,56 +4,11 @@
 // Register tile: 12 rows x 2 zmm vectors = 24 accumulators of the 32 zmm
 // registers, enough independent chains for two 512-bit FMA pipes. Partial
 // rows use the opmask registers.
-#include <immintrin.h>
-
-// GCC 12 warns that the intrinsics' internal _mm512_undefined_*() operands are
-// "maybe uninitialized"; they are undefined by design.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-
-#include <chrono>
-
 #include "kernels/kernels.hpp"
+#include "kernels/simd_avx512.hpp"
 #include "kernels/ukernel_simd.hpp"
 
 namespace convx::detail {
-namespace {
-
-struct Avx512F32 {
-  using V = __m512;
-  static constexpr int kLanes = 16;
-  static __mmask16 mask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
-  static V zero() { return _mm512_setzero_ps(); }
-  static V load(const float* p) { return _mm512_load_ps(p); }
-  static V loadu(const float* p) { return _mm512_loadu_ps(p); }
-  static V loadu_n(const float* p, int n) { return _mm512_maskz_loadu_ps(mask(n), p); }
-  static V bcast(const float* p) { return _mm512_set1_ps(*p); }
-  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
-  static V add(V a, V b) { return _mm512_add_ps(a, b); }
-  static V relu(V a) { return _mm512_max_ps(a, zero()); }
-  static void storeu(float* p, V v) { _mm512_storeu_ps(p, v); }
-  static void storeu_n(float* p, V v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
-  static void store(float* p, V v) { _mm512_store_ps(p, v); }
-};
-
-struct Avx512F64 {
-  using V = __m512d;
-  static constexpr int kLanes = 8;
-  static __mmask8 mask(int n) { return static_cast<__mmask8>((1u << n) - 1u); }
-  static V zero() { return _mm512_setzero_pd(); }
-  static V load(const double* p) { return _mm512_load_pd(p); }
-  static V loadu(const double* p) { return _mm512_loadu_pd(p); }
-  static V loadu_n(const double* p, int n) { return _mm512_maskz_loadu_pd(mask(n), p); }
-  static V bcast(const double* p) { return _mm512_set1_pd(*p); }
-  static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
-  static V add(V a, V b) { return _mm512_add_pd(a, b); }
-  static V relu(V a) { return _mm512_max_pd(a, zero()); }
-  static void storeu(double* p, V v) { _mm512_storeu_pd(p, v); }
-  static void storeu_n(double* p, V v, int n) { _mm512_mask_storeu_pd(p, mask(n), v); }
-  static void store(double* p, V v) { _mm512_store_pd(p, v); }
-};
-
-}  // namespace
 
 GemmKernel<float> sgemm_kernel_avx512() {
   return {&ukernel_simd<Avx512F32, float, 12, 2>, 12, 32, 240, 256, 4096,
@@ -64,10 +19,6 @@ GemmKernel<double> dgemm_kernel_avx512() {
   return {&ukernel_simd<Avx512F64, double, 12, 2>, 12, 16, 120, 256, 4096,
           "dgemm_ukernel_12x16__avx512"};
 }
-
-}  // namespace convx::detail
-
-namespace convx::detail {
 
 // 24 independent zmm chains: enough to cover two FMA pipes' latency.
 float fma_peak_loop_avx512(std::int64_t iterations) {

@@ -1,0 +1,53 @@
+// Vector traits for the AVX2 kernels: the intrinsics behind the portable
+// kernel bodies (ukernel_simd.hpp, dwconv_body.hpp). Include only from files
+// compiled with -mavx2 -mfma; the traits live in an anonymous namespace so
+// each such file keeps its own copy.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace convx::detail {
+namespace {
+
+struct Avx2F32 {
+  using V = __m256;
+  static constexpr int kLanes = 8;
+  static __m256i mask(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static V zero() { return _mm256_setzero_ps(); }
+  static V load(const float* p) { return _mm256_load_ps(p); }
+  static V loadu(const float* p) { return _mm256_loadu_ps(p); }
+  static V loadu_n(const float* p, int n) { return _mm256_maskload_ps(p, mask(n)); }
+  static V bcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static V relu(V a) { return _mm256_max_ps(a, zero()); }
+  static void storeu(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static void storeu_n(float* p, V v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
+  static void store(float* p, V v) { _mm256_store_ps(p, v); }
+};
+
+struct Avx2F64 {
+  using V = __m256d;
+  static constexpr int kLanes = 4;
+  static __m256i mask(int n) {
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
+  }
+  static V zero() { return _mm256_setzero_pd(); }
+  static V load(const double* p) { return _mm256_load_pd(p); }
+  static V loadu(const double* p) { return _mm256_loadu_pd(p); }
+  static V loadu_n(const double* p, int n) { return _mm256_maskload_pd(p, mask(n)); }
+  static V bcast(const double* p) { return _mm256_broadcast_sd(p); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+  static V add(V a, V b) { return _mm256_add_pd(a, b); }
+  static V relu(V a) { return _mm256_max_pd(a, zero()); }
+  static void storeu(double* p, V v) { _mm256_storeu_pd(p, v); }
+  static void storeu_n(double* p, V v, int n) { _mm256_maskstore_pd(p, mask(n), v); }
+  static void store(double* p, V v) { _mm256_store_pd(p, v); }
+};
+
+}  // namespace
+}  // namespace convx::detail
