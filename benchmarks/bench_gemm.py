@@ -8,22 +8,21 @@ and for the AVX2 comparison (convx forced to its AVX2 path, OpenBLAS to Haswell)
 
     CONVX_ISA=avx2 OPENBLAS_CORETYPE=Haswell python benchmarks/bench_gemm.py
 
-It prints the kernel threadpoolctl names for OpenBLAS, the measured FMA peak of one core on
-convx's active path, and per shape: GFLOP/s of both, the ratio, and convx's % of peak, at 1
-and 2 threads.
+The two libraries are timed round-robin (see interleaved_medians), so a slow spell on
+this shared machine slows both alike. It prints the kernel threadpoolctl names for
+OpenBLAS, the measured FMA peak of one core on convx's active path, and per shape: GFLOP/s
+of both, the ratio, and convx's % of peak, at 1 and 2 threads.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
-from collections.abc import Callable
 
 import numpy as np
 
 import convx
+from convx._bench_conv import interleaved_medians
 
 SQUARES = [64, 128, 256, 512, 1024, 2048]
 CONV_SHAPES = [  # (M, K, N, name)
@@ -34,17 +33,6 @@ CONV_SHAPES = [  # (M, K, N, name)
     (50176, 9, 32, "mnist, batch 64"),
     (12544, 147, 64, "resnet50 conv1"),
 ]
-
-
-def median_seconds(fn: Callable[[], object], min_time: float) -> float:
-    fn()
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < 5 or (time.perf_counter() - start < min_time and len(times) < 200):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> int:
@@ -74,10 +62,12 @@ def main() -> int:
             b = rng.standard_normal((k, n), dtype=np.float32)
             c = np.empty((m, n), np.float32)
             gflop = 2.0 * m * n * k / 1e9
-            t_cx = median_seconds(lambda a=a, b=b, c=c: convx.gemm(a, b, out=c), args.min_time)
             with threadpool_limits(threads):
-                t_np = median_seconds(lambda a=a, b=b, c=c: np.matmul(a, b, out=c),
-                                      args.min_time)
+                t = interleaved_medians({
+                    "convx": lambda a=a, b=b, c=c: convx.gemm(a, b, out=c),
+                    "numpy": lambda a=a, b=b, c=c: np.matmul(a, b, out=c),
+                }, args.min_time)
+            t_cx, t_np = t["convx"], t["numpy"]
             pct = 100 * gflop / t_cx / (peak * threads) if peak else float("nan")
             print(f"| {m} x {k} x {n} ({name}) | {gflop / t_cx:.1f} | {gflop / t_np:.1f} | "
                   f"{t_np / t_cx:.2f} | {pct:.0f}% |", flush=True)

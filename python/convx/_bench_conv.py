@@ -73,17 +73,35 @@ SUITE = [
 ANCHORS = ("torch", "torch_cl", "ort")
 
 
-def median_seconds(fn: Callable[[], object], min_time: float, min_reps: int = 5) -> float:
-    """Median wall time of fn() after two warm-up calls, over >= min_reps calls and min_time."""
-    fn()
-    fn()
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < min_reps or (time.perf_counter() - start < min_time and len(times) < 500):
+def interleaved_medians(runners: dict[str, Callable[[], object]], min_time: float,
+                        min_reps: int = 7) -> dict[str, float]:
+    """Median seconds per call of each runner, timed round-robin.
+
+    The machine is shared and its speed drifts over seconds, so the libraries take turns
+    (one timed batch each per round) instead of being timed one after another: a slow
+    period then slows all of them alike and the ratios stay fair. A batch repeats a fast
+    call until it lasts about a millisecond, so timer resolution does not matter.
+    """
+    batch = {}
+    for name, fn in runners.items():
+        fn()
         t0 = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        once = max(time.perf_counter() - t0, 1e-7)
+        batch[name] = max(1, min(1000, int(1e-3 / once)))
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    start = time.perf_counter()
+    rounds = 0
+    while rounds < min_reps or (time.perf_counter() - start < min_time * len(runners)
+                                and rounds < 500):
+        for name, fn in runners.items():
+            n = batch[name]
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            times[name].append((time.perf_counter() - t0) / n)
+        rounds += 1
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def make_inputs(layer: Layer, seed: int = 0) -> tuple[Array, Array, Array]:
@@ -124,10 +142,11 @@ def torch_runner(layer: Layer, x: Array, w: Array, b: Array, channels_last: bool
         wt = wt.contiguous(memory_format=torch.channels_last)
     conv = torch.nn.functional.conv2d
 
+    # No inference_mode(): entering it costs microseconds, and these tensors do not
+    # require grad, so no graph is recorded anyway.
     def run() -> object:
-        with torch.inference_mode():
-            return conv(xt, wt, bt, stride=layer.stride, padding=layer.pad,
-                        dilation=layer.dilation, groups=layer.groups)
+        return conv(xt, wt, bt, stride=layer.stride, padding=layer.pad,
+                    dilation=layer.dilation, groups=layer.groups)
 
     return run
 
@@ -209,19 +228,16 @@ def bench_layer(layer: Layer, threads: int, min_time: float) -> dict[str, float]
         "torch_cl": torch_runner(layer, x, w, b, channels_last=True),
         "ort": ort_runner(layer, x, w, b, threads),
     }
+    present = {name: run for name, run in runners.items() if run is not None}
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        threadpool_limits = None
-    result: dict[str, float] = {}
-    for name, run in runners.items():
-        if run is not None:
-            result[name] = layer.gflop / median_seconds(run, min_time)
-    if threadpool_limits is not None:
+        seconds = interleaved_medians(present, min_time)
+    else:
+        present["numpy"] = lambda: numpy_conv(layer, x, w, b)
         with threadpool_limits(threads):
-            result["numpy"] = layer.gflop / median_seconds(
-                lambda: numpy_conv(layer, x, w, b), min_time)
-    return result
+            seconds = interleaved_medians(present, min_time)
+    return {name: layer.gflop / t for name, t in seconds.items()}
 
 
 def bitwise_same_across_threads(layer: Layer) -> bool:
@@ -362,8 +378,8 @@ def tiny_call_overhead(min_time: float) -> dict[str, float]:
         runners["ort"] = ort_runner(tiny, x, w, b, 1)
     except ImportError:
         pass
-    return {name: 1e6 * median_seconds(run, min_time, min_reps=2000)
-            for name, run in runners.items() if run is not None}
+    present = {name: run for name, run in runners.items() if run is not None}
+    return {name: 1e6 * t for name, t in interleaved_medians(present, min_time).items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -397,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
     print(render(results, peak))
 
-    print("\ntiny-call overhead (1x8x8x1 -> 4, 3x3, pad 1; median of >= 2000 calls):")
+    print("\ntiny-call overhead (1x8x8x1 -> 4, 3x3, pad 1; median of interleaved batches):")
     for name, us in tiny_call_overhead(args.min_time).items():
         print(f"  {name:13s} {us:6.2f} us")
 
