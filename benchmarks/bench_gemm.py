@@ -8,8 +8,9 @@ and for the AVX2 comparison (convx forced to its AVX2 path, OpenBLAS to Haswell)
 
     CONVX_ISA=avx2 OPENBLAS_CORETYPE=Haswell python benchmarks/bench_gemm.py
 
-The two libraries are timed round-robin (see interleaved_medians), so a slow spell on
-this shared machine slows both alike. It prints the kernel threadpoolctl names for
+At 1 thread the two libraries are timed round-robin, so a slow spell on this shared
+machine slows both alike; at 2 threads each is timed in its own block (see
+interleaved_medians in convx/_bench_conv.py for why). It prints the kernel threadpoolctl names for
 OpenBLAS, the measured FMA peak of one core on convx's active path, and per shape: GFLOP/s
 of both, the ratio, and convx's % of peak, at 1 and 2 threads.
 """
@@ -66,7 +67,7 @@ def main() -> int:
                 t = interleaved_medians({
                     "convx": lambda a=a, b=b, c=c: convx.gemm(a, b, out=c),
                     "numpy": lambda a=a, b=b, c=c: np.matmul(a, b, out=c),
-                }, args.min_time)
+                }, args.min_time, threads=threads)
             t_cx, t_np = t["convx"], t["numpy"]
             pct = 100 * gflop / t_cx / (peak * threads) if peak else float("nan")
             print(f"| {m} x {k} x {n} ({name}) | {gflop / t_cx:.1f} | {gflop / t_np:.1f} | "

@@ -74,13 +74,16 @@ ANCHORS = ("torch", "torch_cl", "ort")
 
 
 def interleaved_medians(runners: dict[str, Callable[[], object]], min_time: float,
-                        min_reps: int = 7) -> dict[str, float]:
-    """Median seconds per call of each runner, timed round-robin.
+                        min_reps: int = 7, threads: int = 1) -> dict[str, float]:
+    """Median seconds per call of each runner.
 
-    The machine is shared and its speed drifts over seconds, so the libraries take turns
-    (one timed batch each per round) instead of being timed one after another: a slow
-    period then slows all of them alike and the ratios stay fair. A batch repeats a fast
-    call until it lasts about a millisecond, so timer resolution does not matter.
+    The machine is shared and its speed drifts over seconds. With one thread the
+    libraries take turns (one timed batch each per round, in rotating order), so a slow
+    spell slows all of them alike and the ratios stay fair. With several threads that
+    would be unfair: OpenBLAS and OpenMP keep their worker threads spinning for a while
+    after a call and would steal the cores from whichever library runs next. So then
+    each library is timed in a block of its own, after a pause that lets the previous
+    one's threads go idle. A batch repeats a fast call until it lasts about a millisecond.
     """
     batch = {}
     for name, fn in runners.items():
@@ -90,17 +93,33 @@ def interleaved_medians(runners: dict[str, Callable[[], object]], min_time: floa
         once = max(time.perf_counter() - t0, 1e-7)
         batch[name] = max(1, min(1000, int(1e-3 / once)))
     times: dict[str, list[float]] = {name: [] for name in runners}
-    start = time.perf_counter()
-    rounds = 0
-    while rounds < min_reps or (time.perf_counter() - start < min_time * len(runners)
-                                and rounds < 500):
+
+    def timed_batch(name: str) -> None:
+        fn, n = runners[name], batch[name]
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        times[name].append((time.perf_counter() - t0) / n)
+
+    if threads == 1:
+        # The order rotates every round, so that no library always runs right after the
+        # same neighbour (after NumPy's im2col, say, which leaves the caches cold).
+        names = list(runners)
+        start = time.perf_counter()
+        rounds = 0
+        while rounds < min_reps or (time.perf_counter() - start < min_time * len(runners)
+                                    and rounds < 500):
+            for i in range(len(names)):
+                timed_batch(names[(rounds + i) % len(names)])
+            rounds += 1
+    else:
         for name, fn in runners.items():
-            n = batch[name]
-            t0 = time.perf_counter()
-            for _ in range(n):
-                fn()
-            times[name].append((time.perf_counter() - t0) / n)
-        rounds += 1
+            time.sleep(0.25)
+            fn()
+            start = time.perf_counter()
+            while len(times[name]) < min_reps or (time.perf_counter() - start < min_time
+                                                  and len(times[name]) < 500):
+                timed_batch(name)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
@@ -232,11 +251,11 @@ def bench_layer(layer: Layer, threads: int, min_time: float) -> dict[str, float]
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        seconds = interleaved_medians(present, min_time)
+        seconds = interleaved_medians(present, min_time, threads=threads)
     else:
         present["numpy"] = lambda: numpy_conv(layer, x, w, b)
         with threadpool_limits(threads):
-            seconds = interleaved_medians(present, min_time)
+            seconds = interleaved_medians(present, min_time, threads=threads)
     return {name: layer.gflop / t for name, t in seconds.items()}
 
 
