@@ -121,15 +121,16 @@ NBlock plan_n_block(std::int64_t m, std::int64_t nc, const Blocking& blk, const 
   b.m_tasks = ceil_div(m, b.mc);
   b.stream_b = b.m_tasks == 1;
   if (b.stream_b) {
-    // One M block: threads share the N panels, a few chunks each for balance.
-    b.n_chunks = std::min<std::int64_t>(threads > 1 ? 4 * threads : 1, b.panels);
+    // One M block: the threads share out the N panels.
+    b.n_chunks = std::min<std::int64_t>(threads, b.panels);
   } else {
     if (threads > 1 && b.m_tasks % threads != 0 && b.m_tasks < 8 * threads) {
-      // Even out the M blocks so that no thread idles at the end.
-      b.m_tasks = round_up(b.m_tasks, threads);
-      b.mc = round_up(ceil_div(m, b.m_tasks), mr);
-      b.m_tasks = ceil_div(m, b.mc);
+      b.m_tasks = round_up(b.m_tasks, threads);  // whole rounds of tasks per thread
     }
+    // Blocks of equal height, so that the last one is not a sliver and no
+    // thread waits for another at the end.
+    b.mc = round_up(ceil_div(m, b.m_tasks), mr);
+    b.m_tasks = ceil_div(m, b.mc);
     b.n_chunks = 1;
     if (b.m_tasks < threads) {
       b.n_chunks = std::min<std::int64_t>(ceil_div(threads, b.m_tasks), b.panels);
