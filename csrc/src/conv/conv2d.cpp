@@ -1,6 +1,7 @@
-// Forward convolution: implicit im2col feeding the blocked GEMM, with two
+// Forward convolution: implicit im2col feeding the blocked GEMM, with three
 // shortcuts: a pointwise (1x1, stride 1, unpadded) layer is a GEMM on the
-// input itself, and a depthwise layer runs its own direct kernel.
+// input itself, a depthwise layer runs its own direct kernel, and so does a
+// layer whose patches are only a handful of values (e.g. 3x3 over 1 channel).
 #include "convx/conv2d.hpp"
 
 #include <memory>
@@ -9,6 +10,7 @@
 
 #include "common/checked.hpp"
 #include "conv/depthwise.hpp"
+#include "conv/direct.hpp"
 #include "convx/runtime.hpp"
 #include "conv/patch_source.hpp"
 #include "gemm/driver.hpp"
@@ -117,6 +119,10 @@ void conv2d_impl(const ConvShape& s, const T* x, const T* w, const ConvWeights<T
     detail::conv2d_depthwise<T>(s, x, w, bias, y, activation);
     return;
   }
+  if (detail::use_direct<T>(s)) {
+    detail::conv2d_direct<T>(s, x, w, bias, y, activation);
+    return;
+  }
   // Every patch is one pixel's channels, so the input already is the im2col matrix.
   const bool pointwise = s.k_h == 1 && s.k_w == 1 && s.p.stride_h == 1 && s.p.stride_w == 1 &&
                          s.p.pad.top == 0 && s.p.pad.bottom == 0 && s.p.pad.left == 0 &&
@@ -177,6 +183,10 @@ template <typename T>
 std::int64_t conv2d_workspace_bytes(const ConvShape& s) {
   if (s.output_size() == 0) return 0;
   if (detail::is_depthwise(s)) return s.k_h * s.k_w * s.c_in * std::int64_t(sizeof(T));
+  if (detail::use_direct<T>(s)) {
+    // Transposed, padded weights and bias; the kernel reads the image in place.
+    return (s.patch_size() + 1) * (s.c_out + 16) * std::int64_t(sizeof(T));
+  }
   const std::int64_t pixels = s.h_out * s.w_out;
   if (s.p.layout == Layout::NHWC) {
     return detail::gemm_workspace_bytes<T>(s.n * pixels, s.c_out_per_group(), s.patch_size());

@@ -8,6 +8,7 @@
 // timing, allocation and containers stay in portable code.
 #pragma once
 
+#include "kernels/direct.hpp"
 #include "kernels/dwconv.hpp"
 #include "kernels/ukernel.hpp"
 
@@ -24,6 +25,8 @@ GemmKernel<float> sgemm_kernel_avx2();
 GemmKernel<double> dgemm_kernel_avx2();
 DwRowFn<float> sdwconv_row_avx2();
 DwRowFn<double> ddwconv_row_avx2();
+DirectKernel<float> sdirect_kernel_avx2();
+DirectKernel<double> ddirect_kernel_avx2();
 float fma_peak_loop_avx2(std::int64_t iterations);  // 192 flops per iteration
 #endif
 
@@ -32,6 +35,8 @@ GemmKernel<float> sgemm_kernel_avx512();
 GemmKernel<double> dgemm_kernel_avx512();
 DwRowFn<float> sdwconv_row_avx512();
 DwRowFn<double> ddwconv_row_avx512();
+DirectKernel<float> sdirect_kernel_avx512();
+DirectKernel<double> ddirect_kernel_avx512();
 float fma_peak_loop_avx512(std::int64_t iterations);  // 768 flops per iteration
 #endif
 

@@ -212,6 +212,7 @@ template <typename T>
 struct KernelSet {
   GemmKernel<T> gemm[3];
   DwRowFn<T> dw[3];
+  DirectKernel<T> direct[3];  // none on the scalar path
 };
 
 template <typename T>
@@ -233,10 +234,12 @@ KernelSet<float> make_kernel_set<float>() {
 #if defined(CONVX_HAVE_AVX2_KERNELS)
   s.gemm[1] = sgemm_kernel_avx2();
   s.dw[1] = sdwconv_row_avx2();
+  s.direct[1] = sdirect_kernel_avx2();
 #endif
 #if defined(CONVX_HAVE_AVX512_KERNELS)
   s.gemm[2] = sgemm_kernel_avx512();
   s.dw[2] = sdwconv_row_avx512();
+  s.direct[2] = sdirect_kernel_avx512();
 #endif
   fill_upwards(s);
   return s;
@@ -250,10 +253,12 @@ KernelSet<double> make_kernel_set<double>() {
 #if defined(CONVX_HAVE_AVX2_KERNELS)
   s.gemm[1] = dgemm_kernel_avx2();
   s.dw[1] = ddwconv_row_avx2();
+  s.direct[1] = ddirect_kernel_avx2();
 #endif
 #if defined(CONVX_HAVE_AVX512_KERNELS)
   s.gemm[2] = dgemm_kernel_avx512();
   s.dw[2] = ddwconv_row_avx512();
+  s.direct[2] = ddirect_kernel_avx512();
 #endif
   fill_upwards(s);
   return s;
@@ -277,10 +282,17 @@ DwRowFn<T> dwconv_row_kernel() {
   return kernel_set<T>().dw[static_cast<int>(active_isa())];
 }
 
+template <typename T>
+DirectKernel<T> direct_kernel() {
+  return kernel_set<T>().direct[static_cast<int>(active_isa())];
+}
+
 template const GemmKernel<float>& gemm_kernel<float>();
 template const GemmKernel<double>& gemm_kernel<double>();
 template DwRowFn<float> dwconv_row_kernel<float>();
 template DwRowFn<double> dwconv_row_kernel<double>();
+template DirectKernel<float> direct_kernel<float>();
+template DirectKernel<double> direct_kernel<double>();
 
 }  // namespace detail
 }  // namespace convx

@@ -3,6 +3,7 @@
 // ISA.
 #pragma once
 
+#include "kernels/direct.hpp"
 #include "kernels/dwconv.hpp"
 #include "kernels/ukernel.hpp"
 
@@ -13,5 +14,10 @@ const GemmKernel<T>& gemm_kernel();
 
 template <typename T>
 DwRowFn<T> dwconv_row_kernel();
+
+// The small-K direct convolution kernel; fn is nullptr on the scalar path,
+// where the GEMM route is used instead.
+template <typename T>
+DirectKernel<T> direct_kernel();
 
 }  // namespace convx::detail

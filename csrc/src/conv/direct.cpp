@@ -1,0 +1,74 @@
+#include "conv/direct.hpp"
+
+#include <algorithm>
+
+#include "convx/runtime.hpp"
+#include "runtime/kernel_table.hpp"
+#include "runtime/thread_pool.hpp"
+
+namespace convx::detail {
+
+// Patches up to kMaxDirectPatch values go direct. Beyond that the packed GEMM
+// wins: its register tile reuses each loaded value many more times.
+template <typename T>
+bool use_direct(const ConvShape& s) {
+  return s.p.layout == Layout::NHWC && s.groups() == 1 && s.patch_size() <= kMaxDirectPatch &&
+         direct_kernel<T>().fn != nullptr;
+}
+
+template <typename T>
+void conv2d_direct(const ConvShape& s, const T* x, const T* w, const T* bias, T* y,
+                   Activation activation) {
+  const DirectKernel<T> kernel = direct_kernel<T>();
+  const std::int64_t K = s.patch_size();
+  const std::int64_t ld = (s.c_out + kernel.lanes - 1) / kernel.lanes * kernel.lanes;
+  const std::int64_t rows = s.n * s.h_out;
+  const double work = double(s.output_size()) * double(K);
+  const int threads =
+      static_cast<int>(std::clamp<double>(work / 2.0e5, 1.0, double(num_threads())));
+
+  PoolLease lease;
+  // OHWI weights (c_out x K) transposed to (K x ld), zero-padded, plus the
+  // padded bias: whole vectors of output channels can then always be loaded.
+  T* wt = lease.shared().as<T>(static_cast<std::size_t>((K + 1) * ld));
+  T* bias_pad = wt + K * ld;
+  std::fill(wt, wt + (K + 1) * ld, T(0));
+  for (std::int64_t m = 0; m < s.c_out; ++m) {
+    for (std::int64_t k = 0; k < K; ++k) wt[k * ld + m] = w[m * K + k];
+    if (bias != nullptr) bias_pad[m] = bias[m];
+  }
+  lease.run(rows, threads, [&](std::int64_t r, WorkerScratch&) {
+    DirectRow<T> row;
+    const std::int64_t b = r / s.h_out;
+    row.x = x + b * s.h * s.w * s.c_in;
+    row.wt = wt;
+    row.bias = bias_pad;
+    row.y = y + r * s.w_out * s.c_out;
+    row.h = s.h;
+    row.w_in = s.w;
+    row.c_in = s.c_in;
+    row.c_out = s.c_out;
+    row.ld = ld;
+    row.k_h = s.k_h;
+    row.k_w = s.k_w;
+    row.oh = r % s.h_out;
+    row.w_out = s.w_out;
+    row.s_h = s.p.stride_h;
+    row.s_w = s.p.stride_w;
+    row.d_h = s.p.dilation_h;
+    row.d_w = s.p.dilation_w;
+    row.pad_top = s.p.pad.top;
+    row.pad_left = s.p.pad.left;
+    row.relu = activation == Activation::ReLU;
+    kernel.fn(row);
+  });
+}
+
+template bool use_direct<float>(const ConvShape&);
+template bool use_direct<double>(const ConvShape&);
+template void conv2d_direct<float>(const ConvShape&, const float*, const float*, const float*,
+                                   float*, Activation);
+template void conv2d_direct<double>(const ConvShape&, const double*, const double*,
+                                    const double*, double*, Activation);
+
+}  // namespace convx::detail

@@ -1,0 +1,50 @@
+// The small-K direct convolution kernel contract (NHWC, groups == 1, a patch
+// of at most a few dozen values, e.g. a 3x3 filter over 1-3 input channels).
+//
+// With so short a reduction a GEMM spends its time packing patches and
+// storing tiles, not multiplying. This kernel reads the image directly: for
+// each output pixel it broadcasts every patch value in turn and multiplies it
+// into vectors of output channels.
+//
+// One call computes one output row oh of one image:
+//   y[ow, m] = act(bias[m] + sum_{u,v,c} x[oh*s_h - pad_top + u*d_h,
+//                                         ow*s_w - pad_left + v*d_w, c] * wt[(u*k_w + v)*c_in + c, m])
+// for ow < w_out and m < c_out; taps outside the image contribute nothing.
+//   x:    one image, (h, w_in, c_in) row-major.
+//   wt:   the weights transposed to (k_h*k_w*c_in, ld) row-major, where ld is
+//         c_out rounded up to the kernel's vector width and the padding
+//         columns are zero, so whole vectors can always be loaded.
+//   bias: ld values (zero-padded), never null.
+//   y:    (w_out, c_out), written only.
+#pragma once
+
+#include <cstdint>
+
+namespace convx::detail {
+
+// The longest patch (k_h*k_w*c_in) a direct kernel accepts.
+constexpr std::int64_t kMaxDirectPatch = 16;
+
+template <typename T>
+struct DirectRow {
+  const T* x = nullptr;
+  const T* wt = nullptr;
+  const T* bias = nullptr;
+  T* y = nullptr;
+  std::int64_t h = 0, w_in = 0, c_in = 0, c_out = 0, ld = 0, k_h = 0, k_w = 0;
+  std::int64_t oh = 0, w_out = 0;
+  std::int64_t s_h = 1, s_w = 1, d_h = 1, d_w = 1, pad_top = 0, pad_left = 0;
+  bool relu = false;
+};
+
+template <typename T>
+using DirectRowFn = void (*)(const DirectRow<T>& row);
+
+// The vector width (in values) a DirectRowFn needs `ld` to be a multiple of.
+template <typename T>
+struct DirectKernel {
+  DirectRowFn<T> fn = nullptr;  // nullptr: no direct kernel on this path
+  int lanes = 1;
+};
+
+}  // namespace convx::detail

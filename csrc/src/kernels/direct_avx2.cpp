@@ -1,0 +1,14 @@
+// Small-K direct convolution kernels for the avx2 path (flags set per file in
+// CMakeLists.txt); body in direct_body.hpp, intrinsics in simd_avx2.hpp.
+#include "kernels/direct_body.hpp"
+#include "kernels/kernels.hpp"
+#include "kernels/simd_avx2.hpp"
+
+namespace convx::detail {
+
+DirectKernel<float> sdirect_kernel_avx2() { return {&direct_row<Avx2F32, float>, Avx2F32::kLanes}; }
+DirectKernel<double> ddirect_kernel_avx2() {
+  return {&direct_row<Avx2F64, double>, Avx2F64::kLanes};
+}
+
+}  // namespace convx::detail

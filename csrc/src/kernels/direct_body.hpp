@@ -1,0 +1,108 @@
+// Body of the small-K direct convolution kernel (contract in direct.hpp),
+// written against vector traits S (simd_avx2.hpp, simd_avx512.hpp) and
+// instantiated by the ISA files. Anonymous namespace: one copy per file.
+#pragma once
+
+#include "kernels/direct.hpp"
+
+namespace convx::detail {
+namespace {
+
+// Output channels [m0, m0 + NV*kLanes) of two neighbouring output pixels at a
+// time, so every weight vector loaded serves two multiply-adds.
+template <typename S, typename T, int NV>
+void direct_row_block(const DirectRow<T>& r, std::int64_t m0) {
+  using V = typename S::V;
+  constexpr int L = S::kLanes;
+  const std::int64_t live = r.c_out - m0;  // may be < NV*L in the last block
+  V bias[NV];
+  for (int j = 0; j < NV; ++j) bias[j] = S::loadu(r.bias + m0 + j * L);
+  // Geometry in locals, and every patch value's offset from the patch's first
+  // pixel: an interior pixel then runs one flat loop over the patch.
+  const std::int64_t K = r.k_h * r.k_w * r.c_in, c_in = r.c_in, w_in = r.w_in, ld = r.ld;
+  const std::int64_t ih0 = r.oh * r.s_h - r.pad_top, s_w = r.s_w, d_w = r.d_w;
+  const std::int64_t span_w = (r.k_w - 1) * d_w + s_w;  // columns two pixels cover, minus 1
+  std::int64_t off[kMaxDirectPatch];
+  for (std::int64_t u = 0, t = 0; u < r.k_h; ++u) {
+    for (std::int64_t v = 0; v < r.k_w; ++v) {
+      for (std::int64_t c = 0; c < c_in; ++c, ++t) off[t] = (u * r.d_h * w_in + v * d_w) * c_in + c;
+    }
+  }
+  const bool rows_inside = ih0 >= 0 && ih0 + (r.k_h - 1) * r.d_h < r.h;
+  const T* wbase = r.wt + m0;
+  for (std::int64_t ow = 0; ow < r.w_out; ow += 2) {
+    const bool two = ow + 1 < r.w_out;
+    V acc0[NV], acc1[NV];
+    for (int j = 0; j < NV; ++j) acc0[j] = acc1[j] = bias[j];
+    const std::int64_t iw0 = ow * s_w - r.pad_left;
+    if (rows_inside && two && iw0 >= 0 && iw0 + span_w < w_in) {
+      const T* xa = r.x + (ih0 * w_in + iw0) * c_in;
+      const T* xb = xa + s_w * c_in;
+      for (std::int64_t t = 0; t < K; ++t) {
+        const T* wk = wbase + t * ld;
+        const V a = S::bcast(xa + off[t]);
+        const V b = S::bcast(xb + off[t]);
+        for (int j = 0; j < NV; ++j) {
+          const V wv = S::loadu(wk + j * L);
+          acc0[j] = S::fma(a, wv, acc0[j]);
+          acc1[j] = S::fma(b, wv, acc1[j]);
+        }
+      }
+    } else {
+      for (std::int64_t u = 0; u < r.k_h; ++u) {
+        const std::int64_t ih = ih0 + u * r.d_h;
+        if (ih < 0 || ih >= r.h) continue;
+        const T* xrow = r.x + ih * w_in * c_in;
+        for (std::int64_t v = 0; v < r.k_w; ++v) {
+          const std::int64_t iwa = iw0 + v * d_w, iwb = iwa + s_w;
+          const bool ok0 = iwa >= 0 && iwa < w_in;
+          const bool ok1 = two && iwb >= 0 && iwb < w_in;
+          if (!ok0 && !ok1) continue;
+          const T* wk = wbase + ((u * r.k_w + v) * c_in) * ld;
+          for (std::int64_t c = 0; c < c_in; ++c, wk += ld) {
+            V wv[NV];
+            for (int j = 0; j < NV; ++j) wv[j] = S::loadu(wk + j * L);
+            if (ok0) {
+              const V a = S::bcast(xrow + iwa * c_in + c);
+              for (int j = 0; j < NV; ++j) acc0[j] = S::fma(a, wv[j], acc0[j]);
+            }
+            if (ok1) {
+              const V b = S::bcast(xrow + iwb * c_in + c);
+              for (int j = 0; j < NV; ++j) acc1[j] = S::fma(b, wv[j], acc1[j]);
+            }
+          }
+        }
+      }
+    }
+    for (int p = 0; p < (two ? 2 : 1); ++p) {
+      T* out = r.y + (ow + p) * r.c_out + m0;
+      for (int j = 0; j < NV; ++j) {
+        V val = p == 0 ? acc0[j] : acc1[j];
+        if (r.relu) val = S::relu(val);
+        const std::int64_t n = live - j * L;
+        if (n >= L) {
+          S::storeu(out + j * L, val);
+        } else if (n > 0) {
+          S::storeu_n(out + j * L, val, static_cast<int>(n));
+        }
+      }
+    }
+  }
+}
+
+// Output channels in blocks of up to four vectors.
+template <typename S, typename T>
+void direct_row(const DirectRow<T>& r) {
+  constexpr int L = S::kLanes;
+  std::int64_t m0 = 0;
+  for (; m0 + 4 * L <= r.ld; m0 += 4 * L) direct_row_block<S, T, 4>(r, m0);
+  switch ((r.ld - m0) / L) {
+    case 3: direct_row_block<S, T, 3>(r, m0); break;
+    case 2: direct_row_block<S, T, 2>(r, m0); break;
+    case 1: direct_row_block<S, T, 1>(r, m0); break;
+    default: break;
+  }
+}
+
+}  // namespace
+}  // namespace convx::detail
