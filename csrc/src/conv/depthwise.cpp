@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "conv/rows.hpp"
 #include "convx/runtime.hpp"
 #include "runtime/kernel_table.hpp"
 #include "runtime/thread_pool.hpp"
@@ -34,24 +35,12 @@ void conv2d_depthwise(const ConvShape& s, const T* x, const T* w, const T* bias,
   }
   lease.run(rows, threads, [&](std::int64_t r, WorkerScratch&) {
     DwRow<T> row;
-    const std::int64_t b = r / s.h_out;
-    row.x = x + b * s.h * s.w * C;
+    static_cast<RowGeometry&>(row) = row_geometry(s, r % s.h_out);
+    row.x = x + (r / s.h_out) * s.h * s.w * C;
     row.w = wt;
     row.bias = bias;
     row.y = y + r * s.w_out * C;
-    row.h = s.h;
-    row.w_in = s.w;
     row.channels = C;
-    row.k_h = s.k_h;
-    row.k_w = s.k_w;
-    row.oh = r % s.h_out;
-    row.w_out = s.w_out;
-    row.s_h = s.p.stride_h;
-    row.s_w = s.p.stride_w;
-    row.d_h = s.p.dilation_h;
-    row.d_w = s.p.dilation_w;
-    row.pad_top = s.p.pad.top;
-    row.pad_left = s.p.pad.left;
     row.relu = activation == Activation::ReLU;
     kernel(row);
   });

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "conv/rows.hpp"
 #include "convx/runtime.hpp"
 #include "runtime/kernel_table.hpp"
 #include "runtime/thread_pool.hpp"
@@ -39,26 +40,14 @@ void conv2d_direct(const ConvShape& s, const T* x, const T* w, const T* bias, T*
   }
   lease.run(rows, threads, [&](std::int64_t r, WorkerScratch&) {
     DirectRow<T> row;
-    const std::int64_t b = r / s.h_out;
-    row.x = x + b * s.h * s.w * s.c_in;
+    static_cast<RowGeometry&>(row) = row_geometry(s, r % s.h_out);
+    row.x = x + (r / s.h_out) * s.h * s.w * s.c_in;
     row.wt = wt;
     row.bias = bias_pad;
     row.y = y + r * s.w_out * s.c_out;
-    row.h = s.h;
-    row.w_in = s.w;
     row.c_in = s.c_in;
     row.c_out = s.c_out;
     row.ld = ld;
-    row.k_h = s.k_h;
-    row.k_w = s.k_w;
-    row.oh = r % s.h_out;
-    row.w_out = s.w_out;
-    row.s_h = s.p.stride_h;
-    row.s_w = s.p.stride_w;
-    row.d_h = s.p.dilation_h;
-    row.d_w = s.p.dilation_w;
-    row.pad_top = s.p.pad.top;
-    row.pad_left = s.p.pad.left;
     row.relu = activation == Activation::ReLU;
     kernel.fn(row);
   });

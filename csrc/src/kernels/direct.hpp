@@ -20,20 +20,20 @@
 
 #include <cstdint>
 
+#include "kernels/row_geometry.hpp"
+
 namespace convx::detail {
 
 // The longest patch (k_h*k_w*c_in) a direct kernel accepts.
 constexpr std::int64_t kMaxDirectPatch = 16;
 
 template <typename T>
-struct DirectRow {
+struct DirectRow : RowGeometry {
   const T* x = nullptr;
   const T* wt = nullptr;
   const T* bias = nullptr;
   T* y = nullptr;
-  std::int64_t h = 0, w_in = 0, c_in = 0, c_out = 0, ld = 0, k_h = 0, k_w = 0;
-  std::int64_t oh = 0, w_out = 0;
-  std::int64_t s_h = 1, s_w = 1, d_h = 1, d_w = 1, pad_top = 0, pad_left = 0;
+  std::int64_t c_in = 0, c_out = 0, ld = 0;
   bool relu = false;
 };
 

@@ -14,17 +14,17 @@
 
 #include <cstdint>
 
+#include "kernels/row_geometry.hpp"
+
 namespace convx::detail {
 
 template <typename T>
-struct DwRow {
+struct DwRow : RowGeometry {
   const T* x = nullptr;
   const T* w = nullptr;
   const T* bias = nullptr;
   T* y = nullptr;
-  std::int64_t h = 0, w_in = 0, channels = 0, k_h = 0, k_w = 0;
-  std::int64_t oh = 0, w_out = 0;
-  std::int64_t s_h = 1, s_w = 1, d_h = 1, d_w = 1, pad_top = 0, pad_left = 0;
+  std::int64_t channels = 0;
   bool relu = false;
 };
 
