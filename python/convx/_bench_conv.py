@@ -14,6 +14,7 @@ import argparse
 import json
 import math
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -78,7 +79,7 @@ def interleaved_medians(runners: dict[str, Callable[[], object]], min_time: floa
     """Median seconds per call of each runner.
 
     The machine is shared and its speed drifts over seconds. With one thread the
-    libraries take turns (one timed batch each per round, in rotating order), so a slow
+    libraries take turns (one timed batch each per round, in shuffled order), so a slow
     spell slows all of them alike and the ratios stay fair. With several threads that
     would be unfair: OpenBLAS and OpenMP keep their worker threads spinning for a while
     after a call and would steal the cores from whichever library runs next. So then
@@ -102,15 +103,17 @@ def interleaved_medians(runners: dict[str, Callable[[], object]], min_time: floa
         times[name].append((time.perf_counter() - t0) / n)
 
     if threads == 1:
-        # The order rotates every round, so that no library always runs right after the
-        # same neighbour (after NumPy's im2col, say, which leaves the caches cold).
+        # The order is shuffled every round, so that no library always runs right after
+        # the same neighbour (after NumPy's im2col, say, which leaves the caches cold).
         names = list(runners)
+        order = random.Random(0)
         start = time.perf_counter()
         rounds = 0
         while rounds < min_reps or (time.perf_counter() - start < min_time * len(runners)
                                     and rounds < 500):
-            for i in range(len(names)):
-                timed_batch(names[(rounds + i) % len(names)])
+            order.shuffle(names)
+            for name in names:
+                timed_batch(name)
             rounds += 1
     else:
         for name, fn in runners.items():
