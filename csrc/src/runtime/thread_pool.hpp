@@ -43,7 +43,7 @@ class ThreadPool {
   // Runs fn(t, scratch) for every t in [0, tasks) on at most `max_threads`
   // threads including the caller, and returns when all are done. The first
   // exception thrown by a task is rethrown here. Not re-entrant on one pool:
-  // callers serialise through run_parallel() below.
+  // callers serialise through PoolLease below.
   void run(std::int64_t tasks, int max_threads, const TaskFn& fn);
 
   WorkerScratch& caller_scratch() { return scratch_[0]; }
