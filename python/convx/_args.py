@@ -17,6 +17,7 @@ __all__ = [
     "PaddingArg",
     "Pair",
     "as_float_array",
+    "check_groups",
     "check_layout",
     "check_out",
     "common_dtype",
@@ -46,6 +47,15 @@ def normalize_pair(value: Any, name: str, minimum: int = 1) -> Pair:
     if pair[0] < minimum or pair[1] < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
     return pair
+
+
+def check_groups(groups: Any) -> int:
+    """`groups` as an int >= 1 (bools, floats and strings are rejected)."""
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, (bool, np.bool_)):
+        raise TypeError(f"groups must be an int, got {groups!r}")
+    if groups < 1:
+        raise ValueError(f"groups must be >= 1, got {groups}")
+    return int(groups)
 
 
 def check_layout(layout: Any) -> str:

@@ -14,7 +14,13 @@ import numpy as np
 import numpy.typing as npt
 
 from convx import _core
-from convx._args import as_float_array, check_layout, normalize_pair, resolve_padding
+from convx._args import (
+    as_float_array,
+    check_groups,
+    check_layout,
+    normalize_pair,
+    resolve_padding,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -80,14 +86,6 @@ class _Geometry:
         return int(rows), int(cols), int(nnz), int(h_out), int(w_out)
 
 
-def _check_groups(groups: Any) -> int:
-    if not isinstance(groups, (int, np.integer)) or isinstance(groups, (bool, np.bool_)):
-        raise TypeError(f"groups must be an int, got {groups!r}")
-    if groups < 1:
-        raise ValueError(f"groups must be >= 1, got {groups}")
-    return int(groups)
-
-
 def _geometry(
     input_hw: PairLike,
     weight: npt.ArrayLike,
@@ -111,7 +109,7 @@ def _geometry(
     spatial = (2, 3) if nchw else (1, 2)
     if flip:
         w = np.ascontiguousarray(np.flip(w, axis=spatial))
-    g = _check_groups(groups)
+    g = check_groups(groups)
     h, w_in = normalize_pair(input_hw, "input_hw")
     stride_hw = normalize_pair(stride, "stride")
     dilation_hw = normalize_pair(dilation, "dilation")

@@ -21,6 +21,7 @@ from convx import _core
 from convx._args import (
     PaddingArg,
     as_float_array,
+    check_groups,
     check_layout,
     check_out,
     common_dtype,
@@ -71,14 +72,6 @@ def _geometry(
     h_out = output_size(h, kernel[0], s[0], d[0], top, bottom, "height")
     w_out = output_size(w, kernel[1], s[1], d[1], left, right, "width")
     return s, d, (top, bottom, left, right), h_out, w_out
-
-
-def _check_groups(groups: Any) -> int:
-    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool):
-        raise TypeError(f"groups must be an int, got {groups!r}")
-    if groups < 1:
-        raise ValueError(f"groups must be >= 1, got {groups}")
-    return int(groups)
 
 
 def _out_shape(n: int, h: int, w: int, c: int, layout: str, batched: bool) -> tuple[int, ...]:
@@ -203,7 +196,7 @@ def _conv2d_checked(
         c_out, k_h, k_w, c_in_g = wa.shape
     else:
         c_out, c_in_g, k_h, k_w = wa.shape
-    g = _check_groups(groups)
+    g = check_groups(groups)
     if c_in % g != 0:
         raise ValueError(f"groups: in_channels {c_in} is not divisible by groups={g}")
     if c_out % g != 0:
@@ -297,7 +290,7 @@ def workspace_bytes(
         raise TypeError(f"dtype must be float32 or float64, got {dt}")
     s, d, pads, _, _ = _geometry(h, w, (k_h, k_w), stride, padding, dilation)
     plan = _core.ConvPlan((n, h, w, c_in), (c_out, k_h), k_w, s, d, pads,
-                          _check_groups(groups), layout, "none")
+                          check_groups(groups), layout, "none")
     return int(plan.workspace_bytes(dt == np.float64))
 
 
@@ -348,7 +341,7 @@ def im2col(
     xa = as_float_array(x, "x")
     n, h, w, c, batched = _split_input(xa.shape, layout)
     k = normalize_pair(kernel_size, "kernel_size")
-    g = _check_groups(groups)
+    g = check_groups(groups)
     if c % g != 0:
         raise ValueError(f"groups: in_channels {c} is not divisible by groups={g}")
     s, d, pads, h_out, w_out = _geometry(h, w, k, stride, padding, dilation)
