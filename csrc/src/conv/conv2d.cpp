@@ -80,9 +80,10 @@ ConvWeights<T>::ConvWeights(const T* w, std::int64_t c_out, std::int64_t k_h, st
   impl_->raw.assign(w, w + count);
   if (layout == Layout::NHWC && !(groups > 1 && groups == c_out && c_in_per_group == 1)) {
     const std::int64_t cout_g = c_out / groups;
+    const std::int64_t kc = detail::nhwc_k_block<T>(k_w, c_in_per_group);
     for (std::int64_t g = 0; g < groups; ++g) {
       impl_->packed.push_back(std::make_unique<detail::PrepackedB<T>>(
-          impl_->raw.data() + g * cout_g * K, 1, K, K, cout_g));
+          impl_->raw.data() + g * cout_g * K, 1, K, K, cout_g, kc));
     }
   }
 }
@@ -143,14 +144,15 @@ void conv2d_impl(const ConvShape& s, const T* x, const T* w, const ConvWeights<T
       // Y[(b,oh,ow), m] = patches[(b,oh,ow), :] . W[m, :]: the whole batch is one GEMM.
       if (bias != nullptr) ep.bias_mode = BiasMode::PerColumn;
       T* out = y + g * cout_g;
+      const std::int64_t kc = detail::nhwc_k_block<T>(s.k_w, s.c_in_per_group());
       if (pointwise) {
         const detail::StridedMatrix<T> input(x + g * K, s.c_in, 1);
         detail::gemm_blocked<T>(s.n * pixels, cout_g, K, input, w_b, out, s.c_out, 1, false,
-                                ep);
+                                ep, nullptr, kc);
       } else {
         const detail::NhwcPatchRows<T> patches(s, x, g);
         detail::gemm_blocked<T>(s.n * pixels, cout_g, K, patches, w_b, out, s.c_out, 1, false,
-                                ep);
+                                ep, nullptr, kc);
       }
     } else {
       if (bias != nullptr) ep.bias_mode = BiasMode::PerRow;
@@ -189,7 +191,8 @@ std::int64_t conv2d_workspace_bytes(const ConvShape& s) {
   }
   const std::int64_t pixels = s.h_out * s.w_out;
   if (s.p.layout == Layout::NHWC) {
-    return detail::gemm_workspace_bytes<T>(s.n * pixels, s.c_out_per_group(), s.patch_size());
+    return detail::gemm_workspace_bytes<T>(s.n * pixels, s.c_out_per_group(), s.patch_size(),
+                                           detail::nhwc_k_block<T>(s.k_w, s.c_in_per_group()));
   }
   return detail::gemm_workspace_bytes<T>(s.c_out_per_group(), pixels, s.patch_size());
 }

@@ -36,6 +36,36 @@ class NhwcPatchRows final : public ASource<T> {
   NhwcPatchRows(const ConvShape& s, const T* x, std::int64_t group)
       : s_(s), x_(x + group * s.c_in_per_group()) {}
 
+  // Short channel runs get no K blocks of their own (nhwc_k_block), so they
+  // are always packed.
+  bool reads_in_place() const override { return s_.c_in_per_group() >= kMinInPlaceRun; }
+
+  // A K block within one run of the image (a tap's channels, or a kernel
+  // row's taps when they are adjacent) is, for neighbouring output pixels of
+  // one output row, the same run shifted by stride_w * C_in: rows of A with
+  // that stride. They can be read in place unless a pixel's run would leave
+  // the image (padding), or the rows span two output rows.
+  const T* rows_in_place(std::int64_t r0, std::int64_t rows, std::int64_t k0, std::int64_t kc,
+                         std::int64_t* ld) const override {
+    const std::int64_t cg = s_.c_in_per_group(), c_in = s_.c_in, k_w = s_.k_w;
+    const std::int64_t d_w = s_.p.dilation_w, s_w = s_.p.stride_w, w = s_.w;
+    const std::int64_t row_len = k_w * cg;
+    const std::int64_t run = (d_w == 1 && cg == c_in) ? row_len : cg;
+    const std::int64_t u = k0 / row_len, within = k0 - u * row_len;
+    if (within / run != (within + kc - 1) / run) return nullptr;
+    const std::int64_t ow = r0 % s_.w_out, rest = r0 / s_.w_out;
+    const std::int64_t oh = rest % s_.h_out, b = rest / s_.h_out;
+    if (ow + rows > s_.w_out) return nullptr;
+    const std::int64_t ih = oh * s_.p.stride_h - s_.p.pad.top + u * s_.p.dilation_h;
+    if (ih < 0 || ih >= s_.h) return nullptr;
+    const std::int64_t v_first = within / cg, v_last = (within + kc - 1) / cg;
+    const std::int64_t iw_first = ow * s_w - s_.p.pad.left + v_first * d_w;
+    const std::int64_t iw_last = (ow + rows - 1) * s_w - s_.p.pad.left + v_last * d_w;
+    if (iw_first < 0 || iw_last >= w) return nullptr;
+    *ld = s_w * c_in;
+    return x_ + ((b * s_.h + ih) * w + iw_first) * c_in + within % cg;
+  }
+
   void pack_rows(T* dst, std::int64_t ld, std::int64_t r0, std::int64_t rows, std::int64_t k0,
                  std::int64_t kc) const override {
     // Geometry in locals: the copies below are calls the compiler cannot see

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <stdexcept>
 
 #include "common/checked.hpp"
 #include "convx/runtime.hpp"
@@ -25,6 +26,20 @@ constexpr std::int64_t kPackedBBudget = std::int64_t(6) << 20;
 constexpr std::int64_t kPanelsPerPackTask = 4;
 template <typename T>
 constexpr std::int64_t kRowPad = 64 / sizeof(T);
+// Micro-panels in one M block (mc / mr) at most, over every kernel.
+constexpr std::int64_t kMaxPanelsPerBlock = 64;
+
+// Whether mr rows ld_bytes apart can be streamed by a micro-kernel without
+// crowding L1: at most two of them may start in the same set (64 sets of
+// 64-byte lines per 4 KiB way), or they would evict each other and the B panel.
+bool rows_spread(std::int64_t ld_bytes, int mr) {
+  if (ld_bytes <= 0) return false;  // reversed or repeated rows: pack them
+  int in_set[64] = {};
+  for (int i = 0; i < mr; ++i) {
+    if (++in_set[(i * ld_bytes / 64) % 64] > 2) return false;
+  }
+  return true;
+}
 
 int threads_for(std::int64_t m, std::int64_t n, std::int64_t k) {
   const double flops = 2.0 * double(m) * double(n) * double(std::max<std::int64_t>(k, 1));
@@ -88,11 +103,11 @@ struct Blocking {
 };
 
 template <typename K>
-Blocking plan_blocking(std::int64_t m, std::int64_t n, std::int64_t k, const K& kern,
-                       std::size_t elem) {
+Blocking plan_blocking(std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t kc,
+                       const K& kern, std::size_t elem) {
   Blocking b;
-  b.kc = kern.kc;
-  b.k_blocks = std::max<std::int64_t>(1, ceil_div(k, kern.kc));
+  b.kc = kc > 0 ? kc : kern.kc;
+  b.k_blocks = std::max<std::int64_t>(1, ceil_div(k, b.kc));
   b.k_alloc = std::max<std::int64_t>(k, 1);
   b.threads = threads_for(m, n, k);
   const std::int64_t nc =
@@ -142,10 +157,11 @@ NBlock plan_n_block(std::int64_t m, std::int64_t nc, const Blocking& blk, const 
 }
 
 template <typename T>
-std::int64_t gemm_workspace_bytes(std::int64_t m, std::int64_t n, std::int64_t k) {
+std::int64_t gemm_workspace_bytes(std::int64_t m, std::int64_t n, std::int64_t k,
+                                  std::int64_t kc_block) {
   if (m == 0 || n == 0) return 0;
   const GemmKernel<T>& kern = gemm_kernel<T>();
-  const Blocking blk = plan_blocking(m, n, k, kern, sizeof(T));
+  const Blocking blk = plan_blocking(m, n, k, kc_block, kern, sizeof(T));
   const NBlock nb = plan_n_block(m, std::min(blk.nc, n), blk, kern);
   const std::int64_t kc = std::min(blk.kc, blk.k_alloc);
   const std::int64_t per_task =
@@ -158,14 +174,16 @@ std::int64_t gemm_workspace_bytes(std::int64_t m, std::int64_t n, std::int64_t k
 template <typename T>
 void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<T>& a,
                   const BSource<T>& b, T* c, std::int64_t rs_c, std::int64_t cs_c,
-                  bool accumulate, const Epilogue<T>& ep, Executor* exec) {
+                  bool accumulate, const Epilogue<T>& ep, Executor* exec,
+                  std::int64_t kc_block) {
   if (m == 0 || n == 0) return;
   const GemmKernel<T>& kern = gemm_kernel<T>();
   const int mr = kern.mr, nr = kern.nr;
-  const Blocking blk = plan_blocking(m, n, k, kern, sizeof(T));
+  const Blocking blk = plan_blocking(m, n, k, kc_block, kern, sizeof(T));
   const std::int64_t kc_max = blk.kc, k_blocks = blk.k_blocks, k_alloc = blk.k_alloc;
   const int threads = blk.threads;
 
+  if (kern.mc / mr > kMaxPanelsPerBlock) throw std::logic_error("gemm: kernel's mc / mr too large");
   std::unique_ptr<PoolLease> own_lease;
   if (exec == nullptr) {
     own_lease = std::make_unique<PoolLease>();
@@ -217,13 +235,36 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
       T* b_panel = stream_b ? scratch.pack_b.as<T>(static_cast<std::size_t>(
                                   std::min(kc_max, k_alloc) * nr))
                             : nullptr;
+      const std::int64_t calls = rows_pad / mr;  // <= kMaxPanelsPerBlock, checked below
+      const T* a_ptr[kMaxPanelsPerBlock];
+      std::int64_t a_ld[kMaxPanelsPerBlock];
       for (std::int64_t kb = 0; kb < k_blocks; ++kb) {
         const std::int64_t pc = kb * kc_max;
         const std::int64_t kc = std::max<std::int64_t>(0, std::min(kc_max, k - pc));
         const std::int64_t lda = kc + kRowPad<T>;
-        if (kc > 0) {
+        for (std::int64_t q = 0; q < calls; ++q) {
+          a_ptr[q] = packed_a + q * mr * lda;
+          a_ld[q] = lda;
+        }
+        if (kc > 0 && !a.reads_in_place()) {
           a.pack_rows(packed_a, lda, ic, mcur, pc, kc);
           std::fill(packed_a + mcur * lda, packed_a + rows_pad * lda, T(0));
+        } else if (kc > 0) {
+          // Micro-panel by micro-panel: read whole ones in place where the
+          // source allows it and its rows do not crowd L1; pack the rest.
+          for (std::int64_t q = 0; q < calls; ++q) {
+            const std::int64_t r = q * mr, rows = std::min<std::int64_t>(mr, mcur - r);
+            std::int64_t ld = 0;
+            const T* in_place = rows == mr ? a.rows_in_place(ic + r, mr, pc, kc, &ld) : nullptr;
+            if (in_place != nullptr && rows_spread(ld * std::int64_t(sizeof(T)), mr)) {
+              a_ptr[q] = in_place;
+              a_ld[q] = ld;
+              continue;
+            }
+            T* dst = packed_a + r * lda;
+            a.pack_rows(dst, lda, ic + r, rows, pc, kc);
+            std::fill(dst + rows * lda, dst + mr * lda, T(0));
+          }
         }
         const bool acc = accumulate || kb > 0;
         const bool last = kb + 1 == k_blocks;
@@ -254,7 +295,7 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
               tile_ep.relu = ep.activation == Activation::ReLU;
               tile_ep_ptr = &tile_ep;
             }
-            kern.fn(kc, packed_a + ir * lda, lda, bpanel,
+            kern.fn(kc, a_ptr[q], a_ld[q], bpanel,
                     c + (ic + ir) * rs_c + (jc + jr) * cs_c, rs_c, cs_c,
                     std::min<std::int64_t>(mr, mcur - ir), ncur, acc, tile_ep_ptr);
           }
@@ -266,11 +307,11 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
 
 template <typename T>
 PrepackedB<T>::PrepackedB(const T* data, std::int64_t rs, std::int64_t cs, std::int64_t k,
-                          std::int64_t n)
+                          std::int64_t n, std::int64_t kc)
     : raw_(data, rs, cs) {
   const GemmKernel<T>& kern = gemm_kernel<T>();
   nr_ = kern.nr;
-  kc_ = kern.kc;
+  kc_ = kc > 0 ? kc : kern.kc;
   n_pad_ = round_up(std::max<std::int64_t>(n, 1), nr_);
   const std::int64_t k_alloc = std::max<std::int64_t>(k, 1);
   bytes_ = checked_product("packed weights", k_alloc, n_pad_, std::int64_t(sizeof(T)));
@@ -294,6 +335,29 @@ const T* PrepackedB<T>::prepacked(int nr, std::int64_t kc, std::int64_t* n_pad) 
   return packed_;
 }
 
+template <typename T>
+std::int64_t nhwc_k_block(std::int64_t k_w, std::int64_t c_per_group) {
+  const GemmKernel<T>& kern = gemm_kernel<T>();
+  // Longest block: its B micro-panel must leave room in L1 for the A rows.
+  constexpr std::int64_t kPanelBytes = 24 << 10;
+  const std::int64_t limit =
+      std::max<std::int64_t>(kern.kc, kPanelBytes / (kern.nr * std::int64_t(sizeof(T))));
+  if (c_per_group < kMinInPlaceRun) return kern.kc;
+  if (c_per_group <= limit) {
+    std::int64_t taps = 1;  // the most whole taps that divide the kernel row and fit
+    for (std::int64_t t = 2; t <= k_w; ++t) {
+      if (k_w % t == 0 && t * c_per_group <= limit) taps = t;
+    }
+    return taps * c_per_group;
+  }
+  for (std::int64_t parts = 2; parts <= 64; ++parts) {  // an equal part of one tap
+    if (c_per_group % parts == 0 && c_per_group / parts <= limit) return c_per_group / parts;
+  }
+  return kern.kc;
+}
+
+template std::int64_t nhwc_k_block<float>(std::int64_t, std::int64_t);
+template std::int64_t nhwc_k_block<double>(std::int64_t, std::int64_t);
 template class PrepackedB<float>;
 template class PrepackedB<double>;
 template class StridedMatrix<float>;
@@ -301,13 +365,15 @@ template class StridedMatrix<double>;
 template void gemm_blocked<float>(std::int64_t, std::int64_t, std::int64_t,
                                   const ASource<float>&, const BSource<float>&, float*,
                                   std::int64_t, std::int64_t, bool, const Epilogue<float>&,
-                                  Executor*);
-template std::int64_t gemm_workspace_bytes<float>(std::int64_t, std::int64_t, std::int64_t);
-template std::int64_t gemm_workspace_bytes<double>(std::int64_t, std::int64_t, std::int64_t);
+                                  Executor*, std::int64_t);
+template std::int64_t gemm_workspace_bytes<float>(std::int64_t, std::int64_t, std::int64_t,
+                                                  std::int64_t);
+template std::int64_t gemm_workspace_bytes<double>(std::int64_t, std::int64_t, std::int64_t,
+                                                   std::int64_t);
 template void gemm_blocked<double>(std::int64_t, std::int64_t, std::int64_t,
                                    const ASource<double>&, const BSource<double>&, double*,
                                    std::int64_t, std::int64_t, bool, const Epilogue<double>&,
-                                   Executor*);
+                                   Executor*, std::int64_t);
 
 }  // namespace convx::detail
 

@@ -1,0 +1,72 @@
+"""NHWC layers with at least 32 channels per group block K by whole taps of one kernel row
+(or equal parts of one tap), and the GEMM then reads a micro-panel of patches straight from
+the image when its pixels lie in one output row and inside the image; the other panels are
+packed. Sweep the cases that decide between the two: widths around the register tile
+height, padding on each side, strides, dilation, groups, a batch (panels that would cross
+images), channel counts that give one, two or three taps per block or split a tap, and the
+prepared-weights path, which must pack its weights for the same K blocks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from reference import assert_close, conv2d_ref, uniform
+
+import convx
+
+GEOMETRIES = [
+    # (n, h, w, c_in, c_out, k, stride, dilation, padding, groups)
+    (2, 5, 14, 32, 8, (3, 3), 1, 1, 1, 1),       # 3 taps of 32 per block
+    (1, 6, 13, 64, 17, (3, 3), 1, 1, 0, 1),      # no padding: most panels in place
+    (2, 4, 7, 48, 5, (3, 3), 2, 1, 1, 1),        # stride 2
+    (1, 7, 12, 40, 9, (3, 3), 1, 2, 2, 1),       # dilated: one tap per block
+    (1, 5, 19, 130, 16, (3, 3), 1, 1, ((1, 0), (0, 2)), 1),  # one tap per block, odd C
+    (1, 4, 9, 512, 8, (3, 3), 1, 1, 1, 1),       # a tap split into two blocks
+    (2, 5, 11, 64, 12, (3, 3), 1, 1, 1, 2),      # groups of 32 channels
+    (1, 3, 25, 96, 7, (1, 5), (1, 3), 1, (0, 2), 1),  # wide kernel, stride 3
+    (3, 2, 6, 32, 4, (2, 2), 1, 1, 0, 1),        # short rows: panels span output rows
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=[f"g{i}" for i in range(len(GEOMETRIES))])
+def test_matches_reference(isa: str, dtype: Any, geometry: tuple[Any, ...],
+                           rng: np.random.Generator) -> None:
+    n, h, w, c_in, c_out, k, stride, dilation, padding, groups = geometry
+    x = uniform(rng, (n, h, w, c_in), dtype)
+    weight = uniform(rng, (c_out, *k, c_in // groups), dtype)
+    bias = uniform(rng, (c_out,), dtype)
+    kw = dict(stride=stride, dilation=dilation, padding=padding, groups=groups)
+    want = conv2d_ref(x, weight, bias, activation="relu", **kw)
+    got = convx.conv2d(x, weight, bias, activation="relu", **kw)
+    assert_close(got, want, dtype, fan_in=k[0] * k[1] * c_in // groups)
+    layer = convx.Conv2D(c_in, c_out, k, dtype=dtype, activation="relu", **kw)
+    layer.weight = weight
+    layer.bias = bias
+    # Same K blocks, same kernel: the prepared path gives the same bits.
+    np.testing.assert_array_equal(layer(x), got)
+    np.testing.assert_array_equal(layer(x), got)  # the cached plan
+
+
+def test_image_is_not_modified() -> None:
+    rng = np.random.default_rng(3)
+    x = uniform(rng, (2, 6, 14, 64), np.float32)
+    before = x.copy()
+    convx.conv2d(x, uniform(rng, (8, 3, 3, 64), np.float32), padding=1)
+    np.testing.assert_array_equal(x, before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [256, 300, 1024])
+def test_gemm_reads_long_rows_in_place(isa: str, dtype: Any, k: int) -> None:
+    # Rows of at least 1 KiB are read where they lie, unless their stride would
+    # crowd L1 (k = 1024 floats: 4 KiB apart); a row-strided view and a partial
+    # last micro-panel (m = 31) exercise both.
+    rng = np.random.default_rng(k)
+    base = uniform(rng, (31, k + 9), dtype)
+    a = base[:, 3:3 + k]
+    b = uniform(rng, (k, 21), dtype)
+    got = convx.gemm(a, b)
+    assert_close(got, a.astype(np.float64) @ b.astype(np.float64), dtype, fan_in=k)
