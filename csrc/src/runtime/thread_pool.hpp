@@ -1,11 +1,12 @@
 // A persistent pool of worker threads plus the scratch memory they own.
 //
 // Threads are created once (and again only when the size changes) and take
-// tasks from a shared counter. Between jobs a worker spins for a few tens of
-// microseconds (back-to-back jobs, such as the phases of one GEMM, then start
-// without a futex wake-up) and then sleeps on a condition variable, so an idle
-// pool costs no CPU. The
-// calling thread works too, as worker 0. Which worker runs a task never
+// tasks from a shared counter. Between jobs a worker spins for about a
+// quarter of a millisecond (back-to-back jobs, such as the phases of one GEMM
+// or the layers of a network called from Python, then start without a futex
+// wake-up, which on a VM can take longer than a small job) and then sleeps on
+// a condition variable, so an idle pool costs no CPU. The calling thread
+// works too, as worker 0. Which worker runs a task never
 // changes what the task computes, so results do not depend on thread count.
 #pragma once
 
