@@ -24,6 +24,11 @@ constexpr double kFlopsPerThread = 1.0e6;
 constexpr std::int64_t kPackedBBudget = std::int64_t(6) << 20;
 // B micro-panels packed per task of the packing phase.
 constexpr std::int64_t kPanelsPerPackTask = 4;
+// Rows ahead that pack_panels() prefetches when it copies rows of B.
+constexpr std::int64_t kPackAhead = 8;
+// B micro-panels a task packs at a time when it streams B (a single M block):
+// rows of B are then read in runs of this many panels, not one panel wide.
+constexpr std::int64_t kStreamPanels = 8;
 template <typename T>
 constexpr std::int64_t kRowPad = 64 / sizeof(T);
 // Micro-panels in one M block (mc / mr) at most, over every kernel.
@@ -72,21 +77,40 @@ void StridedMatrix<T>::pack_rows(T* dst, std::int64_t ld, std::int64_t r0, std::
 template <typename T>
 void StridedMatrix<T>::pack_panels(T* dst, std::int64_t j0, std::int64_t cols, std::int64_t k0,
                                    std::int64_t kc, int nr) const {
+  if (cs_ == 1) {
+    // Row by row across all the panels, so that each row of B is read as one
+    // contiguous run rather than in nr-wide strips, one panel at a time.
+    const std::int64_t full = cols / nr, tail = cols - full * nr;
+    const std::int64_t run_bytes = cols * std::int64_t(sizeof(T));
+    for (std::int64_t p = 0; p < kc; ++p) {
+      const T* src = data_ + (k0 + p) * rs_ + j0;
+      if (p + kPackAhead < kc) {
+        // Rows are far apart: ask for a later row now, so that several are
+        // in flight from memory while this one is copied.
+        const char* ahead = reinterpret_cast<const char*>(src + kPackAhead * rs_);
+        for (std::int64_t off = 0; off < run_bytes; off += 64) __builtin_prefetch(ahead + off);
+      }
+      T* out = dst + p * nr;
+      for (std::int64_t q = 0; q < full; ++q) {
+        std::memcpy(out + q * kc * nr, src + q * nr, static_cast<std::size_t>(nr) * sizeof(T));
+      }
+      if (tail > 0) {
+        T* o = out + full * kc * nr;
+        std::memcpy(o, src + full * nr, static_cast<std::size_t>(tail) * sizeof(T));
+        std::fill(o + tail, o + nr, T(0));
+      }
+    }
+    return;
+  }
   for (std::int64_t q = 0; q * nr < cols; ++q) {
     const std::int64_t live = std::min<std::int64_t>(nr, cols - q * nr);
     const T* src = data_ + k0 * rs_ + (j0 + q * nr) * cs_;
     T* out = dst + q * kc * nr;
-    if (cs_ == 1) {
-      for (std::int64_t p = 0; p < kc; ++p) {
-        std::memcpy(out + p * nr, src + p * rs_, static_cast<std::size_t>(live) * sizeof(T));
-      }
-    } else {
-      // Columns of B are rows in memory (e.g. transposed weights): read each
-      // along K and scatter into the panel, which stays in L1 meanwhile.
-      for (std::int64_t j = 0; j < live; ++j) {
-        const T* s = src + j * cs_;
-        for (std::int64_t p = 0; p < kc; ++p) out[p * nr + j] = s[p * rs_];
-      }
+    // Columns of B are rows in memory (e.g. transposed weights): read each
+    // along K and scatter into the panel, which stays in L1 meanwhile.
+    for (std::int64_t j = 0; j < live; ++j) {
+      const T* s = src + j * cs_;
+      for (std::int64_t p = 0; p < kc; ++p) out[p * nr + j] = s[p * rs_];
     }
     if (live < nr) {
       for (std::int64_t p = 0; p < kc; ++p) std::fill(out + p * nr + live, out + (p + 1) * nr, T(0));
@@ -165,7 +189,8 @@ std::int64_t gemm_workspace_bytes(std::int64_t m, std::int64_t n, std::int64_t k
   const NBlock nb = plan_n_block(m, std::min(blk.nc, n), blk, kern);
   const std::int64_t kc = std::min(blk.kc, blk.k_alloc);
   const std::int64_t per_task =
-      round_up(nb.mc, kern.mr) * (kc + kRowPad<T>) + (nb.stream_b ? kc * kern.nr : 0);
+      round_up(nb.mc, kern.mr) * (kc + kRowPad<T>) +
+      (nb.stream_b ? kc * kern.nr * kStreamPanels : 0);
   const std::int64_t shared = nb.stream_b ? 0 : blk.k_alloc * nb.nc_pad;
   return std::int64_t(sizeof(T)) * (shared + per_task * std::min<std::int64_t>(
                                                  blk.threads, nb.m_tasks * nb.n_chunks));
@@ -233,7 +258,7 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
       const std::int64_t lda_max = std::min(kc_max, k_alloc) + kRowPad<T>;
       T* packed_a = scratch.pack.as<T>(static_cast<std::size_t>(rows_pad * lda_max));
       T* b_panel = stream_b ? scratch.pack_b.as<T>(static_cast<std::size_t>(
-                                  std::min(kc_max, k_alloc) * nr))
+                                  std::min(kc_max, k_alloc) * nr * kStreamPanels))
                             : nullptr;
       const std::int64_t calls = rows_pad / mr;  // <= kMaxPanelsPerBlock, checked below
       const T* a_ptr[kMaxPanelsPerBlock];
@@ -270,18 +295,21 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
         const bool last = kb + 1 == k_blocks;
         for (std::int64_t jr = j_lo; jr < j_hi; jr += nr) {
           const std::int64_t ncur = std::min<std::int64_t>(nr, j_hi - jr);
-          const T* bpanel = b_panel;
+          const T* bpanel = nullptr;
           if (!stream_b) {
             bpanel = packed_b + pc * ld_b + (j_off + jr) * kc;
-          } else if (kc > 0) {
-            b.pack_panels(b_panel, jc + jr, ncur, pc, kc, nr);
+          } else {
+            const std::int64_t slot = (jr - j_lo) / nr % kStreamPanels;
+            if (slot == 0 && kc > 0) {
+              b.pack_panels(b_panel, jc + jr, std::min(kStreamPanels * nr, j_hi - jr), pc, kc, nr);
+            }
+            bpanel = b_panel + slot * kc * nr;
           }
           // The next B micro-panel was packed long before and has fallen out to
           // L3. Fetch it into L2 a slice per micro-kernel call, so that the first
           // call on it does not stall (measured: about +10% on 1024^3).
           const T* b_next = (!stream_b && jr + nr < j_hi) ? bpanel + kc * nr : nullptr;
           const std::int64_t next_lines = b_next != nullptr ? kc * nr * std::int64_t(sizeof(T)) / 64 : 0;
-          const std::int64_t calls = ceil_div(mcur, mr);
           const std::int64_t per_call = ceil_div(next_lines, calls);
           for (std::int64_t ir = 0, q = 0; ir < mcur; ir += mr, ++q) {
             for (std::int64_t l = q * per_call; l < std::min(next_lines, (q + 1) * per_call); ++l) {
