@@ -10,6 +10,7 @@
 #include <memory>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "convx/convx.hpp"
 
@@ -270,6 +271,24 @@ Int2 element_strides(const py::array& a, const char* name) {
   return st;
 }
 
+// The bytes [lo, hi) an array's elements span; empty arrays span nothing.
+std::pair<const char*, const char*> byte_extent(const py::array& a) {
+  const char* base = static_cast<const char*>(a.data());
+  py::ssize_t lo = 0, hi = 0;
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+    if (a.shape(d) == 0) return {base, base};
+    const py::ssize_t reach = (a.shape(d) - 1) * a.strides(d);
+    (reach < 0 ? lo : hi) += reach;
+  }
+  return {base + lo, base + hi + a.itemsize()};
+}
+
+bool overlaps(const py::array& a, const py::array& b) {
+  const auto [a_lo, a_hi] = byte_extent(a);
+  const auto [b_lo, b_hi] = byte_extent(b);
+  return a_lo < b_hi && b_lo < a_hi && a_lo != a_hi && b_lo != b_hi;
+}
+
 template <typename T>
 void gemm_impl(const py::array& a, const py::array& b, py::array& c, bool accumulate) {
   const int64_t m = a.shape(0), k = a.shape(1), n = b.shape(1);
@@ -281,6 +300,9 @@ void gemm_impl(const py::array& a, const py::array& b, py::array& c, bool accumu
     if (!has_dtype<T>(*arr)) throw py::type_error("gemm: dtypes differ");
   }
   if (!c.writeable()) throw std::invalid_argument("out: array is read-only");
+  if (overlaps(c, a) || overlaps(c, b)) {
+    throw std::invalid_argument("out must not overlap the input arrays");
+  }
   const Int2 sa = element_strides(a, "a"), sb = element_strides(b, "b");
   const Int2 sc = element_strides(c, "out");
   const T* ap = static_cast<const T*>(a.data());

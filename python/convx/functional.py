@@ -151,6 +151,8 @@ def _plain(v: Any) -> bool:
         type(f) is int for f in e)) for e in v)
 
 
+_FLOAT_TYPES = (np.float32, np.float64)
+
 # Validated plans by call signature; bounded so that varied shapes cannot grow it forever.
 _PLANS: dict[Any, tuple[Any, tuple[int, ...]]] = {}
 _MAX_PLANS = 512
@@ -359,6 +361,23 @@ def gemm(a: npt.ArrayLike, b: npt.ArrayLike, *, out: Array | None = None) -> Arr
     place, with no copy). out, if given, must be a C-contiguous writeable (M, N) array of the
     same dtype that does not overlap a or b.
     """
+    # Fast path for plain float arrays: the compiled call checks shapes, dtypes, strides,
+    # writeability and overlap itself, and whatever it rejects is re-run through the
+    # validation below, which raises the clear error.
+    if (type(a) is np.ndarray and type(b) is np.ndarray and a.dtype is b.dtype
+            and a.dtype.type in _FLOAT_TYPES and a.ndim == 2 and b.ndim == 2):
+        if out is None:
+            fast = np.empty((a.shape[0], b.shape[1]), a.dtype)
+        elif type(out) is np.ndarray and out.flags.c_contiguous:
+            fast = out
+        else:
+            fast = None
+        if fast is not None:
+            try:
+                _core.gemm(a, b, fast, False)
+                return fast
+            except (TypeError, ValueError):
+                pass
     aa = a if type(a) is np.ndarray else np.asarray(a)
     ba = b if type(b) is np.ndarray else np.asarray(b)
     for arr, name in ((aa, "a"), (ba, "b")):
