@@ -38,10 +38,43 @@ void conv2d_direct(const ConvShape& s, const T* x, const T* w, const T* bias, T*
     for (std::int64_t k = 0; k < K; ++k) wt[k * ld + m] = w[m * K + k];
     if (bias != nullptr) bias_pad[m] = bias[m];
   }
-  lease.run(rows, threads, [&](std::int64_t r, WorkerScratch&) {
+  // Columns one output row reads, from -pad_left on, plus one stride to spare:
+  // the kernel works on pixel pairs and may read (not store) one pixel past
+  // the row.
+  const std::int64_t span = (s.w_out - 1) * s.p.stride_w + (s.k_w - 1) * s.p.dilation_w + 1;
+  const std::int64_t width = span + s.p.stride_w;
+  const bool cols_inside = s.p.pad.left == 0 && span <= s.w;
+  lease.run(rows, threads, [&](std::int64_t r, WorkerScratch& scratch) {
     DirectRow<T> row;
     static_cast<RowGeometry&>(row) = row_geometry(s, r % s.h_out);
     row.x = x + (r / s.h_out) * s.h * s.w * s.c_in;
+    const std::int64_t ih0 = row.oh * s.p.stride_h - s.p.pad.top;
+    if (!cols_inside || ih0 < 0 || ih0 + (s.k_h - 1) * s.p.dilation_h >= s.h) {
+      // A row that touches the padding: stage the k_h input rows it reads,
+      // zero-padded, so that every pixel takes the kernel's branch-free path.
+      const std::int64_t c_in = s.c_in, pad_left = s.p.pad.left;
+      const std::int64_t lo = std::min(pad_left, width);  // window columns left of the image
+      const std::int64_t hi = std::clamp<std::int64_t>(s.w + pad_left, lo, width);
+      T* window = scratch.pack.as<T>(static_cast<std::size_t>(s.k_h * width * c_in));
+      for (std::int64_t u = 0; u < s.k_h; ++u) {
+        const std::int64_t ih = ih0 + u * s.p.dilation_h;
+        T* dst = window + u * width * c_in;
+        if (ih < 0 || ih >= s.h) {
+          std::fill(dst, dst + width * c_in, T(0));
+          continue;
+        }
+        std::fill(dst, dst + lo * c_in, T(0));
+        std::copy(row.x + (ih * s.w + lo - pad_left) * c_in,
+                  row.x + (ih * s.w + hi - pad_left) * c_in, dst + lo * c_in);
+        std::fill(dst + hi * c_in, dst + width * c_in, T(0));
+      }
+      row.x = window;
+      row.h = s.k_h;
+      row.w_in = width;
+      row.oh = 0;
+      row.s_h = row.d_h = 1;
+      row.pad_top = row.pad_left = 0;
+    }
     row.wt = wt;
     row.bias = bias_pad;
     row.y = y + r * s.w_out * s.c_out;

@@ -35,7 +35,9 @@ void direct_row_block(const DirectRow<T>& r, std::int64_t m0) {
     V acc0[NV], acc1[NV];
     for (int j = 0; j < NV; ++j) acc0[j] = acc1[j] = bias[j];
     const std::int64_t iw0 = ow * s_w - r.pad_left;
-    if (rows_inside && two && iw0 >= 0 && iw0 + span_w < w_in) {
+    // Both pixels' patches inside the image (the second is computed even
+    // past the row's end, and then not stored).
+    if (rows_inside && iw0 >= 0 && iw0 + span_w < w_in) {
       const T* xa = r.x + (ih0 * w_in + iw0) * c_in;
       const T* xb = xa + s_w * c_in;
       for (std::int64_t t = 0; t < K; ++t) {
