@@ -14,6 +14,9 @@ from convx.functional import _conv2d_checked, _plain, output_shape
 
 __all__ = ["Conv2D"]
 
+# The attributes a layer's cached plans depend on besides the input's shape and dtype.
+_SIGNATURE_ATTRS = ("stride", "padding", "dilation", "activation")
+
 
 class Conv2D:
     """A 2-D convolution layer (cross-correlation, as in PyTorch and TensorFlow).
@@ -23,6 +26,8 @@ class Conv2D:
     initialised as in PyTorch, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with
     fan_in = in_channels/groups * k_h * k_w, reproducibly when ``seed`` is given.
     """
+
+    _sig: tuple[Any, ...] | bool | None = None  # see _signature
 
     def __init__(
         self,
@@ -127,14 +132,12 @@ class Conv2D:
                  ) -> npt.NDArray[Any]:
         """Apply the layer to a batch (4-D) or a single image (3-D) in the layer's layout."""
         key = None
-        if (out is None and type(x) is np.ndarray and _plain(self.stride)
-                and _plain(self.padding) and _plain(self.dilation)):
-            # Public attributes may be reassigned, so they are part of the key.
-            key = (x.shape, x.dtype, self.stride, self.padding, self.dilation, self.activation)
-            try:
-                entry = self._plans.get(key)
-            except TypeError:  # an unhashable padding such as a list
-                entry = key = None
+        sig = self._sig
+        if sig is None:
+            sig = self._sig = self._signature()
+        if out is None and type(x) is np.ndarray and sig:
+            key = (x.shape, x.dtype, sig)
+            entry = self._plans.get(key)
             if entry is not None:
                 result = np.empty(entry[1], dtype=x.dtype)
                 try:
@@ -145,6 +148,24 @@ class Conv2D:
         return _conv2d_checked(x, self._weight, self._bias, self.stride, self.padding,
                                self.dilation, self.groups, self.layout, self.activation,
                                False, out, self._plans, key, self._prepared)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The geometry attributes are public and may be reassigned; the plan cache's
+        # key is derived from them, so a change drops it (see _signature).
+        if name in _SIGNATURE_ATTRS:
+            object.__setattr__(self, "_sig", None)
+        object.__setattr__(self, name, value)
+
+    def _signature(self) -> tuple[Any, ...] | bool:
+        """The geometry as a plan-cache key, or False when it cannot be one: unhashable
+        values, or values that compare equal to others of a different meaning (1.0 == 1),
+        which must take the validating path."""
+        values = tuple(getattr(self, name) for name in _SIGNATURE_ATTRS)
+        if not (_plain(values[0]) and _plain(values[1]) and _plain(values[2])):
+            return False
+        if values[3] is not None and type(values[3]) is not str:
+            return False
+        return values
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """The shape __call__ returns for an input of this shape."""
