@@ -74,6 +74,10 @@ SUITE = [
 ANCHORS = ("torch", "torch_cl", "ort")
 
 
+# Rounds of per-library blocks when timing several threads (see interleaved_medians).
+_BLOCK_ROUNDS = 3
+
+
 def interleaved_medians(runners: dict[str, Callable[[], object]], min_time: float,
                         min_reps: int = 7, threads: int = 1) -> dict[str, float]:
     """Median seconds per call of each runner.
@@ -83,8 +87,9 @@ def interleaved_medians(runners: dict[str, Callable[[], object]], min_time: floa
     spell slows all of them alike and the ratios stay fair. With several threads that
     would be unfair: OpenBLAS and OpenMP keep their worker threads spinning for a while
     after a call and would steal the cores from whichever library runs next. So then
-    each library is timed in a block of its own, after a pause that lets the previous
-    one's threads go idle. A batch repeats a fast call until it lasts about a millisecond.
+    each library is timed in blocks of its own, each after a pause that lets the previous
+    one's threads go idle, in a few rounds of shuffled order. A batch repeats a fast call
+    until it lasts about a millisecond.
     """
     batch = {}
     for name, fn in runners.items():
@@ -116,13 +121,22 @@ def interleaved_medians(runners: dict[str, Callable[[], object]], min_time: floa
                 timed_batch(name)
             rounds += 1
     else:
-        for name, fn in runners.items():
-            time.sleep(0.25)
-            fn()
-            start = time.perf_counter()
-            while len(times[name]) < min_reps or (time.perf_counter() - start < min_time
-                                                  and len(times[name]) < 500):
-                timed_batch(name)
+        # Blocks in several rounds, in shuffled order, so that a slow spell of the
+        # machine (which lasts seconds here) falls on every library's samples rather
+        # than on one library's only block.
+        names = list(runners)
+        order = random.Random(0)
+        for _ in range(_BLOCK_ROUNDS):
+            order.shuffle(names)
+            for name in names:
+                time.sleep(0.25)
+                runners[name]()
+                start = time.perf_counter()
+                count = 0
+                while count < -(-min_reps // _BLOCK_ROUNDS) or (
+                        time.perf_counter() - start < min_time / _BLOCK_ROUNDS and count < 200):
+                    timed_batch(name)
+                    count += 1
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
