@@ -33,7 +33,7 @@ void conv2d_depthwise(const ConvShape& s, const T* x, const T* w, const T* bias,
   for (std::int64_t c = 0; c < C; ++c) {
     for (std::int64_t t = 0; t < taps; ++t) wt[t * C + c] = w[c * taps + t];
   }
-  lease.run(rows, threads, [&](std::int64_t r, WorkerScratch&) {
+  lease.run_items(rows, threads, [&](std::int64_t r, WorkerScratch&) {
     DwRow<T> row;
     static_cast<RowGeometry&>(row) = row_geometry(s, r % s.h_out);
     row.x = x + (r / s.h_out) * s.h * s.w * C;

@@ -44,7 +44,7 @@ void conv2d_direct(const ConvShape& s, const T* x, const T* w, const T* bias, T*
   const std::int64_t span = (s.w_out - 1) * s.p.stride_w + (s.k_w - 1) * s.p.dilation_w + 1;
   const std::int64_t width = span + s.p.stride_w;
   const bool cols_inside = s.p.pad.left == 0 && span <= s.w;
-  lease.run(rows, threads, [&](std::int64_t r, WorkerScratch& scratch) {
+  lease.run_items(rows, threads, [&](std::int64_t r, WorkerScratch& scratch) {
     DirectRow<T> row;
     static_cast<RowGeometry&>(row) = row_geometry(s, r % s.h_out);
     row.x = x + (r / s.h_out) * s.h * s.w * s.c_in;

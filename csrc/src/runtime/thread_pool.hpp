@@ -10,6 +10,7 @@
 // changes what the task computes, so results do not depend on thread count.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -72,7 +73,10 @@ class ThreadPool {
 
   const TaskFn* fn_ = nullptr;
   std::int64_t tasks_ = 0;
-  std::atomic<std::int64_t> next_{0};
+  // On a cache line of its own: every claim writes it, and the fields above
+  // are read by every worker on every task.
+  alignas(64) std::atomic<std::int64_t> next_{0};
+  char next_pad_[64 - sizeof(std::atomic<std::int64_t>)] = {};
   std::exception_ptr error_;
   std::mutex error_mutex_;
 };
@@ -86,6 +90,21 @@ class Executor {
   virtual void run(std::int64_t tasks, int max_threads, const TaskFn& fn) = 0;
   // Memory shared by all phases and tasks of this job.
   virtual AlignedBuffer& shared() = 0;
+
+  // Runs fn(i, scratch) for i in [0, items), grouped into tasks of consecutive
+  // items, about kTasksPerThread per thread. For small items (an output row
+  // of a small layer) claiming each from the shared counter would cost more
+  // than computing it.
+  template <typename Fn>
+  void run_items(std::int64_t items, int max_threads, Fn&& fn) {
+    constexpr std::int64_t kTasksPerThread = 8;
+    const std::int64_t per =
+        std::max<std::int64_t>(1, items / (std::int64_t(std::max(max_threads, 1)) * kTasksPerThread));
+    run((items + per - 1) / per, max_threads, [&](std::int64_t t, WorkerScratch& scratch) {
+      const std::int64_t end = std::min(items, (t + 1) * per);
+      for (std::int64_t i = t * per; i < end; ++i) fn(i, scratch);
+    });
+  }
 };
 
 // Runs every task on the calling thread with one worker's scratch.
