@@ -332,6 +332,22 @@ def test_large_depthwise(layout: str, channels: int, multiplier: int, k: Any, st
     check_conv(x, weight, bias, stride=stride, padding="same", groups=channels, layout=layout)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("hw", "padding"), [
+    ((9, 11), 1), ((9, 11), 0), ((6, 5), 2), ((7, 8), ((0, 2), (2, 0))), ((1, 1), 1),
+    ((3, 2), ((1, 1), (0, 1))), ((4, 30), "same"),
+])
+def test_nchw_depthwise_3x3(hw: tuple[int, int], padding: Any, dtype: type, isa: str,
+                            rng: np.random.Generator) -> None:
+    # NCHW 3x3 depthwise at stride 1 stages three zero-padded input rows per output row
+    # and sums the nine taps in one pass; padding wider than the kernel, narrow images and
+    # one-sided padding exercise the staging's clamps.
+    x = uniform(rng, x_shape("NCHW", 2, *hw, 6), dtype)
+    weight = uniform(rng, w_shape("NCHW", 6, 3, 3, 1), dtype)
+    bias = uniform(rng, (6,), dtype)
+    check_conv(x, weight, bias, padding=padding, groups=6, layout="NCHW", activation="relu")
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize(("groups", "c_g", "m_g"), [(4, 5, 3), (8, 3, 7), (3, 16, 16)])
 def test_grouped_odd_widths(layout: str, groups: int, c_g: int, m_g: int, isa: str,

@@ -184,7 +184,10 @@ void conv2d(const ConvShape& s, const T* x, const ConvWeights<T>& w, const T* bi
 template <typename T>
 std::int64_t conv2d_workspace_bytes(const ConvShape& s) {
   if (s.output_size() == 0) return 0;
-  if (detail::is_depthwise(s)) return s.k_h * s.k_w * s.c_in * std::int64_t(sizeof(T));
+  if (detail::is_depthwise(s)) {
+    // NHWC transposes the taps to (k_h, k_w, C); NCHW reads them as given.
+    return s.p.layout == Layout::NHWC ? s.k_h * s.k_w * s.c_in * std::int64_t(sizeof(T)) : 0;
+  }
   if (detail::use_direct<T>(s)) {
     // Transposed, padded weights and bias; the kernel reads the image in place.
     return (s.patch_size() + 1) * (s.c_out + 16) * std::int64_t(sizeof(T));

@@ -1,5 +1,6 @@
 // Depthwise convolution (groups == C_in == C_out): a direct kernel instead of
-// one tiny GEMM per channel.
+// one tiny GEMM per channel. NHWC vectorises across channels (an ISA kernel);
+// NCHW filters each channel's plane row by row (portable code).
 #pragma once
 
 #include "convx/shape.hpp"
