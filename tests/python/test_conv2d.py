@@ -348,6 +348,22 @@ def test_nchw_depthwise_3x3(hw: tuple[int, int], padding: Any, dtype: type, isa:
     check_conv(x, weight, bias, padding=padding, groups=6, layout="NCHW", activation="relu")
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("hw", "k", "stride", "padding"), [
+    ((40, 1), (3, 1), 1, (1, 0)), ((33, 3), 3, 1, 0), ((30, 2), (3, 1), 1, (1, 0)),
+    ((25, 3), 3, 1, 1), ((20, 5), 3, 2, 1),
+    ((9, 17), (2, 3), (1, 2), ((0, 1), (2, 1))),
+])
+def test_nchw_narrow_outputs(hw: tuple[int, int], k: Any, stride: Any, padding: Any,
+                             dtype: type, isa: str, rng: np.random.Generator) -> None:
+    # NCHW packs a GEMM panel of output pixels as runs within output rows; outputs only
+    # one to three pixels wide make a panel span many rows (the value-by-value fallback).
+    k_h, k_w = as_pair(k)
+    x = uniform(rng, x_shape("NCHW", 2, *hw, 3), dtype)
+    weight = uniform(rng, w_shape("NCHW", 5, k_h, k_w, 3), dtype)
+    check_conv(x, weight, None, stride=stride, padding=padding, layout="NCHW")
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize(("groups", "c_g", "m_g"), [(4, 5, 3), (8, 3, 7), (3, 16, 16)])
 def test_grouped_odd_widths(layout: str, groups: int, c_g: int, m_g: int, isa: str,

@@ -165,43 +165,98 @@ class NchwPatchColumns final : public BSource<T> {
 
   void pack_panels(T* dst, std::int64_t j0, std::int64_t cols, std::int64_t k0, std::int64_t kc,
                    int nr) const override {
-    const std::int64_t taps = s_.k_h * s_.k_w;
-    const std::int64_t sw = s_.p.stride_w;
+    const std::int64_t h = s_.h, w = s_.w, w_out = s_.w_out, k_w = s_.k_w, taps = s_.k_h * k_w;
+    const std::int64_t s_h = s_.p.stride_h, sw = s_.p.stride_w;
+    const std::int64_t d_h = s_.p.dilation_h, d_w = s_.p.dilation_w;
+    const std::int64_t pad_top = s_.p.pad.top, pad_left = s_.p.pad.left;
     for (std::int64_t q = 0; q * nr < cols; ++q) {
       T* out = dst + q * kc * nr;
-      const std::int64_t first = j0 + q * nr;
       const std::int64_t live = std::min<std::int64_t>(nr, cols - q * nr);
-      for (std::int64_t p = 0; p < kc; ++p) {
-        const std::int64_t kk = k0 + p;
-        const std::int64_t c = kk / taps, u = (kk % taps) / s_.k_w, v = kk % s_.k_w;
-        const T* plane = x_ + c * s_.h * s_.w;
-        T* o = out + p * nr;
-        std::int64_t oh = first / s_.w_out, ow = first % s_.w_out;
-        std::int64_t i = 0;
-        while (i < live) {
-          // One output row segment: pixels ow .. ow+len-1 of row oh.
-          const std::int64_t len = std::min(live - i, s_.w_out - ow);
-          const std::int64_t ih = oh * s_.p.stride_h - s_.p.pad.top + u * s_.p.dilation_h;
-          if (ih < 0 || ih >= s_.h) {
-            std::fill(o + i, o + i + len, T(0));
-          } else {
-            const T* row = plane + ih * s_.w;
-            const std::int64_t iw0 = ow * sw - s_.p.pad.left + v * s_.p.dilation_w;
-            for (std::int64_t t = 0; t < len; ++t) {
-              const std::int64_t iw = iw0 + t * sw;
-              o[i + t] = (iw >= 0 && iw < s_.w) ? row[iw] : T(0);
-            }
-          }
-          i += len;
+      // The panel's pixels as runs within output rows: at most a few, and the
+      // same for every K index, so found once per panel.
+      struct Run {
+        std::int64_t oh, ow, at, len;
+      };
+      Run runs[8];
+      int n_runs = 0;
+      {
+        const std::int64_t first = j0 + q * nr;
+        std::int64_t oh = first / w_out, ow = first % w_out, at = 0;
+        while (at < live && n_runs < 8) {
+          const std::int64_t len = std::min(live - at, w_out - ow);
+          runs[n_runs++] = {oh, ow, at, len};
+          at += len;
           ow = 0;
           ++oh;
         }
+        if (at < live) {  // rows narrower than nr / 8: a run per pixel is no better
+          pack_panel_slow(out, first, live, k0, kc, nr);
+          continue;
+        }
+      }
+      // K index k0 + p is (channel c, tap row u, tap column v), stepped along
+      // without divisions.
+      std::int64_t c = k0 / taps, u = (k0 % taps) / k_w, v = k0 % k_w;
+      for (std::int64_t p = 0; p < kc; ++p) {
+        const T* plane = x_ + c * h * w;
+        T* o = out + p * nr;
+        for (int r = 0; r < n_runs; ++r) {
+          const Run& run = runs[r];
+          T* seg = o + run.at;
+          const std::int64_t len = run.len;
+          const std::int64_t ih = run.oh * s_h - pad_top + u * d_h;
+          if (ih < 0 || ih >= h) {
+            std::fill(seg, seg + len, T(0));
+            continue;
+          }
+          const std::int64_t iw0 = run.ow * sw - pad_left + v * d_w;
+          // Pixels t in [t_lo, t_hi) read inside the row (iw0 + t*sw in [0, w));
+          // the others read padding. No per-value test, and a plain copy at stride 1.
+          const std::int64_t t_lo =
+              std::clamp<std::int64_t>(iw0 >= 0 ? 0 : (-iw0 + sw - 1) / sw, 0, len);
+          const std::int64_t t_hi =
+              std::clamp<std::int64_t>(iw0 >= w ? 0 : (w - 1 - iw0) / sw + 1, t_lo, len);
+          const T* src = plane + ih * w + iw0;
+          std::fill(seg, seg + t_lo, T(0));
+          if (sw == 1) {
+            std::copy(src + t_lo, src + t_hi, seg + t_lo);
+          } else {
+            for (std::int64_t t = t_lo; t < t_hi; ++t) seg[t] = src[t * sw];
+          }
+          std::fill(seg + t_hi, seg + len, T(0));
+        }
         std::fill(o + live, o + nr, T(0));
+        if (++v == k_w) {
+          v = 0;
+          if (++u == s_.k_h) {
+            u = 0;
+            ++c;
+          }
+        }
       }
     }
   }
 
  private:
+  // Value by value, for panels whose pixels span more than a few output rows.
+  void pack_panel_slow(T* out, std::int64_t first, std::int64_t live, std::int64_t k0,
+                       std::int64_t kc, int nr) const {
+    const std::int64_t taps = s_.k_h * s_.k_w;
+    for (std::int64_t p = 0; p < kc; ++p) {
+      const std::int64_t kk = k0 + p;
+      const std::int64_t c = kk / taps, u = (kk % taps) / s_.k_w, v = kk % s_.k_w;
+      const T* plane = x_ + c * s_.h * s_.w;
+      T* o = out + p * nr;
+      for (std::int64_t i = 0; i < live; ++i) {
+        const std::int64_t oh = (first + i) / s_.w_out, ow = (first + i) % s_.w_out;
+        const std::int64_t ih = oh * s_.p.stride_h - s_.p.pad.top + u * s_.p.dilation_h;
+        const std::int64_t iw = ow * s_.p.stride_w - s_.p.pad.left + v * s_.p.dilation_w;
+        o[i] = (ih >= 0 && ih < s_.h && iw >= 0 && iw < s_.w) ? plane[ih * s_.w + iw] : T(0);
+      }
+      std::fill(o + live, o + nr, T(0));
+    }
+  }
+
   const ConvShape& s_;
   const T* x_;
 };
