@@ -102,6 +102,12 @@ void StridedMatrix<T>::pack_panels(T* dst, std::int64_t j0, std::int64_t cols, s
     }
     return;
   }
+  if (rs_ == 1 && nr % 8 == 0) {
+    if (const PackColumnsFn<T> pack = gemm_kernel<T>().pack_columns) {
+      pack(dst, data_ + k0 + j0 * cs_, cs_, cols, kc, nr);
+      return;
+    }
+  }
   for (std::int64_t q = 0; q * nr < cols; ++q) {
     const std::int64_t live = std::min<std::int64_t>(nr, cols - q * nr);
     const T* src = data_ + k0 * rs_ + (j0 + q * nr) * cs_;

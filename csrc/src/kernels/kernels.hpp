@@ -28,6 +28,8 @@ DwRowFn<double> ddwconv_row_avx2();
 DirectKernel<float> sdirect_kernel_avx2();
 DirectKernel<double> ddirect_kernel_avx2();
 float fma_peak_loop_avx2(std::int64_t iterations);  // 192 flops per iteration
+void pack_columns_f32_avx2(float* dst, const float* src, std::int64_t ld, std::int64_t cols,
+                           std::int64_t kc, int nr);
 #endif
 
 #if defined(CONVX_HAVE_AVX512_KERNELS)

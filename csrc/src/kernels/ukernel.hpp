@@ -40,6 +40,14 @@ using UKernelFn = void (*)(std::int64_t k, const T* a, std::int64_t lda, const T
                            std::int64_t rs_c, std::int64_t cs_c, std::int64_t m, std::int64_t n,
                            bool accumulate, const TileEpilogue<T>* ep);
 
+// Packs B micro-panels, as BSource::pack_panels does, from a source whose
+// columns are rows in memory: B(p, j) = src[j*ld + p] for p < kc, j < cols
+// (e.g. a layer's OHWI filters, read as the transposed weight matrix).
+// Columns cols.. of the last panel are zeroed.
+template <typename T>
+using PackColumnsFn = void (*)(T* dst, const T* src, std::int64_t ld, std::int64_t cols,
+                               std::int64_t kc, int nr);
+
 // A kernel plus the blocking that suits it. mc is a multiple of mr.
 //   kc: K block; a kc x nr B micro-panel and mr rows of A should sit in L1.
 //   mc: M block; an mc x kc packed A block should sit in L2.
@@ -51,6 +59,9 @@ struct GemmKernel {
   int mr = 0, nr = 0;
   std::int64_t mc = 0, kc = 0, nc = 0;
   const char* name = "";
+  // Optional transposing packer for nr a multiple of 8; nullptr: the driver's
+  // portable loop packs such sources.
+  PackColumnsFn<T> pack_columns = nullptr;
 };
 
 // Helpers shared by kernel files live in an anonymous namespace: each file

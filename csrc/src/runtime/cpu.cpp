@@ -238,6 +238,9 @@ KernelSet<float> make_kernel_set<float>() {
 #endif
 #if defined(CONVX_HAVE_AVX512_KERNELS)
   s.gemm[2] = sgemm_kernel_avx512();
+#if defined(CONVX_HAVE_AVX2_KERNELS)
+  s.gemm[2].pack_columns = &pack_columns_f32_avx2;  // every AVX-512 CPU has AVX2
+#endif
   s.dw[2] = sdwconv_row_avx512();
   s.direct[2] = sdirect_kernel_avx512();
 #endif
