@@ -125,8 +125,9 @@ void StridedMatrix<T>::pack_panels(T* dst, std::int64_t j0, std::int64_t cols, s
 }
 
 // How a GEMM is cut into blocks and tasks. Only kc affects the arithmetic
-// (the order of the K sum), and it depends on the kernel alone, never on the
-// thread count; every other cut only decides who computes which tile.
+// (the order of the K sum), and it depends on the kernel and the caller's
+// choice (nhwc_k_block), never on the thread count; every other cut only
+// decides who computes which tile.
 struct Blocking {
   std::int64_t kc = 0, k_blocks = 0, k_alloc = 0, nc = 0;
   int threads = 1;
@@ -214,7 +215,9 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
   const std::int64_t kc_max = blk.kc, k_blocks = blk.k_blocks, k_alloc = blk.k_alloc;
   const int threads = blk.threads;
 
-  if (kern.mc / mr > kMaxPanelsPerBlock) throw std::logic_error("gemm: kernel's mc / mr too large");
+  if (kern.mc / mr > kMaxPanelsPerBlock) {
+    throw std::logic_error("gemm: the kernel's mc / mr exceeds kMaxPanelsPerBlock");
+  }
   std::unique_ptr<PoolLease> own_lease;
   if (exec == nullptr) {
     own_lease = std::make_unique<PoolLease>();
@@ -266,7 +269,7 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
       T* b_panel = stream_b ? scratch.pack_b.as<T>(static_cast<std::size_t>(
                                   std::min(kc_max, k_alloc) * nr * kStreamPanels))
                             : nullptr;
-      const std::int64_t calls = rows_pad / mr;  // <= kMaxPanelsPerBlock, checked below
+      const std::int64_t calls = rows_pad / mr;  // <= kMaxPanelsPerBlock, checked on entry
       const T* a_ptr[kMaxPanelsPerBlock];
       std::int64_t a_ld[kMaxPanelsPerBlock];
       for (std::int64_t kb = 0; kb < k_blocks; ++kb) {
@@ -315,7 +318,8 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
           // L3. Fetch it into L2 a slice per micro-kernel call, so that the first
           // call on it does not stall (measured: about +10% on 1024^3).
           const T* b_next = (!stream_b && jr + nr < j_hi) ? bpanel + kc * nr : nullptr;
-          const std::int64_t next_lines = b_next != nullptr ? kc * nr * std::int64_t(sizeof(T)) / 64 : 0;
+          const std::int64_t next_lines =
+              b_next != nullptr ? kc * nr * std::int64_t(sizeof(T)) / 64 : 0;
           const std::int64_t per_call = ceil_div(next_lines, calls);
           for (std::int64_t ir = 0, q = 0; ir < mcur; ir += mr, ++q) {
             for (std::int64_t l = q * per_call; l < std::min(next_lines, (q + 1) * per_call); ++l) {

@@ -98,8 +98,8 @@ class Executor {
   template <typename Fn>
   void run_items(std::int64_t items, int max_threads, Fn&& fn) {
     constexpr std::int64_t kTasksPerThread = 8;
-    const std::int64_t per =
-        std::max<std::int64_t>(1, items / (std::int64_t(std::max(max_threads, 1)) * kTasksPerThread));
+    const std::int64_t threads = std::max(max_threads, 1);
+    const std::int64_t per = std::max<std::int64_t>(1, items / (threads * kTasksPerThread));
     run((items + per - 1) / per, max_threads, [&](std::int64_t t, WorkerScratch& scratch) {
       const std::int64_t end = std::min(items, (t + 1) * per);
       for (std::int64_t i = t * per; i < end; ++i) fn(i, scratch);
