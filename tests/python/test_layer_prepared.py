@@ -73,3 +73,26 @@ def test_layer_rejects_wrong_input_clearly() -> None:
         layer(np.zeros((1, 8, 8, 5), np.float32))
     with pytest.raises(TypeError, match="float64"):
         layer(np.zeros((1, 8, 8, 4), np.float64))
+
+
+def test_reassigned_geometry_is_not_served_from_the_plan_cache() -> None:
+    # A layer caches a plan per input shape, keyed by its geometry; reassigning stride,
+    # padding, dilation or activation must take effect on the next call, and a value that
+    # only compares equal to a valid one (2.0 == 2) must still be rejected.
+    layer = convx.Conv2D(3, 4, 3, padding=1, seed=0)
+    x = np.random.default_rng(0).standard_normal((1, 9, 9, 3)).astype(np.float32)
+    assert layer(x).shape == (1, 9, 9, 4)
+    assert layer(x).shape == (1, 9, 9, 4)  # served from the cache
+    layer.stride = 2
+    assert layer(x).shape == (1, 5, 5, 4)
+    layer.padding = 0
+    assert layer(x).shape == (1, 4, 4, 4)
+    layer.activation = "relu"
+    assert (layer(x) >= 0).all()
+    layer.stride = 2.0
+    with pytest.raises(TypeError, match="stride"):
+        layer(x)
+    layer.stride = (1, 1)
+    np.testing.assert_array_equal(
+        layer(x), convx.conv2d(x, np.array(layer.weight), np.array(layer.bias), padding=0,
+                               activation="relu"))
