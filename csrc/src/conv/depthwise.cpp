@@ -62,22 +62,9 @@ void depthwise_nchw_row(const ConvShape& s, const T* plane, const T* taps, T bia
 template <typename T>
 void depthwise_nchw_row_3x3(const ConvShape& s, const T* plane, const T* taps, T bias, T* out,
                             std::int64_t oh, bool relu, T* window) {
-  const std::int64_t w = s.w, w_out = s.w_out, width = w_out + 2;
-  for (std::int64_t u = 0; u < 3; ++u) {
-    T* dst = window + u * width;
-    const std::int64_t ih = oh - s.p.pad.top + u;
-    // Window column q holds input column q - pad_left.
-    const std::int64_t lo = std::min<std::int64_t>(s.p.pad.left, width);
-    const std::int64_t hi = std::clamp<std::int64_t>(w + s.p.pad.left, lo, width);
-    if (ih < 0 || ih >= s.h) {
-      std::fill(dst, dst + width, T(0));
-      continue;
-    }
-    std::fill(dst, dst + lo, T(0));
-    std::copy(plane + ih * w + (lo - s.p.pad.left), plane + ih * w + (hi - s.p.pad.left),
-              dst + lo);
-    std::fill(dst + hi, dst + width, T(0));
-  }
+  const std::int64_t w_out = s.w_out, width = w_out + 2;
+  stage_rows(window, plane, s.h, s.w, std::int64_t(1), oh - s.p.pad.top, std::int64_t(1),
+             std::int64_t(3), s.p.pad.left, width);
   const T* r0 = window;
   const T* r1 = window + width;
   const T* r2 = window + 2 * width;

@@ -52,22 +52,9 @@ void conv2d_direct(const ConvShape& s, const T* x, const T* w, const T* bias, T*
     if (!cols_inside || ih0 < 0 || ih0 + (s.k_h - 1) * s.p.dilation_h >= s.h) {
       // A row that touches the padding: stage the k_h input rows it reads,
       // zero-padded, so that every pixel takes the kernel's branch-free path.
-      const std::int64_t c_in = s.c_in, pad_left = s.p.pad.left;
-      const std::int64_t lo = std::min(pad_left, width);  // window columns left of the image
-      const std::int64_t hi = std::clamp<std::int64_t>(s.w + pad_left, lo, width);
-      T* window = scratch.pack.as<T>(static_cast<std::size_t>(s.k_h * width * c_in));
-      for (std::int64_t u = 0; u < s.k_h; ++u) {
-        const std::int64_t ih = ih0 + u * s.p.dilation_h;
-        T* dst = window + u * width * c_in;
-        if (ih < 0 || ih >= s.h) {
-          std::fill(dst, dst + width * c_in, T(0));
-          continue;
-        }
-        std::fill(dst, dst + lo * c_in, T(0));
-        std::copy(row.x + (ih * s.w + lo - pad_left) * c_in,
-                  row.x + (ih * s.w + hi - pad_left) * c_in, dst + lo * c_in);
-        std::fill(dst + hi * c_in, dst + width * c_in, T(0));
-      }
+      T* window = scratch.pack.as<T>(static_cast<std::size_t>(s.k_h * width * s.c_in));
+      stage_rows(window, row.x, s.h, s.w, s.c_in, ih0, s.p.dilation_h, s.k_h, s.p.pad.left,
+                 width);
       row.x = window;
       row.h = s.k_h;
       row.w_in = width;

@@ -1,6 +1,9 @@
 // Geometry of one output row for the row kernels (kernels/row_geometry.hpp).
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
+
 #include "convx/shape.hpp"
 #include "kernels/row_geometry.hpp"
 
@@ -21,6 +24,33 @@ inline RowGeometry row_geometry(const ConvShape& s, std::int64_t oh) {
   g.pad_top = s.p.pad.top;
   g.pad_left = s.p.pad.left;
   return g;
+}
+
+// Copies input rows ih0 + u*d_h (u < k_h) of an (h, w, c) image into `window`
+// as k_h rows of `width` pixels each, window column q holding input column
+// q - pad_left; rows and columns outside the image are zeros. The row kernels
+// stage rows that touch the padding this way, so that no pixel needs a bounds
+// test.
+template <typename T>
+void stage_rows(T* window, const T* image, std::int64_t h, std::int64_t w, std::int64_t c,
+                std::int64_t ih0, std::int64_t d_h, std::int64_t k_h, std::int64_t pad_left,
+                std::int64_t width) {
+  const std::int64_t lo = std::min(pad_left, width);  // window columns left of the image
+  const std::int64_t hi = std::clamp<std::int64_t>(w + pad_left, lo, width);
+  for (std::int64_t u = 0; u < k_h; ++u) {
+    const std::int64_t ih = ih0 + u * d_h;
+    T* dst = window + u * width * c;
+    if (ih < 0 || ih >= h) {
+      std::fill(dst, dst + width * c, T(0));
+      continue;
+    }
+    std::fill(dst, dst + lo * c, T(0));
+    if (hi > lo) {  // then lo == pad_left: the copy starts at input column 0
+      const T* src = image + ih * w * c;
+      std::copy(src, src + (hi - lo) * c, dst + lo * c);
+    }
+    std::fill(dst + hi * c, dst + width * c, T(0));
+  }
 }
 
 }  // namespace convx::detail
