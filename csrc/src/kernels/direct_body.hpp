@@ -10,7 +10,9 @@ namespace {
 
 // Output channels [m0, m0 + NV*kLanes) of two neighbouring output pixels at a
 // time, so every weight vector loaded serves two multiply-adds.
-template <typename S, typename T, int NV>
+// KC: the patch length when known at compile time (a 3x3 filter over one
+// channel, the common case, is unrolled), or 0 to read it from r.
+template <typename S, typename T, int NV, int KC>
 void direct_row_block(const DirectRow<T>& r, std::int64_t m0) {
   using V = typename S::V;
   constexpr int L = S::kLanes;
@@ -19,7 +21,8 @@ void direct_row_block(const DirectRow<T>& r, std::int64_t m0) {
   for (int j = 0; j < NV; ++j) bias[j] = S::loadu(r.bias + m0 + j * L);
   // Geometry in locals, and every patch value's offset from the patch's first
   // pixel: an interior pixel then runs one flat loop over the patch.
-  const std::int64_t K = r.k_h * r.k_w * r.c_in, c_in = r.c_in, w_in = r.w_in, ld = r.ld;
+  const std::int64_t K = KC > 0 ? KC : r.k_h * r.k_w * r.c_in;
+  const std::int64_t c_in = r.c_in, w_in = r.w_in, ld = r.ld;
   const std::int64_t ih0 = r.oh * r.s_h - r.pad_top, s_w = r.s_w, d_w = r.d_w;
   const std::int64_t span_w = (r.k_w - 1) * d_w + s_w;  // columns two pixels cover, minus 1
   std::int64_t off[kMaxDirectPatch];
@@ -40,6 +43,7 @@ void direct_row_block(const DirectRow<T>& r, std::int64_t m0) {
     if (rows_inside && iw0 >= 0 && iw0 + span_w < w_in) {
       const T* xa = r.x + (ih0 * w_in + iw0) * c_in;
       const T* xb = xa + s_w * c_in;
+#pragma GCC unroll 16
       for (std::int64_t t = 0; t < K; ++t) {
         const T* wk = wbase + t * ld;
         const V a = S::bcast(xa + off[t]);
@@ -93,16 +97,25 @@ void direct_row_block(const DirectRow<T>& r, std::int64_t m0) {
 }
 
 // Output channels in blocks of up to four vectors.
-template <typename S, typename T>
-void direct_row(const DirectRow<T>& r) {
+template <typename S, typename T, int KC>
+void direct_row_k(const DirectRow<T>& r) {
   constexpr int L = S::kLanes;
   std::int64_t m0 = 0;
-  for (; m0 + 4 * L <= r.ld; m0 += 4 * L) direct_row_block<S, T, 4>(r, m0);
+  for (; m0 + 4 * L <= r.ld; m0 += 4 * L) direct_row_block<S, T, 4, KC>(r, m0);
   switch ((r.ld - m0) / L) {
-    case 3: direct_row_block<S, T, 3>(r, m0); break;
-    case 2: direct_row_block<S, T, 2>(r, m0); break;
-    case 1: direct_row_block<S, T, 1>(r, m0); break;
+    case 3: direct_row_block<S, T, 3, KC>(r, m0); break;
+    case 2: direct_row_block<S, T, 2, KC>(r, m0); break;
+    case 1: direct_row_block<S, T, 1, KC>(r, m0); break;
     default: break;
+  }
+}
+
+template <typename S, typename T>
+void direct_row(const DirectRow<T>& r) {
+  if (r.k_h * r.k_w * r.c_in == 9) {
+    direct_row_k<S, T, 9>(r);
+  } else {
+    direct_row_k<S, T, 0>(r);
   }
 }
 
