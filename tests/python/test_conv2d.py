@@ -102,6 +102,15 @@ def conv_problems(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+def check_problem(problem: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """check_conv on a drawn problem's arrays and arguments; returns x, weight and the
+    output."""
+    x, weight, bias = make_arrays(problem)
+    kwargs = {key: problem[key] for key in
+              ("stride", "padding", "dilation", "groups", "layout", "activation", "flip")}
+    return x, weight, check_conv(x, weight, bias, **kwargs)
+
+
 def make_arrays(p: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     rng = np.random.default_rng(p["seed"])
     layout, dtype = p["layout"], p["dtype"]
@@ -114,10 +123,7 @@ def make_arrays(p: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray |
 
 @given(problem=conv_problems())
 def test_conv2d_matches_reference(problem: dict[str, Any], isa: str) -> None:
-    x, weight, bias = make_arrays(problem)
-    kwargs = {key: problem[key] for key in
-              ("stride", "padding", "dilation", "groups", "layout", "activation", "flip")}
-    got = check_conv(x, weight, bias, **kwargs)
+    x, weight, got = check_problem(problem)
     expected_shape = convx.output_shape(x.shape, weight.shape, stride=problem["stride"],
                                         padding=problem["padding"],
                                         dilation=problem["dilation"], layout=problem["layout"])
@@ -154,10 +160,7 @@ def special_shapes(draw: st.DrawFn) -> dict[str, Any]:
 
 @given(problem=special_shapes())
 def test_depthwise_and_pointwise_match_reference(problem: dict[str, Any], isa: str) -> None:
-    x, weight, bias = make_arrays(problem)
-    kwargs = {key: problem[key] for key in
-              ("stride", "padding", "dilation", "groups", "layout", "activation", "flip")}
-    check_conv(x, weight, bias, **kwargs)
+    check_problem(problem)
 
 
 @st.composite
@@ -174,10 +177,7 @@ def medium_problems(draw: st.DrawFn) -> dict[str, Any]:
 @settings(max_examples=max(10, settings.default.max_examples // 5))
 @given(problem=medium_problems())
 def test_medium_images_match_reference(problem: dict[str, Any], isa: str) -> None:
-    x, weight, bias = make_arrays(problem)
-    kwargs = {key: problem[key] for key in
-              ("stride", "padding", "dilation", "groups", "layout", "activation", "flip")}
-    check_conv(x, weight, bias, **kwargs)
+    check_problem(problem)
 
 
 def test_reference_agrees_with_literal_sum() -> None:
