@@ -114,7 +114,10 @@ def main(stub_path: str) -> int:
     problems = compare("", stubs, runtime)
     for name in sorted(set(classes) & set(runtime)):
         # pybind11 puts every class in the module as a type with an __init__ signature.
-        members = public(dict(vars(runtime[name])), keep=("__init__",))
+        members = public(dict(vars(runtime[name])), keep=("__init__", "__call__"))
+        init_doc = (getattr(members.get("__init__"), "__doc__", None) or "").lstrip()
+        if not init_doc.startswith("__init__("):
+            members.pop("__init__", None)  # no constructor bound: made only by _core itself
         problems += compare(f"{name}.", stub_members(classes[name].body), members)
     if not isinstance(getattr(_core, "__version__", None), str):
         problems.append("__version__: missing or not a str")

@@ -6,11 +6,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <array>
 #include <memory>
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "convx/convx.hpp"
 
@@ -139,38 +141,63 @@ class PreparedWeights {
   std::unique_ptr<convx::ConvWeights<double>> f64_;
 };
 
+// The bytes [lo, hi) an array's elements span; empty arrays span nothing.
+std::pair<const char*, const char*> byte_extent(const py::array& a) {
+  const char* base = static_cast<const char*>(a.data());
+  py::ssize_t lo = 0, hi = 0;
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+    if (a.shape(d) == 0) return {base, base};
+    const py::ssize_t reach = (a.shape(d) - 1) * a.strides(d);
+    (reach < 0 ? lo : hi) += reach;
+  }
+  return {base + lo, base + hi + a.itemsize()};
+}
+
+bool overlaps(const py::array& a, const py::array& b) {
+  const auto [a_lo, a_hi] = byte_extent(a);
+  const auto [b_lo, b_hi] = byte_extent(b);
+  return a_lo < b_hi && b_lo < a_hi && a_lo != a_hi && b_lo != b_hi;
+}
+
+class BoundConv;
+
 // A validated convolution geometry, made once per distinct call signature and
 // reused (the Python layer caches plans), so a repeated call costs only the
-// buffer checks below and the compute.
+// buffer checks below and the compute. It knows the output's shape, so it
+// allocates the result itself (or checks a caller's `out` against it).
 class ConvPlan {
  public:
   ConvPlan(Int4 input_dims, Int2 cout_kh, int64_t k_w, Int2 stride, Int2 dilation, Int4 pad,
-           int64_t groups, const std::string& layout, const std::string& activation)
+           int64_t groups, const std::string& layout, const std::string& activation,
+           bool batched)
       : shape_(convx::make_conv_shape(input_dims[0], input_dims[1], input_dims[2],
                                       input_dims[3], cout_kh[0], cout_kh[1], k_w,
                                       make_params(stride, dilation, pad, groups, layout))),
-        act_(parse_activation(activation)) {}
-
-  // Checks every buffer (dtype, contiguity, size, writeability) and computes.
-  void run(const py::array& x, const py::array& w, const py::object& bias, py::array& y) const {
-    if (dtype_of(x, "x") == DType::F32) {
-      run_typed<float>(x, w, bias, y);
+        act_(parse_activation(activation)) {
+    const convx::ConvShape& s = shape_;
+    if (s.p.layout == convx::Layout::NHWC) {
+      out_dims_ = {s.n, s.h_out, s.w_out, s.c_out};
     } else {
-      run_typed<double>(x, w, bias, y);
+      out_dims_ = {s.n, s.c_out, s.h_out, s.w_out};
     }
+    if (!batched) out_dims_.erase(out_dims_.begin());
   }
 
-  // As run(), with prepared weights of the same dtype as x.
-  void run_prepared(const py::array& x, const PreparedWeights& w, const py::object& bias,
-                    py::array& y) const {
+  // y = conv(x, w) + bias into `out` (None: a new array). Checks every buffer:
+  // dtype, contiguity, size, and for `out` the exact shape, writeability and
+  // no overlap with the inputs.
+  py::array call(const py::array& x, const py::array& w, const py::object& bias,
+                 const py::object& out) const {
     if (dtype_of(x, "x") == DType::F32) {
-      if (w.f32() == nullptr) throw py::type_error("weight: dtype does not match x");
-      run_typed<float>(x, *w.f32(), bias, y);
-    } else {
-      if (w.f64() == nullptr) throw py::type_error("weight: dtype does not match x");
-      run_typed<double>(x, *w.f64(), bias, y);
+      return run_with<float>(x, input_ptr<float>(w, shape_.weight_size(), "weight"), &w, bias,
+                             out);
     }
+    return run_with<double>(x, input_ptr<double>(w, shape_.weight_size(), "weight"), &w, bias,
+                            out);
   }
+
+  // The plan with a layer's prepared weights and bias attached (see BoundConv).
+  BoundConv bind(const py::object& weights, const py::object& bias) const;
 
   int64_t workspace_bytes(bool f64) const {
     return f64 ? convx::conv2d_workspace_bytes<double>(shape_)
@@ -181,35 +208,73 @@ class ConvPlan {
     return py::make_tuple(shape_.n, shape_.h_out, shape_.w_out, shape_.c_out);
   }
 
- private:
   // Checks the buffers, then runs conv2d with `weights`: a raw pointer or a
-  // convx::ConvWeights<T>, both of which conv2d accepts.
+  // convx::ConvWeights<T>, both of which conv2d accepts. `w_array` is the raw
+  // weights' array (for the overlap check), or null for prepared weights,
+  // which convx owns.
   template <typename T, typename Weights>
-  void run_with(const py::array& x, const Weights& weights, const py::object& bias,
-                py::array& y) const {
+  py::array run_with(const py::array& x, const Weights& weights, const py::array* w_array,
+                     const py::object& bias, const py::object& out) const {
     const T* xp = input_ptr<T>(x, shape_.input_size(), "x");
     const T* bp = nullptr;
     if (!bias.is_none()) bp = bias_ptr<T>(bias, shape_.c_out);
+    py::array y;
+    if (out.is_none()) {
+      y = py::array_t<T>(out_dims_);
+    } else {
+      if (!py::isinstance<py::array>(out)) throw py::type_error("out: must be a numpy array");
+      y = py::reinterpret_borrow<py::array>(out);
+      if (y.ndim() != static_cast<py::ssize_t>(out_dims_.size()) ||
+          !std::equal(out_dims_.begin(), out_dims_.end(), y.shape())) {
+        throw std::invalid_argument("out: wrong shape");
+      }
+      if (overlaps(y, x) || (w_array != nullptr && overlaps(y, *w_array)) ||
+          (bp != nullptr && overlaps(y, py::reinterpret_borrow<py::array>(bias)))) {
+        throw std::invalid_argument("out: must not overlap the input arrays");
+      }
+    }
     T* yp = output_ptr<T>(y, shape_.output_size(), "out");
     py::gil_scoped_release release;
     convx::conv2d<T>(shape_, xp, weights, bp, yp, act_);
+    return y;
   }
 
-  template <typename T>
-  void run_typed(const py::array& x, const py::array& w, const py::object& bias,
-                 py::array& y) const {
-    run_with<T>(x, input_ptr<T>(w, shape_.weight_size(), "weight"), bias, y);
-  }
-
-  template <typename T>
-  void run_typed(const py::array& x, const convx::ConvWeights<T>& w, const py::object& bias,
-                 py::array& y) const {
-    run_with<T>(x, w, bias, y);
-  }
-
+ private:
   convx::ConvShape shape_;
   convx::Activation act_;
+  std::vector<py::ssize_t> out_dims_;
 };
+
+// A plan bound to a layer's PreparedWeights and bias (both kept alive and
+// checked once, here), so that a layer's repeated call passes only x.
+class BoundConv {
+ public:
+  BoundConv(const ConvPlan& plan, const py::object& weights, const py::object& bias)
+      : plan_(plan), weights_(weights), bias_(bias) {
+    const auto& w = weights.cast<const PreparedWeights&>();
+    f32_ = w.f32();
+    f64_ = w.f64();
+  }
+
+  py::array call(const py::array& x, const py::object& out) const {
+    if (dtype_of(x, "x") == DType::F32) {
+      if (f32_ == nullptr) throw py::type_error("weight: dtype does not match x");
+      return plan_.run_with<float>(x, *f32_, nullptr, bias_, out);
+    }
+    if (f64_ == nullptr) throw py::type_error("weight: dtype does not match x");
+    return plan_.run_with<double>(x, *f64_, nullptr, bias_, out);
+  }
+
+ private:
+  ConvPlan plan_;
+  py::object weights_, bias_;  // owners of the pointers below
+  const convx::ConvWeights<float>* f32_ = nullptr;
+  const convx::ConvWeights<double>* f64_ = nullptr;
+};
+
+BoundConv ConvPlan::bind(const py::object& weights, const py::object& bias) const {
+  return BoundConv(*this, weights, bias);
+}
 
 template <typename T>
 void im2col_impl(const py::array& x, py::array& out, const convx::Dims4& d, int64_t k_h,
@@ -269,24 +334,6 @@ Int2 element_strides(const py::array& a, const char* name) {
     st[static_cast<std::size_t>(d)] = bytes / a.itemsize();
   }
   return st;
-}
-
-// The bytes [lo, hi) an array's elements span; empty arrays span nothing.
-std::pair<const char*, const char*> byte_extent(const py::array& a) {
-  const char* base = static_cast<const char*>(a.data());
-  py::ssize_t lo = 0, hi = 0;
-  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
-    if (a.shape(d) == 0) return {base, base};
-    const py::ssize_t reach = (a.shape(d) - 1) * a.strides(d);
-    (reach < 0 ? lo : hi) += reach;
-  }
-  return {base + lo, base + hi + a.itemsize()};
-}
-
-bool overlaps(const py::array& a, const py::array& b) {
-  const auto [a_lo, a_hi] = byte_extent(a);
-  const auto [b_lo, b_hi] = byte_extent(b);
-  return a_lo < b_hi && b_lo < a_hi && a_lo != a_hi && b_lo != b_hi;
 }
 
 template <typename T>
@@ -353,16 +400,17 @@ PYBIND11_MODULE(_core, m) {
       .def(py::init<const py::array&, int64_t, const std::string&>(), py::arg("weight"),
            py::arg("groups"), py::arg("layout"))
       .def_property_readonly("nbytes", &PreparedWeights::bytes);
+  py::class_<BoundConv>(m, "BoundConv")
+      .def("__call__", &BoundConv::call, py::arg("x"), py::arg("out") = py::none());
   py::class_<ConvPlan>(m, "ConvPlan")
       .def(py::init<Int4, Int2, int64_t, Int2, Int2, Int4, int64_t, const std::string&,
-                    const std::string&>(),
+                    const std::string&, bool>(),
            py::arg("input_dims"), py::arg("cout_kh"), py::arg("k_w"), py::arg("stride"),
            py::arg("dilation"), py::arg("pad"), py::arg("groups"), py::arg("layout"),
-           py::arg("activation"))
-      .def("run", &ConvPlan::run, py::arg("x"), py::arg("weight"), py::arg("bias"),
-           py::arg("out"))
-      .def("run_prepared", &ConvPlan::run_prepared, py::arg("x"), py::arg("weight"),
-           py::arg("bias"), py::arg("out"))
+           py::arg("activation"), py::arg("batched") = true)
+      .def("__call__", &ConvPlan::call, py::arg("x"), py::arg("weight"), py::arg("bias"),
+           py::arg("out") = py::none())
+      .def("bind", &ConvPlan::bind, py::arg("weight"), py::arg("bias"))
       .def("workspace_bytes", &ConvPlan::workspace_bytes, py::arg("f64"))
       .def_property_readonly("output_dims", &ConvPlan::output_dims);
   m.def("im2col", &im2col, py::arg("x"), py::arg("out"), py::arg("dims"), py::arg("kernel"),

@@ -30,6 +30,12 @@ class PreparedWeights:
     def nbytes(self) -> int:
         """Bytes held by the packed copy."""
 
+class BoundConv:
+    """A ConvPlan bound to prepared weights and a bias (ConvPlan.bind)."""
+
+    def __call__(self, x: _Array, out: object = None) -> _Array:
+        """As ConvPlan.__call__ with the bound weights and bias."""
+
 class ConvPlan:
     """One validated convolution geometry, reusable for any number of calls.
 
@@ -50,15 +56,16 @@ class ConvPlan:
         groups: int,
         layout: str,
         activation: str,
+        batched: bool = True,
     ) -> None: ...
-    def run(self, x: _Array, weight: _Array, bias: _Array | None, out: _Array) -> None:
-        """Forward convolution of x into out (fully overwritten); bias has c_out values
-        or is None. Checks every buffer's dtype, contiguity, size and writeability."""
+    def __call__(self, x: _Array, weight: _Array, bias: object, out: object = None) -> _Array:
+        """Forward convolution of x; bias has c_out values or is None. Writes a new array,
+        or `out` (which must have the output's exact shape, x's dtype, be C-contiguous,
+        writeable and not overlap the inputs), and returns it. The output is 3-D when the
+        plan was made with batched=False. Checks every buffer's dtype, contiguity and size."""
 
-    def run_prepared(
-        self, x: _Array, weight: PreparedWeights, bias: _Array | None, out: _Array
-    ) -> None:
-        """As run(), with weights packed by PreparedWeights (same dtype as x)."""
+    def bind(self, weight: PreparedWeights, bias: _Array | None) -> BoundConv:
+        """This plan with a layer's prepared weights (same dtype as x) and bias attached."""
 
     def workspace_bytes(self, f64: bool) -> int:
         """Scratch memory one run needs, in bytes, for float64 (f64=True) or float32."""

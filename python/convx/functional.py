@@ -119,19 +119,17 @@ def conv2d(
     # Fast path: a call signature seen before reuses its validated plan. The compiled
     # plan re-checks every buffer (dtype, contiguity, size), so anything unusual
     # raises there and is re-run through the full validation below for a clear error.
-    if (out is None and not flip and type(x) is np.ndarray and type(weight) is np.ndarray
+    if (not flip and type(x) is np.ndarray and type(weight) is np.ndarray
             and _plain(stride) and _plain(dilation) and _plain(padding) and type(groups) is int):
         try:
             key = (x.shape, x.dtype, weight.shape, bias is None, stride, padding, dilation,
                    groups, layout, activation)
-            entry = _PLANS.get(key)
+            plan = _PLANS.get(key)
         except TypeError:  # an unhashable argument such as a list: not cached
-            entry = key = None
-        if entry is not None:
-            result = np.empty(entry[1], dtype=x.dtype)
+            plan = key = None
+        if plan is not None:
             try:
-                entry[0].run(x, weight, bias, result)
-                return result
+                return plan(x, weight, bias, out)
             except (TypeError, ValueError):
                 pass
     else:
@@ -154,7 +152,7 @@ def _plain(v: Any) -> bool:
 _FLOAT_TYPES = (np.float32, np.float64)
 
 # Validated plans by call signature; bounded so that varied shapes cannot grow it forever.
-_PLANS: dict[Any, tuple[Any, tuple[int, ...]]] = {}
+_PLANS: dict[Any, _core.ConvPlan] = {}
 _MAX_PLANS = 512
 
 
@@ -170,7 +168,7 @@ def _conv2d_checked(
     activation: Any,
     flip: bool,
     out: Array | None,
-    cache: dict[Any, tuple[Any, tuple[int, ...]]] | None = None,
+    cache: dict[Any, Any] | None = None,
     key: Any = None,
     prepared: Any = None,
 ) -> Array:
@@ -221,17 +219,20 @@ def _conv2d_checked(
         axes = (1, 2) if layout == "NHWC" else (2, 3)
         wa = np.ascontiguousarray(np.flip(wa, axis=axes))
     out_shape = _out_shape(n, h_out, w_out, c_out, layout, batched)
-    result = check_out(out, out_shape, xa.dtype, (xa, wa, ba))
-    plan = _core.ConvPlan((n, h, w, c_in), (c_out, k_h), k_w, s, d, pads, g, layout, act)
+    if out is not None:
+        check_out(out, out_shape, xa.dtype, (xa, wa, ba))
+    plan = _core.ConvPlan((n, h, w, c_in), (c_out, k_h), k_w, s, d, pads, g, layout, act,
+                          batched)
     if prepared is not None:
-        plan.run_prepared(xa, prepared, ba, result)
+        bound = plan.bind(prepared, ba)
+        result = bound(xa, out)
     else:
-        plan.run(xa, wa, ba, result)
-    if cache is not None and key is not None and out is None and not flip and xa is x \
+        result = plan(xa, wa, ba, out)
+    if cache is not None and key is not None and not flip and xa is x \
             and wa is weight and (ba is None or ba is bias):
         if len(cache) >= _MAX_PLANS:
             cache.clear()
-        cache[key] = (plan, out_shape)
+        cache[key] = bound if prepared is not None else plan
     return result
 
 

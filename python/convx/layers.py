@@ -15,7 +15,8 @@ from convx.functional import _conv2d_checked, _plain, output_shape
 __all__ = ["Conv2D"]
 
 # The attributes a layer's cached plans depend on besides the input's shape and dtype.
-_SIGNATURE_ATTRS = ("stride", "padding", "dilation", "activation")
+# The public attributes a cached plan depends on besides the input's shape and dtype.
+_SIGNATURE_ATTRS = ("stride", "padding", "dilation", "activation", "groups", "layout")
 
 
 class Conv2D:
@@ -81,7 +82,7 @@ class Conv2D:
         fan_in = shape[1] * shape[2] * shape[3]
         bound = 1.0 / math.sqrt(fan_in)
         rng = np.random.default_rng(seed)
-        self._plans: dict[Any, tuple[Any, tuple[int, ...]]] = {}
+        self._plans: dict[Any, _core.BoundConv] = {}
         self._bias: npt.NDArray[Any] | None = None
         self.weight = rng.uniform(-bound, bound, size=shape).astype(dt)
         self.bias = rng.uniform(-bound, bound, size=(out_channels,)).astype(dt) if bias else None
@@ -103,6 +104,7 @@ class Conv2D:
         arr.setflags(write=False)
         self._prepared = _core.PreparedWeights(arr, self.groups, self.layout)
         self._weight = arr
+        self._plans.clear()  # they hold the previous weights
 
     @property
     def bias(self) -> npt.NDArray[Any] | None:
@@ -111,6 +113,7 @@ class Conv2D:
 
     @bias.setter
     def bias(self, value: npt.ArrayLike | None) -> None:
+        self._plans.clear()  # they hold the previous bias
         if value is None:
             self._bias = None
             return
@@ -135,14 +138,14 @@ class Conv2D:
         sig = self._sig
         if sig is None:
             sig = self._sig = self._signature()
-        if out is None and type(x) is np.ndarray and sig:
-            key = (x.shape, x.dtype, sig)
-            entry = self._plans.get(key)
-            if entry is not None:
-                result = np.empty(entry[1], dtype=x.dtype)
+        if type(x) is np.ndarray and sig:
+            # Plans are dropped whenever the weights, the bias or the geometry change,
+            # so the input's shape and dtype are the whole key.
+            key = (x.shape, x.dtype)
+            bound = self._plans.get(key)  # a plan bound to this layer's weights and bias
+            if bound is not None:
                 try:
-                    entry[0].run_prepared(x, self._prepared, self._bias, result)
-                    return result
+                    return bound(x, out)
                 except (TypeError, ValueError):
                     pass  # re-run with full validation for a clear error
         return _conv2d_checked(x, self._weight, self._bias, self.stride, self.padding,
@@ -150,20 +153,25 @@ class Conv2D:
                                False, out, self._plans, key, self._prepared)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        # The geometry attributes are public and may be reassigned; the plan cache's
-        # key is derived from them, so a change drops it (see _signature).
+        # The geometry attributes are public and may be reassigned; the cached plans
+        # were made for the old values, so a change drops them (see _signature).
         if name in _SIGNATURE_ATTRS:
             object.__setattr__(self, "_sig", None)
+            plans = self.__dict__.get("_plans")
+            if plans is not None:
+                plans.clear()
         object.__setattr__(self, name, value)
 
     def _signature(self) -> tuple[Any, ...] | bool:
-        """The geometry as a plan-cache key, or False when it cannot be one: unhashable
-        values, or values that compare equal to others of a different meaning (1.0 == 1),
-        which must take the validating path."""
+        """The geometry, or False when plans must not be cached for it: unhashable values,
+        or values that compare equal to others of a different meaning (1.0 == 1), which
+        must take the validating path on every call."""
         values = tuple(getattr(self, name) for name in _SIGNATURE_ATTRS)
         if not (_plain(values[0]) and _plain(values[1]) and _plain(values[2])):
             return False
         if values[3] is not None and type(values[3]) is not str:
+            return False
+        if type(values[4]) is not int or type(values[5]) is not str:
             return False
         return values
 

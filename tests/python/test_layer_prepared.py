@@ -96,3 +96,54 @@ def test_reassigned_geometry_is_not_served_from_the_plan_cache() -> None:
     np.testing.assert_array_equal(
         layer(x), convx.conv2d(x, np.array(layer.weight), np.array(layer.bias), padding=0,
                                activation="relu"))
+
+
+def test_reassigned_bias_is_not_served_from_the_plan_cache() -> None:
+    # Cached plans hold the layer's bias; assigning a new one must drop them.
+    layer = convx.Conv2D(2, 3, 3, padding=1, seed=0)
+    x = np.random.default_rng(1).standard_normal((1, 6, 6, 2)).astype(np.float32)
+    layer(x)
+    layer(x)
+    layer.bias = np.full(3, 10.0, np.float32)
+    np.testing.assert_array_equal(layer(x), convx.conv2d(x, np.array(layer.weight),
+                                                         np.full(3, 10.0, np.float32), padding=1))
+    layer.bias = None
+    np.testing.assert_array_equal(layer(x), convx.conv2d(x, np.array(layer.weight), None,
+                                                         padding=1))
+
+
+@pytest.mark.parametrize("use_layer", [True, False])
+def test_out_on_the_cached_path(use_layer: bool) -> None:
+    # A repeated call with out= takes the cached plan: it must write and return out, and
+    # still reject every bad out with an error naming it, leaving the arrays untouched.
+    layer = convx.Conv2D(4, 6, 3, padding=1, seed=0)
+    w, b = np.array(layer.weight), np.array(layer.bias)
+    x = np.random.default_rng(2).standard_normal((2, 5, 7, 4)).astype(np.float32)
+
+    def call(x: Any, out: Any) -> Any:
+        return layer(x, out=out) if use_layer else convx.conv2d(x, w, b, padding=1, out=out)
+
+    expected = convx.conv2d(x, w, b, padding=1)
+    for _ in range(2):  # the first call validates and caches, the second reuses
+        out = np.full(expected.shape, np.nan, np.float32)
+        assert call(x, out) is out
+        np.testing.assert_array_equal(out, expected)
+    storage = np.zeros(x.size + expected.size, np.float32)
+    x_in_storage = storage[:x.size].reshape(x.shape)
+    x_in_storage[...] = x
+    bad = [
+        (np.empty((2, 5, 7, 5), np.float32), ValueError),
+        (np.empty(expected.shape[1:], np.float32), ValueError),
+        (np.empty(expected.shape, np.float64), TypeError),
+        (np.empty((*expected.shape[:-1], 12), np.float32)[..., ::2], ValueError),
+        (np.asfortranarray(np.empty(expected.shape, np.float32)), ValueError),
+        (storage[x.size // 2:x.size // 2 + expected.size].reshape(expected.shape), ValueError),
+        ([[0.0]], TypeError),
+    ]
+    ro = np.empty(expected.shape, np.float32)
+    ro.setflags(write=False)
+    bad.append((ro, ValueError))
+    for out, exc in bad:
+        with pytest.raises(exc, match=r"\bout\b"):
+            call(x_in_storage, out)
+    np.testing.assert_array_equal(x_in_storage, x)

@@ -10,6 +10,13 @@ namespace convx::detail {
 
 [[noreturn]] inline void fail_arg(const std::string& what) { throw std::invalid_argument(what); }
 
+// The message is a literal in almost every check: taking it as const char*
+// keeps a passing check free of string construction (and of a heap
+// allocation for messages past the small-string size) on hot paths.
+inline void require(bool ok, const char* what) {
+  if (!ok) fail_arg(what);
+}
+
 inline void require(bool ok, const std::string& what) {
   if (!ok) fail_arg(what);
 }

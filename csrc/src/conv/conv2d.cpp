@@ -173,11 +173,11 @@ template <typename T>
 void conv2d(const ConvShape& s, const T* x, const ConvWeights<T>& w, const T* bias, T* y,
             Activation activation) {
   const bool nhwc = s.p.layout == Layout::NHWC;
-  detail::require(w.layout() == s.p.layout && w.groups() == s.groups() &&
-                      w.c_out() == s.c_out && w.k_h() == s.k_h && w.k_w() == s.k_w &&
-                      w.c_in_per_group() == s.c_in_per_group(),
-                  std::string("weight: prepared weights do not match the convolution (") +
-                      (nhwc ? "NHWC" : "NCHW") + ")");
+  if (!(w.layout() == s.p.layout && w.groups() == s.groups() && w.c_out() == s.c_out &&
+        w.k_h() == s.k_h && w.k_w() == s.k_w && w.c_in_per_group() == s.c_in_per_group())) {
+    detail::fail_arg(std::string("weight: prepared weights do not match the convolution (") +
+                     (nhwc ? "NHWC" : "NCHW") + ")");
+  }
   conv2d_impl<T>(s, x, w.data(), &w, bias, y, activation);
 }
 

@@ -38,16 +38,26 @@ void conv2d_direct(const ConvShape& s, const T* x, const T* w, const T* bias, T*
     for (std::int64_t k = 0; k < K; ++k) wt[k * ld + m] = w[m * K + k];
     if (bias != nullptr) bias_pad[m] = bias[m];
   }
-  // Columns one output row reads, from -pad_left on, plus one stride to spare:
-  // the kernel works on pixel pairs and may read (not store) one pixel past
-  // the row.
+  // Columns one output row reads, from -pad_left on, plus room for the
+  // pixels past the row's end that the kernel may read (kDirectPixels).
   const std::int64_t span = (s.w_out - 1) * s.p.stride_w + (s.k_w - 1) * s.p.dilation_w + 1;
-  const std::int64_t width = span + s.p.stride_w;
+  const std::int64_t width = span + (kDirectPixels - 1) * s.p.stride_w;
   const bool cols_inside = s.p.pad.left == 0 && span <= s.w;
+  // Patch offsets (DirectRow::off) for rows read in place and for staged rows.
+  std::int64_t off_image[kMaxDirectPatch], off_staged[kMaxDirectPatch];
+  for (std::int64_t u = 0, t = 0; u < s.k_h; ++u) {
+    for (std::int64_t v = 0; v < s.k_w; ++v) {
+      for (std::int64_t c = 0; c < s.c_in; ++c, ++t) {
+        off_image[t] = (u * s.p.dilation_h * s.w + v * s.p.dilation_w) * s.c_in + c;
+        off_staged[t] = (u * width + v * s.p.dilation_w) * s.c_in + c;
+      }
+    }
+  }
   lease.run_items(rows, threads, [&](std::int64_t r, WorkerScratch& scratch) {
     DirectRow<T> row;
     static_cast<RowGeometry&>(row) = row_geometry(s, r % s.h_out);
     row.x = x + (r / s.h_out) * s.h * s.w * s.c_in;
+    row.off = off_image;
     const std::int64_t ih0 = row.oh * s.p.stride_h - s.p.pad.top;
     if (!cols_inside || ih0 < 0 || ih0 + (s.k_h - 1) * s.p.dilation_h >= s.h) {
       // A row that touches the padding: stage the k_h input rows it reads,
@@ -56,6 +66,7 @@ void conv2d_direct(const ConvShape& s, const T* x, const T* w, const T* bias, T*
       stage_rows(window, row.x, s.h, s.w, s.c_in, ih0, s.p.dilation_h, s.k_h, s.p.pad.left,
                  width);
       row.x = window;
+      row.off = off_staged;
       row.h = s.k_h;
       row.w_in = width;
       row.oh = 0;

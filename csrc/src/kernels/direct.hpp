@@ -14,6 +14,9 @@
 //   wt:   the weights transposed to (k_h*k_w*c_in, ld) row-major, where ld is
 //         c_out rounded up to the kernel's vector width and the padding
 //         columns are zero, so whole vectors can always be loaded.
+//   off:  k_h*k_w*c_in offsets, element t = (u*k_w + v)*c_in + c holding
+//         (u*d_h*w_in + v*d_w)*c_in + c: where patch value t lies from the
+//         patch's first value (the caller computes them once per w_in).
 //   bias: ld values (zero-padded), never null.
 //   y:    (w_out, c_out), written only.
 #pragma once
@@ -27,11 +30,17 @@ namespace convx::detail {
 // The longest patch (k_h*k_w*c_in) a direct kernel accepts.
 constexpr std::int64_t kMaxDirectPatch = 16;
 
+// A kernel computes up to this many neighbouring pixels of a row at once and
+// may read (never store) the patches of the kDirectPixels - 1 pixels past
+// the row's end: a caller that stages rows leaves room for them.
+constexpr int kDirectPixels = 4;
+
 template <typename T>
 struct DirectRow : RowGeometry {
   const T* x = nullptr;
   const T* wt = nullptr;
   const T* bias = nullptr;
+  const std::int64_t* off = nullptr;
   T* y = nullptr;
   std::int64_t c_in = 0, c_out = 0, ld = 0;
   bool relu = false;

@@ -8,50 +8,52 @@
 namespace convx::detail {
 namespace {
 
-// Output channels [m0, m0 + NV*kLanes) of two neighbouring output pixels at a
-// time, so every weight vector loaded serves two multiply-adds.
+// Output channels [m0, m0 + NV*kLanes) of P neighbouring output pixels at a
+// time, so every weight vector loaded serves P multiply-adds and P chains of
+// FMAs overlap their latency. Each pixel's sum runs over the patch in the
+// same order whatever P is.
 // KC: the patch length when known at compile time (a 3x3 filter over one
 // channel, the common case, is unrolled), or 0 to read it from r.
-template <typename S, typename T, int NV, int KC>
+template <typename S, typename T, int NV, int P, int KC>
 void direct_row_block(const DirectRow<T>& r, std::int64_t m0) {
+  static_assert(P <= kDirectPixels, "the callers' staged rows allow kDirectPixels");
   using V = typename S::V;
   constexpr int L = S::kLanes;
   const std::int64_t live = r.c_out - m0;  // may be < NV*L in the last block
   V bias[NV];
   for (int j = 0; j < NV; ++j) bias[j] = S::loadu(r.bias + m0 + j * L);
-  // Geometry in locals, and every patch value's offset from the patch's first
-  // pixel: an interior pixel then runs one flat loop over the patch.
+  // Geometry in locals: an interior pixel then runs one flat loop over the
+  // patch, at the offsets r.off gives.
   const std::int64_t K = KC > 0 ? KC : r.k_h * r.k_w * r.c_in;
   const std::int64_t c_in = r.c_in, w_in = r.w_in, ld = r.ld;
   const std::int64_t ih0 = r.oh * r.s_h - r.pad_top, s_w = r.s_w, d_w = r.d_w;
-  const std::int64_t span_w = (r.k_w - 1) * d_w + s_w;  // columns two pixels cover, minus 1
-  std::int64_t off[kMaxDirectPatch];
-  for (std::int64_t u = 0, t = 0; u < r.k_h; ++u) {
-    for (std::int64_t v = 0; v < r.k_w; ++v) {
-      for (std::int64_t c = 0; c < c_in; ++c, ++t) off[t] = (u * r.d_h * w_in + v * d_w) * c_in + c;
-    }
-  }
+  // Columns the P pixels' patches cover, minus one.
+  const std::int64_t span_w = (r.k_w - 1) * d_w + (P - 1) * s_w;
+  const std::int64_t* off = r.off;
   const bool rows_inside = ih0 >= 0 && ih0 + (r.k_h - 1) * r.d_h < r.h;
   const T* wbase = r.wt + m0;
-  for (std::int64_t ow = 0; ow < r.w_out; ow += 2) {
-    const bool two = ow + 1 < r.w_out;
-    V acc0[NV], acc1[NV];
-    for (int j = 0; j < NV; ++j) acc0[j] = acc1[j] = bias[j];
+  for (std::int64_t ow = 0; ow < r.w_out; ow += P) {
+    // No std::min: ISA files instantiate no std templates (see kernels.hpp).
+    const int count = r.w_out - ow < P ? static_cast<int>(r.w_out - ow) : P;
+    V acc[P][NV];
+    for (int p = 0; p < P; ++p) {
+      for (int j = 0; j < NV; ++j) acc[p][j] = bias[j];
+    }
     const std::int64_t iw0 = ow * s_w - r.pad_left;
-    // Both pixels' patches inside the image (the second is computed even
-    // past the row's end, and then not stored).
+    // All P pixels' patches inside the image (pixels past the row's end are
+    // computed too, and then not stored).
     if (rows_inside && iw0 >= 0 && iw0 + span_w < w_in) {
-      const T* xa = r.x + (ih0 * w_in + iw0) * c_in;
-      const T* xb = xa + s_w * c_in;
+      const T* xp[P];  // each pixel's patch
+      for (int p = 0; p < P; ++p) xp[p] = r.x + (ih0 * w_in + iw0 + p * s_w) * c_in;
 #pragma GCC unroll 16
       for (std::int64_t t = 0; t < K; ++t) {
         const T* wk = wbase + t * ld;
-        const V a = S::bcast(xa + off[t]);
-        const V b = S::bcast(xb + off[t]);
+        const std::int64_t o = off[t];
+        V a[P];
+        for (int p = 0; p < P; ++p) a[p] = S::bcast(xp[p] + o);
         for (int j = 0; j < NV; ++j) {
           const V wv = S::loadu(wk + j * L);
-          acc0[j] = S::fma(a, wv, acc0[j]);
-          acc1[j] = S::fma(b, wv, acc1[j]);
+          for (int p = 0; p < P; ++p) acc[p][j] = S::fma(a[p], wv, acc[p][j]);
         }
       }
     } else {
@@ -60,30 +62,24 @@ void direct_row_block(const DirectRow<T>& r, std::int64_t m0) {
         if (ih < 0 || ih >= r.h) continue;
         const T* xrow = r.x + ih * w_in * c_in;
         for (std::int64_t v = 0; v < r.k_w; ++v) {
-          const std::int64_t iwa = iw0 + v * d_w, iwb = iwa + s_w;
-          const bool ok0 = iwa >= 0 && iwa < w_in;
-          const bool ok1 = two && iwb >= 0 && iwb < w_in;
-          if (!ok0 && !ok1) continue;
           const T* wk = wbase + ((u * r.k_w + v) * c_in) * ld;
           for (std::int64_t c = 0; c < c_in; ++c, wk += ld) {
             V wv[NV];
             for (int j = 0; j < NV; ++j) wv[j] = S::loadu(wk + j * L);
-            if (ok0) {
-              const V a = S::bcast(xrow + iwa * c_in + c);
-              for (int j = 0; j < NV; ++j) acc0[j] = S::fma(a, wv[j], acc0[j]);
-            }
-            if (ok1) {
-              const V b = S::bcast(xrow + iwb * c_in + c);
-              for (int j = 0; j < NV; ++j) acc1[j] = S::fma(b, wv[j], acc1[j]);
+            for (int p = 0; p < count; ++p) {
+              const std::int64_t iw = iw0 + p * s_w + v * d_w;
+              if (iw < 0 || iw >= w_in) continue;
+              const V a = S::bcast(xrow + iw * c_in + c);
+              for (int j = 0; j < NV; ++j) acc[p][j] = S::fma(a, wv[j], acc[p][j]);
             }
           }
         }
       }
     }
-    for (int p = 0; p < (two ? 2 : 1); ++p) {
+    for (int p = 0; p < count; ++p) {
       T* out = r.y + (ow + p) * r.c_out + m0;
       for (int j = 0; j < NV; ++j) {
-        V val = p == 0 ? acc0[j] : acc1[j];
+        V val = acc[p][j];
         if (r.relu) val = S::relu(val);
         const std::int64_t n = live - j * L;
         if (n >= L) {
@@ -101,11 +97,12 @@ template <typename S, typename T, int KC>
 void direct_row_k(const DirectRow<T>& r) {
   constexpr int L = S::kLanes;
   std::int64_t m0 = 0;
-  for (; m0 + 4 * L <= r.ld; m0 += 4 * L) direct_row_block<S, T, 4, KC>(r, m0);
+  // Pixels per step: as many as the registers hold (P*NV accumulators).
+  for (; m0 + 4 * L <= r.ld; m0 += 4 * L) direct_row_block<S, T, 4, 2, KC>(r, m0);
   switch ((r.ld - m0) / L) {
-    case 3: direct_row_block<S, T, 3, KC>(r, m0); break;
-    case 2: direct_row_block<S, T, 2, KC>(r, m0); break;
-    case 1: direct_row_block<S, T, 1, KC>(r, m0); break;
+    case 3: direct_row_block<S, T, 3, 2, KC>(r, m0); break;
+    case 2: direct_row_block<S, T, 2, 4, KC>(r, m0); break;
+    case 1: direct_row_block<S, T, 1, 4, KC>(r, m0); break;
     default: break;
   }
 }

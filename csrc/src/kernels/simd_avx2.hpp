@@ -26,7 +26,23 @@ struct Avx2F32 {
   static V add(V a, V b) { return _mm256_add_ps(a, b); }
   static V relu(V a) { return _mm256_max_ps(a, zero()); }
   static void storeu(float* p, V v) { _mm256_storeu_ps(p, v); }
-  static void storeu_n(float* p, V v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
+  // Not vmaskmovps: on AMD Zen 2/3 its store form is microcoded and costs
+  // tens of cycles, more than the rest of a small row kernel. Plain 4-, 2-
+  // and 1-lane stores write exactly the first n lanes too.
+  static void storeu_n(float* p, V v, int n) {
+    __m128 part = _mm256_castps256_ps128(v);
+    if (n & 4) {
+      _mm_storeu_ps(p, part);
+      part = _mm256_extractf128_ps(v, 1);
+      p += 4;
+    }
+    if (n & 2) {
+      _mm_storel_pi(reinterpret_cast<__m64*>(p), part);
+      part = _mm_movehl_ps(part, part);
+      p += 2;
+    }
+    if (n & 1) _mm_store_ss(p, part);
+  }
   static void store(float* p, V v) { _mm256_store_ps(p, v); }
 };
 
@@ -45,7 +61,15 @@ struct Avx2F64 {
   static V add(V a, V b) { return _mm256_add_pd(a, b); }
   static V relu(V a) { return _mm256_max_pd(a, zero()); }
   static void storeu(double* p, V v) { _mm256_storeu_pd(p, v); }
-  static void storeu_n(double* p, V v, int n) { _mm256_maskstore_pd(p, mask(n), v); }
+  static void storeu_n(double* p, V v, int n) {  // see Avx2F32::storeu_n
+    __m128d part = _mm256_castpd256_pd128(v);
+    if (n & 2) {
+      _mm_storeu_pd(p, part);
+      part = _mm256_extractf128_pd(v, 1);
+      p += 2;
+    }
+    if (n & 1) _mm_store_sd(p, part);
+  }
   static void store(double* p, V v) { _mm256_store_pd(p, v); }
 };
 
