@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <memory>
+#include <optional>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -161,6 +162,9 @@ bool overlaps(const py::array& a, const py::array& b) {
 
 class BoundConv;
 
+// Multiply-adds below which a convolution runs without releasing the GIL.
+constexpr int64_t kKeepGilMacs = 1 << 14;
+
 // A validated convolution geometry, made once per distinct call signature and
 // reused (the Python layer caches plans), so a repeated call costs only the
 // buffer checks below and the compute. It knows the output's shape, so it
@@ -234,7 +238,10 @@ class ConvPlan {
       }
     }
     T* yp = output_ptr<T>(y, shape_.output_size(), "out");
-    py::gil_scoped_release release;
+    // A convolution of a few thousand multiply-adds takes about as long as
+    // releasing and re-taking the GIL; only longer ones let other threads run.
+    std::optional<py::gil_scoped_release> release;
+    if (shape_.output_size() * shape_.patch_size() > kKeepGilMacs) release.emplace();
     convx::conv2d<T>(shape_, xp, weights, bp, yp, act_);
     return y;
   }
