@@ -66,9 +66,11 @@ enum class DType { F32, F64 };
 // by newbyteorder) falls back to comparing by value.
 template <typename T>
 bool has_dtype(const py::array& a) {
-  const py::dtype want = py::dtype::of<T>();
+  // Looked up once and deliberately never released: a static py::object would
+  // be destroyed after the interpreter has shut down.
+  static PyObject* const want = py::dtype::of<T>().release().ptr();
   const py::dtype got = a.dtype();
-  return got.is(want) || got.equal(want);
+  return got.ptr() == want || got.equal(py::handle(want));
 }
 
 DType dtype_of(const py::array& a, const char* name) {
@@ -180,11 +182,27 @@ class ConvPlan {
         act_(parse_activation(activation)) {
     const convx::ConvShape& s = shape_;
     if (s.p.layout == convx::Layout::NHWC) {
+      in_dims_ = {s.n, s.h, s.w, s.c_in};
       out_dims_ = {s.n, s.h_out, s.w_out, s.c_out};
     } else {
+      in_dims_ = {s.n, s.c_in, s.h, s.w};
       out_dims_ = {s.n, s.c_out, s.h_out, s.w_out};
     }
-    if (!batched) out_dims_.erase(out_dims_.begin());
+    if (!batched) {
+      in_dims_.erase(in_dims_.begin());
+      out_dims_.erase(out_dims_.begin());
+    }
+  }
+
+  // Whether x is a C-contiguous ndarray (not a subclass) of exactly this
+  // plan's input shape and of dtype T: an input a repeated call can take as is.
+  template <typename T>
+  bool takes(py::handle x) const {
+    if (Py_TYPE(x.ptr()) != py::detail::npy_api::get().PyArray_Type_) return false;
+    const auto a = py::reinterpret_borrow<py::array>(x);
+    return a.ndim() == static_cast<py::ssize_t>(in_dims_.size()) &&
+           std::equal(in_dims_.begin(), in_dims_.end(), a.shape()) && has_dtype<T>(a) &&
+           (a.flags() & py::array::c_style) != 0;
   }
 
   // y = conv(x, w) + bias into `out` (None: a new array). Checks every buffer:
@@ -223,8 +241,10 @@ class ConvPlan {
     const T* bp = nullptr;
     if (!bias.is_none()) bp = bias_ptr<T>(bias, shape_.c_out);
     py::array y;
+    T* yp = nullptr;
     if (out.is_none()) {
       y = py::array_t<T>(out_dims_);
+      yp = static_cast<T*>(y.mutable_data());
     } else {
       if (!py::isinstance<py::array>(out)) throw py::type_error("out: must be a numpy array");
       y = py::reinterpret_borrow<py::array>(out);
@@ -236,8 +256,8 @@ class ConvPlan {
           (bp != nullptr && overlaps(y, py::reinterpret_borrow<py::array>(bias)))) {
         throw std::invalid_argument("out: must not overlap the input arrays");
       }
+      yp = output_ptr<T>(y, shape_.output_size(), "out");
     }
-    T* yp = output_ptr<T>(y, shape_.output_size(), "out");
     // A convolution of a few thousand multiply-adds takes about as long as
     // releasing and re-taking the GIL; only longer ones let other threads run.
     std::optional<py::gil_scoped_release> release;
@@ -249,11 +269,11 @@ class ConvPlan {
  private:
   convx::ConvShape shape_;
   convx::Activation act_;
-  std::vector<py::ssize_t> out_dims_;
+  std::vector<py::ssize_t> in_dims_, out_dims_;
 };
 
-// A plan bound to a layer's PreparedWeights and bias (both kept alive and
-// checked once, here), so that a layer's repeated call passes only x.
+// A plan bound to a layer's PreparedWeights and bias (both kept alive here),
+// so that a layer's repeated call passes only x: the layer's fast path.
 class BoundConv {
  public:
   BoundConv(const ConvPlan& plan, const py::object& weights, const py::object& bias)
@@ -263,18 +283,23 @@ class BoundConv {
     f64_ = w.f64();
   }
 
-  py::array call(const py::array& x, const py::object& out) const {
-    if (dtype_of(x, "x") == DType::F32) {
-      if (f32_ == nullptr) throw py::type_error("weight: dtype does not match x");
-      return plan_.run_with<float>(x, *f32_, nullptr, bias_, out);
+  // conv(x) into `out` (None: a new array), or None when x is not an input
+  // this plan takes as is (another shape or dtype, a copy needed): the caller
+  // then takes its validating path. A bad `out` raises.
+  py::object call(py::handle x, py::handle out) const {
+    if (f32_ != nullptr) {
+      if (!plan_.takes<float>(x)) return py::none();
+      return plan_.run_with<float>(py::reinterpret_borrow<py::array>(x), *f32_, nullptr, bias_,
+                                   py::reinterpret_borrow<py::object>(out));
     }
-    if (f64_ == nullptr) throw py::type_error("weight: dtype does not match x");
-    return plan_.run_with<double>(x, *f64_, nullptr, bias_, out);
+    if (!plan_.takes<double>(x)) return py::none();
+    return plan_.run_with<double>(py::reinterpret_borrow<py::array>(x), *f64_, nullptr, bias_,
+                                  py::reinterpret_borrow<py::object>(out));
   }
 
  private:
   ConvPlan plan_;
-  py::object weights_, bias_;  // owners of the pointers below
+  py::object weights_, bias_;  // weights_ owns the ConvWeights below
   const convx::ConvWeights<float>* f32_ = nullptr;
   const convx::ConvWeights<double>* f64_ = nullptr;
 };

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,9 +15,13 @@ from convx.functional import _conv2d_checked, _plain, output_shape
 
 __all__ = ["Conv2D"]
 
-# The attributes a layer's cached plans depend on besides the input's shape and dtype.
 # The public attributes a cached plan depends on besides the input's shape and dtype.
 _SIGNATURE_ATTRS = ("stride", "padding", "dilation", "activation", "groups", "layout")
+
+
+def _no_plan(x: Any, out: Any) -> None:
+    """Conv2D._fast before a plan is cached: every input takes the validating path."""
+    return None
 
 
 class Conv2D:
@@ -29,6 +34,7 @@ class Conv2D:
     """
 
     _sig: tuple[Any, ...] | bool | None = None  # see _signature
+    _fast: Callable[[Any, Any], Any]  # see __call__
 
     def __init__(
         self,
@@ -104,7 +110,7 @@ class Conv2D:
         arr.setflags(write=False)
         self._prepared = _core.PreparedWeights(arr, self.groups, self.layout)
         self._weight = arr
-        self._plans.clear()  # they hold the previous weights
+        self._drop_plans()  # they hold the previous weights
 
     @property
     def bias(self) -> npt.NDArray[Any] | None:
@@ -113,7 +119,7 @@ class Conv2D:
 
     @bias.setter
     def bias(self, value: npt.ArrayLike | None) -> None:
-        self._plans.clear()  # they hold the previous bias
+        self._drop_plans()  # they hold the previous bias
         if value is None:
             self._bias = None
             return
@@ -134,32 +140,55 @@ class Conv2D:
     def __call__(self, x: npt.ArrayLike, *, out: npt.NDArray[Any] | None = None
                  ) -> npt.NDArray[Any]:
         """Apply the layer to a batch (4-D) or a single image (3-D) in the layer's layout."""
-        key = None
+        # The plan of the last input shape, bound to this layer's weights and bias. It
+        # returns None for an input it cannot take as is (another shape or dtype, or one
+        # that needs a copy) and raises for a bad out; both take the validating path.
+        try:
+            y = self._fast(x, out)
+        except (TypeError, ValueError):
+            y = None
+        if y is not None:
+            return y  # type: ignore[no-any-return]
+        return self._call_checked(x, out)
+
+    def _call_checked(self, x: Any, out: npt.NDArray[Any] | None) -> npt.NDArray[Any]:
         sig = self._sig
         if sig is None:
             sig = self._sig = self._signature()
+        key = None
         if type(x) is np.ndarray and sig:
             # Plans are dropped whenever the weights, the bias or the geometry change,
             # so the input's shape and dtype are the whole key.
             key = (x.shape, x.dtype)
-            bound = self._plans.get(key)  # a plan bound to this layer's weights and bias
+            bound = self._plans.get(key)
             if bound is not None:
                 try:
-                    return bound(x, out)
+                    y = bound(x, out)
                 except (TypeError, ValueError):
-                    pass  # re-run with full validation for a clear error
-        return _conv2d_checked(x, self._weight, self._bias, self.stride, self.padding,
-                               self.dilation, self.groups, self.layout, self.activation,
-                               False, out, self._plans, key, self._prepared)
+                    y = None  # re-run with full validation for a clear error
+                if y is not None:
+                    self._fast = bound
+                    return y
+        result = _conv2d_checked(x, self._weight, self._bias, self.stride, self.padding,
+                                 self.dilation, self.groups, self.layout, self.activation,
+                                 False, out, self._plans, key, self._prepared)
+        if key is not None and key in self._plans:
+            self._fast = self._plans[key]
+        return result
+
+    def _drop_plans(self) -> None:
+        """Forget every cached plan: the weights, the bias or the geometry changed."""
+        plans = self.__dict__.get("_plans")
+        if plans is not None:
+            plans.clear()
+        object.__setattr__(self, "_fast", _no_plan)
 
     def __setattr__(self, name: str, value: Any) -> None:
         # The geometry attributes are public and may be reassigned; the cached plans
         # were made for the old values, so a change drops them (see _signature).
         if name in _SIGNATURE_ATTRS:
             object.__setattr__(self, "_sig", None)
-            plans = self.__dict__.get("_plans")
-            if plans is not None:
-                plans.clear()
+            self._drop_plans()
         object.__setattr__(self, name, value)
 
     def _signature(self) -> tuple[Any, ...] | bool:
