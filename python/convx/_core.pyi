@@ -33,8 +33,10 @@ class PreparedWeights:
 class BoundConv:
     """A ConvPlan bound to prepared weights and a bias (ConvPlan.bind)."""
 
-    def __call__(self, x: _Array, out: object = None) -> _Array:
-        """As ConvPlan.__call__ with the bound weights and bias."""
+    def __call__(self, x: object, out: object = None) -> _Array | None:
+        """As ConvPlan.__call__ with the bound weights and bias, or None (computing
+        nothing) when x is not a C-contiguous ndarray of exactly the plan's input shape
+        and the weights' dtype."""
 
 class ConvPlan:
     """One validated convolution geometry, reusable for any number of calls.

@@ -225,7 +225,10 @@ def _conv2d_checked(
                           batched)
     if prepared is not None:
         bound = plan.bind(prepared, ba)
-        result = bound(xa, out)
+        maybe = bound(xa, out)
+        if maybe is None:  # xa was made C-contiguous, of this shape and dtype, above
+            raise RuntimeError("convx internal error: a validated input did not fit its plan")
+        result = maybe
     else:
         result = plan(xa, wa, ba, out)
     if cache is not None and key is not None and not flip and xa is x \

@@ -34,7 +34,7 @@ class Conv2D:
     """
 
     _sig: tuple[Any, ...] | bool | None = None  # see _signature
-    _fast: Callable[[Any, Any], Any]  # see __call__
+    _fast: Callable[[Any, Any], npt.NDArray[Any] | None]  # see __call__
 
     def __init__(
         self,
@@ -148,7 +148,7 @@ class Conv2D:
         except (TypeError, ValueError):
             y = None
         if y is not None:
-            return y  # type: ignore[no-any-return]
+            return y
         return self._call_checked(x, out)
 
     def _call_checked(self, x: Any, out: npt.NDArray[Any] | None) -> npt.NDArray[Any]:

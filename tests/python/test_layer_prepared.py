@@ -147,3 +147,20 @@ def test_out_on_the_cached_path(use_layer: bool) -> None:
         with pytest.raises(exc, match=r"\bout\b"):
             call(x_in_storage, out)
     np.testing.assert_array_equal(x_in_storage, x)
+
+
+def test_inputs_the_cached_plan_cannot_take_as_is() -> None:
+    # The layer first tries the plan of the last input shape; any other input (another
+    # shape, a single image, a non-contiguous view, Fortran order, a subclass) must still
+    # get the right answer.
+    layer = convx.Conv2D(3, 5, 3, padding=1, seed=2)
+    w, b = np.array(layer.weight), np.array(layer.bias)
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((2, 6, 7, 3)).astype(np.float32)
+    c = rng.standard_normal((1, 9, 4, 3)).astype(np.float32)
+    for x in (a, c, a, a[0], c, a[:, :, ::-1], np.asfortranarray(a), np.ma.masked_array(a),
+              a.reshape(2, 7, 6, 3), a):
+        x_arr = np.ascontiguousarray(np.asarray(x))
+        np.testing.assert_array_equal(layer(x), convx.conv2d(x_arr, w, b, padding=1))
+    with pytest.raises(TypeError, match="dtype"):
+        layer(a.astype(np.float64))
