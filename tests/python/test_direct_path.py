@@ -1,6 +1,8 @@
 """Short patches (k_h*k_w*C_in <= 16, NHWC, no groups) take convx's direct kernel on the
 SIMD paths. Sweep its edges: channel counts around the vector width, odd widths (the
-kernel works on pixel pairs), strides, dilation, asymmetric padding, bias and ReLU."""
+kernel works on up to four pixels at a time), strides, dilation, asymmetric padding, bias
+and ReLU, on batches small enough to be staged whole and large enough to be staged by
+rows."""
 
 from __future__ import annotations
 
@@ -31,10 +33,11 @@ def test_channel_counts(isa: str, dtype: Any, c_out: int) -> None:
      ((7, 7), 16, (1, 1), 1, 1, 1), ((5, 9), 1, (1, 5), 1, (1, 2), "same_lower"),
      ((3, 3), 1, (3, 3), 1, 1, 0), ((1, 2), 2, (1, 1), 1, 1, 0)],
 )
+@pytest.mark.parametrize("n", [3, 64])  # a small batch is staged whole, a large one by rows
 def test_geometries(isa: str, hw: tuple[int, int], c_in: int, k: tuple[int, int],
-                    stride: Any, dilation: Any, padding: Any) -> None:
+                    stride: Any, dilation: Any, padding: Any, n: int) -> None:
     rng = np.random.default_rng(7)
-    x = uniform(rng, (3, *hw, c_in), np.float64)
+    x = uniform(rng, (n, *hw, c_in), np.float64)
     w = uniform(rng, (10, *k, c_in), np.float64)
     got = convx.conv2d(x, w, None, stride=stride, dilation=dilation, padding=padding)
     want = conv2d_ref(x, w, None, stride=stride, dilation=dilation, padding=padding)

@@ -188,10 +188,7 @@ std::int64_t conv2d_workspace_bytes(const ConvShape& s) {
     // NHWC transposes the taps to (k_h, k_w, C); NCHW reads them as given.
     return s.p.layout == Layout::NHWC ? s.k_h * s.k_w * s.c_in * std::int64_t(sizeof(T)) : 0;
   }
-  if (detail::use_direct<T>(s)) {
-    // Transposed, padded weights and bias; the kernel reads the image in place.
-    return (s.patch_size() + 1) * (s.c_out + 16) * std::int64_t(sizeof(T));
-  }
+  if (detail::use_direct<T>(s)) return detail::direct_workspace_bytes<T>(s);
   const std::int64_t pixels = s.h_out * s.w_out;
   if (s.p.layout == Layout::NHWC) {
     return detail::gemm_workspace_bytes<T>(s.n * pixels, s.c_out_per_group(), s.patch_size(),

@@ -17,39 +17,96 @@ bool use_direct(const ConvShape& s) {
          direct_kernel<T>().fn != nullptr;
 }
 
+// A batch whose padded input fits in this many bytes (a share of L1) is
+// staged whole before the rows run.
+constexpr std::int64_t kStageAllBytes = 16 << 10;
+
+namespace {
+
+// Where the direct path's rows read from, and the scratch it needs.
+struct DirectLayout {
+  std::int64_t ld = 0;         // c_out rounded up to the kernel's vector width
+  std::int64_t width = 0;      // staged row length in pixels
+  std::int64_t span_h = 0;     // input rows the output reads, from -pad_top on
+  std::int64_t image_len = 0;  // values of one whole staged image
+  bool cols_inside = false;    // rows that miss the top/bottom padding read in place
+  bool stage_all = false;      // the whole batch is staged once
+  std::int64_t shared = 0;     // values shared by all rows: weights, bias, staged batch
+  std::int64_t per_thread = 0; // values of one thread's staged rows
+};
+
+template <typename T>
+DirectLayout direct_layout(const ConvShape& s, std::int64_t lanes) {
+  DirectLayout g;
+  // Columns one output row reads, from -pad_left on, plus room for the
+  // pixels past the row's end that the kernel may read (kDirectPixels).
+  const std::int64_t span = (s.w_out - 1) * s.p.stride_w + (s.k_w - 1) * s.p.dilation_w + 1;
+  g.width = span + (kDirectPixels - 1) * s.p.stride_w;
+  g.cols_inside = s.p.pad.left == 0 && span <= s.w;
+  g.span_h = (s.h_out - 1) * s.p.stride_h + (s.k_h - 1) * s.p.dilation_h + 1;
+  const bool rows_inside = s.p.pad.top == 0 && g.span_h <= s.h;
+  // A small batch that touches the padding is staged whole, zero-padded, once,
+  // rather than k_h input rows for every output row that needs it.
+  g.image_len = g.span_h * g.width * s.c_in;
+  g.stage_all = !(g.cols_inside && rows_inside) &&
+                s.n * g.image_len * std::int64_t(sizeof(T)) <= kStageAllBytes;
+  g.ld = (s.c_out + lanes - 1) / lanes * lanes;
+  g.shared = (s.patch_size() + 1) * g.ld + (g.stage_all ? s.n * g.image_len : 0);
+  g.per_thread = g.stage_all ? 0 : s.k_h * g.width * s.c_in;
+  return g;
+}
+
+}  // namespace
+
+template <typename T>
+std::int64_t direct_workspace_bytes(const ConvShape& s) {
+  const DirectLayout g = direct_layout<T>(s, direct_kernel<T>().lanes);
+  const std::int64_t threads = std::min<std::int64_t>(num_threads(), s.n * s.h_out);
+  return (g.shared + g.per_thread * threads) * std::int64_t(sizeof(T));
+}
+
 template <typename T>
 void conv2d_direct(const ConvShape& s, const T* x, const T* w, const T* bias, T* y,
                    Activation activation) {
   const DirectKernel<T> kernel = direct_kernel<T>();
   const std::int64_t K = s.patch_size();
-  const std::int64_t ld = (s.c_out + kernel.lanes - 1) / kernel.lanes * kernel.lanes;
   const std::int64_t rows = s.n * s.h_out;
   const double work = double(s.output_size()) * double(K);
   const int threads =
       static_cast<int>(std::clamp<double>(work / 2.0e5, 1.0, double(num_threads())));
 
+  const DirectLayout g = direct_layout<T>(s, kernel.lanes);
+  const std::int64_t ld = g.ld, width = g.width, span_h = g.span_h, image_len = g.image_len;
+  const bool cols_inside = g.cols_inside, stage_all = g.stage_all;
+
   PoolLease lease;
   // OHWI weights (c_out x K) transposed to (K x ld), zero-padded, plus the
   // padded bias: whole vectors of output channels can then always be loaded.
-  T* wt = lease.shared().as<T>(static_cast<std::size_t>((K + 1) * ld));
+  // Then the staged batch, if it is staged whole.
+  T* wt = lease.shared().as<T>(static_cast<std::size_t>(g.shared));
   T* bias_pad = wt + K * ld;
+  T* staged = bias_pad + ld;
   std::fill(wt, wt + (K + 1) * ld, T(0));
   for (std::int64_t m = 0; m < s.c_out; ++m) {
     for (std::int64_t k = 0; k < K; ++k) wt[k * ld + m] = w[m * K + k];
     if (bias != nullptr) bias_pad[m] = bias[m];
   }
-  // Columns one output row reads, from -pad_left on, plus room for the
-  // pixels past the row's end that the kernel may read (kDirectPixels).
-  const std::int64_t span = (s.w_out - 1) * s.p.stride_w + (s.k_w - 1) * s.p.dilation_w + 1;
-  const std::int64_t width = span + (kDirectPixels - 1) * s.p.stride_w;
-  const bool cols_inside = s.p.pad.left == 0 && span <= s.w;
-  // Patch offsets (DirectRow::off) for rows read in place and for staged rows.
-  std::int64_t off_image[kMaxDirectPatch], off_staged[kMaxDirectPatch];
+  if (stage_all) {
+    for (std::int64_t b = 0; b < s.n; ++b) {
+      stage_rows(staged + b * image_len, x + b * s.h * s.w * s.c_in, s.h, s.w, s.c_in,
+                 -s.p.pad.top, 1, span_h, s.p.pad.left, width);
+    }
+  }
+  // Patch offsets (DirectRow::off) for rows read in place, for rows staged
+  // k_h at a time (consecutive, whatever the dilation) and for whole images.
+  std::int64_t off_image[kMaxDirectPatch], off_rows[kMaxDirectPatch], off_whole[kMaxDirectPatch];
   for (std::int64_t u = 0, t = 0; u < s.k_h; ++u) {
     for (std::int64_t v = 0; v < s.k_w; ++v) {
       for (std::int64_t c = 0; c < s.c_in; ++c, ++t) {
-        off_image[t] = (u * s.p.dilation_h * s.w + v * s.p.dilation_w) * s.c_in + c;
-        off_staged[t] = (u * width + v * s.p.dilation_w) * s.c_in + c;
+        const std::int64_t col = v * s.p.dilation_w * s.c_in + c;
+        off_image[t] = u * s.p.dilation_h * s.w * s.c_in + col;
+        off_rows[t] = u * width * s.c_in + col;
+        off_whole[t] = u * s.p.dilation_h * width * s.c_in + col;
       }
     }
   }
@@ -59,14 +116,20 @@ void conv2d_direct(const ConvShape& s, const T* x, const T* w, const T* bias, T*
     row.x = x + (r / s.h_out) * s.h * s.w * s.c_in;
     row.off = off_image;
     const std::int64_t ih0 = row.oh * s.p.stride_h - s.p.pad.top;
-    if (!cols_inside || ih0 < 0 || ih0 + (s.k_h - 1) * s.p.dilation_h >= s.h) {
+    if (stage_all) {
+      row.x = staged + (r / s.h_out) * image_len;
+      row.off = off_whole;
+      row.h = span_h;
+      row.w_in = width;
+      row.pad_top = row.pad_left = 0;
+    } else if (!cols_inside || ih0 < 0 || ih0 + (s.k_h - 1) * s.p.dilation_h >= s.h) {
       // A row that touches the padding: stage the k_h input rows it reads,
       // zero-padded, so that every pixel takes the kernel's branch-free path.
       T* window = scratch.pack.as<T>(static_cast<std::size_t>(s.k_h * width * s.c_in));
       stage_rows(window, row.x, s.h, s.w, s.c_in, ih0, s.p.dilation_h, s.k_h, s.p.pad.left,
                  width);
       row.x = window;
-      row.off = off_staged;
+      row.off = off_rows;
       row.h = s.k_h;
       row.w_in = width;
       row.oh = 0;
@@ -84,6 +147,8 @@ void conv2d_direct(const ConvShape& s, const T* x, const T* w, const T* bias, T*
   });
 }
 
+template std::int64_t direct_workspace_bytes<float>(const ConvShape&);
+template std::int64_t direct_workspace_bytes<double>(const ConvShape&);
 template bool use_direct<float>(const ConvShape&);
 template bool use_direct<double>(const ConvShape&);
 template void conv2d_direct<float>(const ConvShape&, const float*, const float*, const float*,

@@ -2,6 +2,8 @@
 // read in place and no GEMM operands are packed.
 #pragma once
 
+#include <cstdint>
+
 #include "convx/shape.hpp"
 #include "convx/types.hpp"
 
@@ -11,6 +13,10 @@ namespace convx::detail {
 // kernel path (which must provide a direct kernel).
 template <typename T>
 bool use_direct(const ConvShape& s);
+
+// Scratch bytes conv2d_direct uses for this shape (see conv2d_workspace_bytes).
+template <typename T>
+std::int64_t direct_workspace_bytes(const ConvShape& s);
 
 // Same contract as convx::conv2d, for shapes where use_direct<T>() holds.
 template <typename T>
