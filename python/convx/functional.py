@@ -120,7 +120,9 @@ def conv2d(
     # plan re-checks every buffer (dtype, contiguity, size), so anything unusual
     # raises there and is re-run through the full validation below for a clear error.
     if (not flip and type(x) is np.ndarray and type(weight) is np.ndarray
-            and _plain(stride) and _plain(dilation) and _plain(padding) and type(groups) is int):
+            and (type(stride) is int or _plain(stride))  # the int tests spare a call
+            and (type(dilation) is int or _plain(dilation))
+            and (type(padding) is int or _plain(padding)) and type(groups) is int):
         try:
             key = (x.shape, x.dtype, weight.shape, bias is None, stride, padding, dilation,
                    groups, layout, activation)

@@ -66,8 +66,10 @@ void direct_row_block(const DirectRow<T>& r, std::int64_t m0) {
           for (std::int64_t c = 0; c < c_in; ++c, wk += ld) {
             V wv[NV];
             for (int j = 0; j < NV; ++j) wv[j] = S::loadu(wk + j * L);
-            for (int p = 0; p < count; ++p) {
+#pragma GCC unroll 4
+            for (int p = 0; p < P; ++p) {  // constant bounds keep acc in registers
               const std::int64_t iw = iw0 + p * s_w + v * d_w;
+              if (p >= count) break;
               if (iw < 0 || iw >= w_in) continue;
               const V a = S::bcast(xrow + iw * c_in + c);
               for (int j = 0; j < NV; ++j) acc[p][j] = S::fma(a, wv[j], acc[p][j]);
@@ -76,7 +78,9 @@ void direct_row_block(const DirectRow<T>& r, std::int64_t m0) {
         }
       }
     }
-    for (int p = 0; p < count; ++p) {
+#pragma GCC unroll 4
+    for (int p = 0; p < P; ++p) {
+      if (p >= count) break;
       T* out = r.y + (ow + p) * r.c_out + m0;
       for (int j = 0; j < NV; ++j) {
         V val = acc[p][j];
