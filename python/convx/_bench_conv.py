@@ -74,8 +74,12 @@ SUITE = [
 ANCHORS = ("torch", "torch_cl", "ort")
 
 
-# Rounds of per-library blocks when timing several threads (see interleaved_medians).
-_BLOCK_ROUNDS = 3
+# Rounds of per-library blocks when timing several threads, and the pause before each
+# block (see interleaved_medians). On a shared VM whether two threads get two cores
+# changes from one second to the next, so a library's median is taken over many short
+# blocks spread across the run rather than a few long ones.
+_BLOCK_ROUNDS = 7
+_BLOCK_PAUSE = 0.15  # OpenBLAS workers spin for about 2^28 cycles (~0.1 s)
 
 
 def interleaved_medians(runners: dict[str, Callable[[], object]], min_time: float,
@@ -88,7 +92,7 @@ def interleaved_medians(runners: dict[str, Callable[[], object]], min_time: floa
     would be unfair: OpenBLAS and OpenMP keep their worker threads spinning for a while
     after a call and would steal the cores from whichever library runs next. So then
     each library is timed in blocks of its own, each after a pause that lets the previous
-    one's threads go idle, in a few rounds of shuffled order. A batch repeats a fast call
+    one's threads go idle, in several rounds of shuffled order. A batch repeats a fast call
     until it lasts about a millisecond.
     """
     batch = {}
@@ -129,7 +133,7 @@ def interleaved_medians(runners: dict[str, Callable[[], object]], min_time: floa
         for _ in range(_BLOCK_ROUNDS):
             order.shuffle(names)
             for name in names:
-                time.sleep(0.25)
+                time.sleep(_BLOCK_PAUSE)
                 runners[name]()
                 start = time.perf_counter()
                 count = 0
@@ -418,6 +422,26 @@ def tiny_call_overhead(min_time: float) -> dict[str, float]:
     return {name: 1e6 * t for name, t in interleaved_medians(present, min_time).items()}
 
 
+def concurrent_peak(threads: int, seconds: float = 0.05) -> float:
+    """FMA GFLOP/s of `threads` peak loops run at once, summed. On a VM whose vCPUs are
+    at times two hyperthreads of one core, this is about one core's peak rather than
+    `threads` times it, and every library's multi-thread timing drops with it."""
+    import threading
+
+    rates = [0.0] * threads
+
+    def one(i: int) -> None:
+        rates[i] = float(convx._core.measure_peak_gflops(seconds))  # releases the GIL
+
+    workers = [threading.Thread(target=one, args=(i,)) for i in range(1, threads)]
+    for t in workers:
+        t.start()
+    one(0)
+    for t in workers:
+        t.join()
+    return sum(rates)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m convx bench", description=__doc__)
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
@@ -436,6 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"convx {convx.__version__}, path {info['active']}, measured f32 FMA peak "
           f"{peak:.0f} GFLOP/s per core", flush=True)
     results: dict[int, dict[str, dict[str, float]]] = {t: {} for t in thread_counts}
+    capacity: dict[int, list[float]] = {t: [] for t in thread_counts if t > 1}
     total = len(layers) * len(thread_counts)
     done = 0
     for threads in thread_counts:
@@ -443,11 +468,20 @@ def main(argv: list[str] | None = None) -> int:
             done += 1
             print(f"[{done}/{total}] {layer.name}, {threads} thread(s) ...", end="",
                   file=sys.stderr, flush=True)
+            if threads > 1:
+                time.sleep(_BLOCK_PAUSE)  # other libraries' workers may still spin
+                capacity[threads].append(concurrent_peak(threads))
+                print(f" (FMA peak of {threads} threads at once: "
+                      f"{capacity[threads][-1]:.0f} GFLOP/s)", end="", file=sys.stderr)
             r = bench_layer(layer, threads, args.min_time)
             results[threads][layer.name] = r
             print(" " + ", ".join(f"{k} {v:.1f}" for k, v in r.items()), file=sys.stderr,
                   flush=True)
     print(render(results, peak))
+    for threads, rates in capacity.items():
+        print(f"FMA peak of {threads} threads at once, sampled before each layer: "
+              f"{min(rates):.0f}-{max(rates):.0f} GFLOP/s (median {statistics.median(rates):.0f}; "
+              f"{threads} full cores give about {threads * peak:.0f})")
 
     print("\ntiny-call overhead (1x8x8x1 -> 4, 3x3, pad 1; median of interleaved batches):")
     for name, us in tiny_call_overhead(args.min_time).items():
