@@ -62,11 +62,49 @@ void dw_row_generic(const DwRow<T>& r) {
   }
 }
 
+// P neighbouring output pixels from ow on, channels [c0, c0 + S::kLanes), of
+// a 3x3 filter: P independent chains of multiply-adds, each pixel summing its
+// taps in the same order whatever P is. With `inside`, every tap of every
+// pixel lies in the row; otherwise (only for P == 1) taps off the row are
+// skipped. Unrolled so that acc and wv are indexed by constants and stay in
+// registers.
+template <typename S, typename T, int P>
+inline void dw_3x3_pixels(const DwRow<T>& r, const T* const (&rows)[3], const bool (&row_ok)[3],
+                          const typename S::V (&wv)[9], typename S::V bv, std::int64_t ow,
+                          std::int64_t c0, bool inside) {
+  using V = typename S::V;
+  const std::int64_t C = r.channels, step = r.d_w * C, pixel = r.s_w * C;
+  const std::int64_t iw0 = ow * r.s_w - r.pad_left;
+  V acc[P];
+#pragma GCC unroll 4
+  for (int q = 0; q < P; ++q) acc[q] = bv;
+#pragma GCC unroll 3
+  for (int u = 0; u < 3; ++u) {
+    if (!row_ok[u]) continue;
+    const T* p = rows[u] + iw0 * C;
+#pragma GCC unroll 3
+    for (int v = 0; v < 3; ++v) {
+      if (!inside) {
+        const std::int64_t iw = iw0 + v * r.d_w;
+        if (iw < 0 || iw >= r.w_in) continue;
+      }
+#pragma GCC unroll 4
+      for (int q = 0; q < P; ++q) {
+        acc[q] = S::fma(S::loadu(p + q * pixel + v * step), wv[u * 3 + v], acc[q]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int q = 0; q < P; ++q) {
+    S::storeu(r.y + (ow + q) * C + c0, r.relu ? S::relu(acc[q]) : acc[q]);
+  }
+}
+
 // 3x3 filters, the common depthwise case, written against vector traits S
 // (simd_avx2.hpp, simd_avx512.hpp) for channels [c0, c0 + S::kLanes): the nine
 // tap weights stay in registers for a whole output row, so each tap costs one
 // load and one multiply-add. Interior pixels skip the bounds checks and run
-// four at a time.
+// four at a time (four chains, not one waiting on the FMA latency at every tap).
 template <typename S, typename T>
 void dw_row_3x3_vector(const DwRow<T>& r, std::int64_t c0) {
   using V = typename S::V;
@@ -82,53 +120,17 @@ void dw_row_3x3_vector(const DwRow<T>& r, std::int64_t c0) {
     row_ok[u] = ih >= 0 && ih < r.h;
     rows[u] = row_ok[u] ? r.x + ih * r.w_in * C + c0 : r.x;
   }
-  const std::int64_t step = r.d_w * C, pixel = r.s_w * C;
   std::int64_t ow = 0;
   while (ow < r.w_out) {
     const std::int64_t iw0 = ow * r.s_w - r.pad_left;
-    // Four pixels at a time where all their taps lie inside the row: four
-    // independent chains of multiply-adds instead of one, which would wait on
-    // the FMA latency at every tap. Each pixel sums its taps in the same order
-    // as on the one-pixel path below.
     if (ow + 4 <= r.w_out && iw0 >= 0 && iw0 + 3 * r.s_w + 2 * r.d_w < r.w_in) {
-      // Unrolled so that acc and wv are indexed by constants and stay in registers.
-      V acc[4] = {bv, bv, bv, bv};
-#pragma GCC unroll 3
-      for (int u = 0; u < 3; ++u) {
-        if (!row_ok[u]) continue;
-        const T* p = rows[u] + iw0 * C;
-#pragma GCC unroll 3
-        for (int v = 0; v < 3; ++v) {
-          const V w = wv[u * 3 + v];
-#pragma GCC unroll 4
-          for (int q = 0; q < 4; ++q) acc[q] = S::fma(S::loadu(p + q * pixel + v * step), w, acc[q]);
-        }
-      }
-#pragma GCC unroll 4
-      for (int q = 0; q < 4; ++q) {
-        S::storeu(r.y + (ow + q) * C + c0, r.relu ? S::relu(acc[q]) : acc[q]);
-      }
+      dw_3x3_pixels<S, T, 4>(r, rows, row_ok, wv, bv, ow, c0, true);
       ow += 4;
-      continue;
+    } else {
+      dw_3x3_pixels<S, T, 1>(r, rows, row_ok, wv, bv, ow, c0,
+                             iw0 >= 0 && iw0 + 2 * r.d_w < r.w_in);
+      ow += 1;
     }
-    const bool inside = iw0 >= 0 && iw0 + 2 * r.d_w < r.w_in;
-    V acc = bv;
-#pragma GCC unroll 3
-    for (int u = 0; u < 3; ++u) {
-      if (!row_ok[u]) continue;
-      const T* p = rows[u] + iw0 * C;
-#pragma GCC unroll 3
-      for (int v = 0; v < 3; ++v) {
-        if (!inside) {
-          const std::int64_t iw = iw0 + v * r.d_w;
-          if (iw < 0 || iw >= r.w_in) continue;
-        }
-        acc = S::fma(S::loadu(p + v * step), wv[u * 3 + v], acc);
-      }
-    }
-    if (r.relu) acc = S::relu(acc);
-    S::storeu(r.y + ow * C + c0, acc);
-    ++ow;
   }
 }
 
