@@ -45,9 +45,11 @@ void direct_row_block(const DirectRow<T>& r, std::int64_t m0) {
     if (rows_inside && iw0 >= 0 && iw0 + span_w < w_in) {
       const T* xp[P];  // each pixel's patch
       for (int p = 0; p < P; ++p) xp[p] = r.x + (ih0 * w_in + iw0 + p * s_w) * c_in;
+      // wk steps by ld rather than being wbase + t*ld: unrolled, the products
+      // would be hoisted out of the pixel loop as K pointers and spilled.
+      const T* wk = wbase;
 #pragma GCC unroll 16
-      for (std::int64_t t = 0; t < K; ++t) {
-        const T* wk = wbase + t * ld;
+      for (std::int64_t t = 0; t < K; ++t, wk += ld) {
         const std::int64_t o = off[t];
         V a[P];
         for (int p = 0; p < P; ++p) a[p] = S::bcast(xp[p] + o);
