@@ -31,6 +31,12 @@ constexpr std::int64_t kPackAhead = 8;
 constexpr std::int64_t kStreamPanels = 8;
 template <typename T>
 constexpr std::int64_t kRowPad = 64 / sizeof(T);
+// With several threads, M is cut into at least this many tasks per thread,
+// each of at least kMinTaskRows micro-panels and kMinTaskFlops (smaller ones
+// cost more in re-read B panels than they save: 256^3 lost 12 % at 8 tasks).
+constexpr std::int64_t kMinTasksPerThread = 4;
+constexpr std::int64_t kMinTaskRows = 4;
+constexpr double kMinTaskFlops = 16.0e6;
 // Micro-panels in one M block (mc / mr) at most, over every kernel.
 constexpr std::int64_t kMaxPanelsPerBlock = 64;
 
@@ -153,6 +159,13 @@ Blocking plan_blocking(std::int64_t m, std::int64_t n, std::int64_t k, std::int6
 // block up front.
 struct NBlock {
   std::int64_t nc = 0, nc_pad = 0, panels = 0, mc = 0, m_tasks = 0, n_chunks = 0, chunk = 0;
+  // M block i has m_base micro-panels, plus one for i < m_extra: blocks differ
+  // by at most one micro-panel (mc is the largest).
+  std::int64_t m_base = 0, m_extra = 0;
+  std::int64_t m_start(std::int64_t i, int mr) const {
+    return (i * m_base + std::min(i, m_extra)) * mr;
+  }
+  std::int64_t m_rows(std::int64_t i, int mr) const { return (m_base + (i < m_extra)) * mr; }
   bool stream_b = false;
 };
 
@@ -170,13 +183,24 @@ NBlock plan_n_block(std::int64_t m, std::int64_t nc, const Blocking& blk, const 
     // One M block: the threads share out the N panels.
     b.n_chunks = std::min<std::int64_t>(threads, b.panels);
   } else {
+    if (threads > 1) {
+      // Several tasks per thread: threads claim tasks as they go, so a thread
+      // whose core is slowed (by a neighbour on a shared VM, say) simply does
+      // fewer, and the last task to finish ends the job. With one to three
+      // large tasks each, one slow task leaves the other thread idle for up to
+      // a third of the job. (resnet.s3, 6 -> 8 tasks on 2 threads: +8 to +17 %
+      // in three of four same-process A/B runs, -1 % in the fourth.)
+      const double flops = 2.0 * double(m) * double(nc) * double(blk.k_alloc);
+      const std::int64_t by_size = std::min<std::int64_t>(
+          ceil_div(m, kMinTaskRows * mr), static_cast<std::int64_t>(flops / kMinTaskFlops));
+      b.m_tasks = std::max(b.m_tasks, std::min(kMinTasksPerThread * threads, by_size));
+    }
     if (threads > 1 && b.m_tasks % threads != 0 && b.m_tasks < 8 * threads) {
       b.m_tasks = round_up(b.m_tasks, threads);  // whole rounds of tasks per thread
     }
-    // Blocks of equal height, so that the last one is not a sliver and no
-    // thread waits for another at the end.
-    b.mc = round_up(ceil_div(m, b.m_tasks), mr);
-    b.m_tasks = ceil_div(m, b.mc);
+    // Blocks of equal height, give or take a micro-panel, so that the last one
+    // is not a sliver and no thread waits for another at the end.
+    b.m_tasks = std::min(b.m_tasks, ceil_div(m, mr));
     b.n_chunks = 1;
     if (b.m_tasks < threads) {
       b.n_chunks = std::min<std::int64_t>(ceil_div(threads, b.m_tasks), b.panels);
@@ -184,6 +208,10 @@ NBlock plan_n_block(std::int64_t m, std::int64_t nc, const Blocking& blk, const 
   }
   b.chunk = ceil_div(b.panels, b.n_chunks) * nr;
   b.n_chunks = ceil_div(b.nc_pad, b.chunk);
+  const std::int64_t m_panels = ceil_div(m, mr);
+  b.m_base = m_panels / b.m_tasks;
+  b.m_extra = m_panels % b.m_tasks;
+  b.mc = (b.m_base + (b.m_extra > 0)) * mr;
   return b;
 }
 
@@ -226,7 +254,7 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
   Executor& lease = *exec;
   for (std::int64_t jc = 0; jc < n; jc += blk.nc) {
     const NBlock nb = plan_n_block(m, std::min(blk.nc, n - jc), blk, kern);
-    const std::int64_t nc = nb.nc, nc_pad = nb.nc_pad, panels = nb.panels, mc = nb.mc;
+    const std::int64_t nc = nb.nc, nc_pad = nb.nc_pad, panels = nb.panels;
     const std::int64_t m_tasks = nb.m_tasks, n_chunks = nb.n_chunks, chunk = nb.chunk;
     bool stream_b = nb.stream_b;
 
@@ -256,8 +284,8 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
 
     // Phase 2: each task packs its rows of A per k-block and sweeps its tiles.
     lease.run(m_tasks * n_chunks, threads, [&](std::int64_t t, WorkerScratch& scratch) {
-      const std::int64_t ic = (t / n_chunks) * mc;
-      const std::int64_t mcur = std::min(mc, m - ic);
+      const std::int64_t ic = nb.m_start(t / n_chunks, mr);
+      const std::int64_t mcur = std::min(nb.m_rows(t / n_chunks, mr), m - ic);
       const std::int64_t j_lo = (t % n_chunks) * chunk;
       const std::int64_t j_hi = std::min(nc, j_lo + chunk);
       if (mcur <= 0 || j_lo >= j_hi) return;
