@@ -1,5 +1,6 @@
 // pybind11 bindings: NumPy buffers in, NumPy buffers out, no copies, GIL
-// released while C++ runs. Argument normalisation and friendly validation
+// released while C++ runs (except for convolutions too small to be worth
+// it). Argument normalisation and friendly validation
 // live in python/convx; this layer still checks every buffer it touches, so a
 // direct call with bad arrays raises instead of crashing.
 #include <pybind11/numpy.h>
@@ -162,6 +163,12 @@ bool overlaps(const py::array& a, const py::array& b) {
   return a_lo < b_hi && b_lo < a_hi && a_lo != a_hi && b_lo != b_hi;
 }
 
+// Whether `a` has exactly these dimensions.
+bool has_dims(const py::array& a, const std::vector<py::ssize_t>& dims) {
+  return a.ndim() == static_cast<py::ssize_t>(dims.size()) &&
+         std::equal(dims.begin(), dims.end(), a.shape());
+}
+
 class BoundConv;
 
 // Multiply-adds below which a convolution runs without releasing the GIL.
@@ -200,9 +207,7 @@ class ConvPlan {
   bool takes(py::handle x) const {
     if (Py_TYPE(x.ptr()) != py::detail::npy_api::get().PyArray_Type_) return false;
     const auto a = py::reinterpret_borrow<py::array>(x);
-    return a.ndim() == static_cast<py::ssize_t>(in_dims_.size()) &&
-           std::equal(in_dims_.begin(), in_dims_.end(), a.shape()) && has_dtype<T>(a) &&
-           (a.flags() & py::array::c_style) != 0;
+    return has_dims(a, in_dims_) && has_dtype<T>(a) && (a.flags() & py::array::c_style) != 0;
   }
 
   // y = conv(x, w) + bias into `out` (None: a new array). Checks every buffer:
@@ -230,6 +235,9 @@ class ConvPlan {
     return py::make_tuple(shape_.n, shape_.h_out, shape_.w_out, shape_.c_out);
   }
 
+ private:
+  friend class BoundConv;
+
   // Checks the buffers, then runs conv2d with `weights`: a raw pointer or a
   // convx::ConvWeights<T>, both of which conv2d accepts. `w_array` is the raw
   // weights' array (for the overlap check), or null for prepared weights,
@@ -248,10 +256,7 @@ class ConvPlan {
     } else {
       if (!py::isinstance<py::array>(out)) throw py::type_error("out: must be a numpy array");
       y = py::reinterpret_borrow<py::array>(out);
-      if (y.ndim() != static_cast<py::ssize_t>(out_dims_.size()) ||
-          !std::equal(out_dims_.begin(), out_dims_.end(), y.shape())) {
-        throw std::invalid_argument("out: wrong shape");
-      }
+      if (!has_dims(y, out_dims_)) throw std::invalid_argument("out: wrong shape");
       if (overlaps(y, x) || (w_array != nullptr && overlaps(y, *w_array)) ||
           (bp != nullptr && overlaps(y, py::reinterpret_borrow<py::array>(bias)))) {
         throw std::invalid_argument("out: must not overlap the input arrays");
@@ -266,7 +271,6 @@ class ConvPlan {
     return y;
   }
 
- private:
   convx::ConvShape shape_;
   convx::Activation act_;
   std::vector<py::ssize_t> in_dims_, out_dims_;

@@ -133,6 +133,7 @@ def test_out_on_the_cached_path(use_layer: bool) -> None:
     x_in_storage[...] = x
     bad = [
         (np.empty((2, 5, 7, 5), np.float32), ValueError),
+        (np.empty((5, 2, 7, 6), np.float32), ValueError),  # the right size, not shape
         (np.empty(expected.shape[1:], np.float32), ValueError),
         (np.empty(expected.shape, np.float64), TypeError),
         (np.empty((*expected.shape[:-1], 12), np.float32)[..., ::2], ValueError),
