@@ -12,9 +12,18 @@
 namespace convx::detail {
 
 // Copies and zero fills of patch runs (a whole strip, or a few channels).
+// Runs of one to eight 32-byte chunks (a strip of a small-C_in layer, such
+// as 7 taps x 3 channels) are copied inline chunk by chunk, the last chunk
+// overlapping the one before: a library memcpy call per run cost resnet50's
+// conv1 about a tenth of its time.
 template <typename T>
 inline void copy(T* __restrict dst, const T* __restrict src, std::int64_t n) {
-  if (n >= 16) {
+  constexpr std::int64_t kChunk = 32 / sizeof(T);
+  if (n >= kChunk && n <= 8 * kChunk) {
+    std::int64_t t = 0;
+    for (; t + kChunk <= n; t += kChunk) std::memcpy(dst + t, src + t, 32);
+    if (t < n) std::memcpy(dst + n - kChunk, src + n - kChunk, 32);
+  } else if (n > 8 * kChunk) {
     std::memcpy(dst, src, static_cast<std::size_t>(n) * sizeof(T));
   } else {
     for (std::int64_t t = 0; t < n; ++t) dst[t] = src[t];
@@ -94,16 +103,24 @@ class NhwcPatchRows final : public ASource<T> {
         const std::int64_t v_lo = std::clamp<std::int64_t>(-iw0, 0, k_w);
         const std::int64_t v_hi = std::clamp<std::int64_t>(w - iw0, v_lo, k_w);
         const std::int64_t a = v_lo * cg, e = v_hi * cg;
-        for (std::int64_t u = 0; u < k_h; ++u) {
-          T* o = out + u * row_len;
-          const std::int64_t ih = ih0 + u * d_h;
-          if (ih < 0 || ih >= h) {
-            fill_zero(o, row_len);
-            continue;
+        if (v_lo == 0 && v_hi == k_w && ih0 >= 0 && ih0 + (k_h - 1) * d_h < h) {
+          // Inside the image: k_h strips, no zeros, no per-strip checks.
+          const T* src = img + (ih0 * w + iw0) * c_in;
+          for (std::int64_t u = 0; u < k_h; ++u) {
+            copy(out + u * row_len, src + u * d_h * w * c_in, row_len);
           }
-          fill_zero(o, a);
-          copy(o + a, img + (ih * w + iw0) * c_in + a, e - a);
-          fill_zero(o + e, row_len - e);
+        } else {
+          for (std::int64_t u = 0; u < k_h; ++u) {
+            T* o = out + u * row_len;
+            const std::int64_t ih = ih0 + u * d_h;
+            if (ih < 0 || ih >= h) {
+              fill_zero(o, row_len);
+              continue;
+            }
+            fill_zero(o, a);
+            copy(o + a, img + (ih * w + iw0) * c_in + a, e - a);
+            fill_zero(o + e, row_len - e);
+          }
         }
       }
       for (std::int64_t u = whole ? k_h : k0 / row_len; u * row_len < k0 + kc; ++u) {

@@ -353,6 +353,19 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
             for (std::int64_t l = q * per_call; l < std::min(next_lines, (q + 1) * per_call); ++l) {
               __builtin_prefetch(reinterpret_cast<const char*>(b_next) + 64 * l, 0, 2);
             }
+            if (kb == 0 && cs_c == 1 && ir + mr < mcur) {
+              // The first K block writes C, which is usually not in cache (a
+              // large layer's output): ask for the next tile's lines now, so
+              // that the kernel's stores do not wait on them (resnet50 conv1,
+              // K = 147: +3-5 %).
+              const std::int64_t rows_next = std::min<std::int64_t>(mr, mcur - ir - mr);
+              const T* c_next = c + (ic + ir + mr) * rs_c + jc + jr;
+              for (std::int64_t i = 0; i < rows_next; ++i) {
+                const char* p = reinterpret_cast<const char*>(c_next + i * rs_c);
+                __builtin_prefetch(p, 1, 3);
+                __builtin_prefetch(p + ncur * std::int64_t(sizeof(T)) - 1, 1, 3);
+              }
+            }
             TileEpilogue<T> tile_ep;
             const TileEpilogue<T>* tile_ep_ptr = nullptr;
             if (last && (ep.bias_mode != BiasMode::None || ep.activation != Activation::None)) {
