@@ -211,11 +211,12 @@ def test_special_values_propagate() -> None:
 # Thread count never changes the bits
 # --------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("m", [300, 1001])  # 1001: guided M blocks end in a partial panel
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_gemm_bitwise_identical_across_thread_counts(dtype: type, isa: str,
+def test_gemm_bitwise_identical_across_thread_counts(m: int, dtype: type, isa: str,
                                                      restore_threads: int,
                                                      rng: np.random.Generator) -> None:
-    a = uniform(rng, (300, 500), dtype)
+    a = uniform(rng, (m, 500), dtype)
     b = uniform(rng, (500, 200), dtype)
     results = {}
     for threads in (1, 2, 3):
