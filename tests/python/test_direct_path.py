@@ -53,3 +53,46 @@ def test_direct_matches_the_gemm_path_bitwise_across_threads(restore_threads: in
         convx.set_num_threads(threads)
         outs.append(convx.conv2d(x, w, padding=1))
     assert all(np.array_equal(outs[0], o) for o in outs[1:])
+
+
+def test_staged_batch_in_row_runs_across_threads(restore_threads: int) -> None:
+    # A padded batch under 16 KiB is staged whole and its rows go to the kernel in runs
+    # (one run per image on one thread, shorter runs on several).
+    rng = np.random.default_rng(3)
+    x = uniform(rng, (2, 40, 40, 1), np.float32)
+    w = uniform(rng, (64, 3, 3, 1), np.float32)
+    b = uniform(rng, (64,), np.float32)
+    layer = convx.Conv2D(1, 64, 3, padding=1, activation="relu")
+    layer.weight, layer.bias = w, b
+    outs = []
+    for threads in (1, 2, 3):
+        convx.set_num_threads(threads)
+        outs.append(layer(x))
+        outs.append(convx.conv2d(x, w, b, padding=1, activation="relu"))
+    assert_close(outs[0], conv2d_ref(x, w, b, padding=1, activation="relu"), np.float32,
+                 fan_in=9)
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
+
+
+def test_prepared_weights_follow_a_kernel_path_change() -> None:
+    # A layer keeps its weights in the direct kernel's layout for the path active when
+    # they were set; on another path it must not use them as they are.
+    setter = getattr(convx._core, "_set_isa", None)
+    names = [str(n) for n in convx.cpu_info()["available"]]
+    if setter is None or len(names) < 2:
+        pytest.skip("only one kernel path can run here")
+    previous = str(convx.cpu_info()["active"])
+    rng = np.random.default_rng(4)
+    x = uniform(rng, (1, 8, 8, 1), np.float64)
+    w = uniform(rng, (5, 3, 3, 1), np.float64)
+    want = conv2d_ref(x, w, None, padding=1)
+    try:
+        for built in names:
+            setter(built)
+            layer = convx.Conv2D(1, 5, 3, padding=1, bias=False, dtype=np.float64)
+            layer.weight = w
+            for name in names:
+                setter(name)
+                assert_close(layer(x), want, np.float64, fan_in=9)
+    finally:
+        setter(previous)

@@ -14,6 +14,7 @@
 #include "convx/runtime.hpp"
 #include "conv/patch_source.hpp"
 #include "gemm/driver.hpp"
+#include "kernels/direct.hpp"
 #include "runtime/thread_pool.hpp"
 
 namespace convx {
@@ -63,6 +64,8 @@ struct ConvWeights<T>::Impl {
   std::vector<T> raw;
   // NHWC only: per group, the (K x cout_g) transposed weights packed for the GEMM.
   std::vector<std::unique_ptr<detail::PrepackedB<T>>> packed;
+  // NHWC, groups == 1, short patches: the weights in the direct kernel's layout.
+  detail::DirectWeights<T> direct;
 };
 
 template <typename T>
@@ -78,6 +81,9 @@ ConvWeights<T>::ConvWeights(const T* w, std::int64_t c_out, std::int64_t k_h, st
   const std::int64_t K = detail::checked_product("weight", k_h, k_w, c_in_per_group);
   const std::int64_t count = detail::checked_product("weight", c_out, K);
   impl_->raw.assign(w, w + count);
+  if (layout == Layout::NHWC && groups == 1 && K <= detail::kMaxDirectPatch) {
+    impl_->direct = detail::prepare_direct_weights<T>(impl_->raw.data(), c_out, K);
+  }
   if (layout == Layout::NHWC && !(groups > 1 && groups == c_out && c_in_per_group == 1)) {
     const std::int64_t cout_g = c_out / groups;
     const std::int64_t kc = detail::nhwc_k_block<T>(k_w, c_in_per_group);
@@ -100,6 +106,7 @@ template <typename T>
 std::int64_t ConvWeights<T>::bytes() const {
   std::int64_t total = std::int64_t(impl_->raw.size() * sizeof(T));
   for (const auto& p : impl_->packed) total += p->bytes();
+  total += std::int64_t(impl_->direct.wt.size() * sizeof(T));
   return total;
 }
 
@@ -121,7 +128,8 @@ void conv2d_impl(const ConvShape& s, const T* x, const T* w, const ConvWeights<T
     return;
   }
   if (detail::use_direct<T>(s)) {
-    detail::conv2d_direct<T>(s, x, w, bias, y, activation);
+    detail::conv2d_direct<T>(s, x, w, prepared != nullptr ? &prepared->impl().direct : nullptr,
+                             bias, y, activation);
     return;
   }
   // Every patch is one pixel's channels, so the input already is the im2col matrix.

@@ -65,9 +65,32 @@ std::int64_t direct_workspace_bytes(const ConvShape& s) {
   return (g.shared + g.per_thread * threads) * std::int64_t(sizeof(T));
 }
 
+namespace {
+
 template <typename T>
-void conv2d_direct(const ConvShape& s, const T* x, const T* w, const T* bias, T* y,
-                   Activation activation) {
+void transpose_weights(const T* w, std::int64_t c_out, std::int64_t K, std::int64_t ld, T* wt) {
+  std::fill(wt, wt + K * ld, T(0));
+  for (std::int64_t m = 0; m < c_out; ++m) {
+    for (std::int64_t k = 0; k < K; ++k) wt[k * ld + m] = w[m * K + k];
+  }
+}
+
+}  // namespace
+
+template <typename T>
+DirectWeights<T> prepare_direct_weights(const T* w, std::int64_t c_out, std::int64_t K) {
+  DirectWeights<T> d;
+  const DirectKernel<T> kernel = direct_kernel<T>();
+  if (kernel.fn == nullptr || K > kMaxDirectPatch) return d;
+  d.ld = (c_out + kernel.lanes - 1) / kernel.lanes * kernel.lanes;
+  d.wt.resize(static_cast<std::size_t>(K * d.ld));
+  transpose_weights(w, c_out, K, d.ld, d.wt.data());
+  return d;
+}
+
+template <typename T>
+void conv2d_direct(const ConvShape& s, const T* x, const T* w, const DirectWeights<T>* ready,
+                   const T* bias, T* y, Activation activation) {
   const DirectKernel<T> kernel = direct_kernel<T>();
   const std::int64_t K = s.patch_size();
   const std::int64_t rows = s.n * s.h_out;
@@ -80,17 +103,20 @@ void conv2d_direct(const ConvShape& s, const T* x, const T* w, const T* bias, T*
   const bool cols_inside = g.cols_inside, stage_all = g.stage_all;
 
   PoolLease lease;
-  // OHWI weights (c_out x K) transposed to (K x ld), zero-padded, plus the
-  // padded bias: whole vectors of output channels can then always be loaded.
-  // Then the staged batch, if it is staged whole.
-  T* wt = lease.shared().as<T>(static_cast<std::size_t>(g.shared));
-  T* bias_pad = wt + K * ld;
+  // The weights transposed to (K x ld) and the bias, both zero-padded: whole
+  // vectors of output channels can then always be loaded. Then the staged
+  // batch, if it is staged whole.
+  T* scratch = lease.shared().as<T>(static_cast<std::size_t>(g.shared));
+  T* bias_pad = scratch + K * ld;
   T* staged = bias_pad + ld;
-  std::fill(wt, wt + (K + 1) * ld, T(0));
-  for (std::int64_t m = 0; m < s.c_out; ++m) {
-    for (std::int64_t k = 0; k < K; ++k) wt[k * ld + m] = w[m * K + k];
-    if (bias != nullptr) bias_pad[m] = bias[m];
+  const T* wt = scratch;
+  if (ready != nullptr && ready->ld == ld) {
+    wt = ready->wt.data();
+  } else {
+    transpose_weights(w, s.c_out, K, ld, scratch);
   }
+  std::fill(bias_pad, bias_pad + ld, T(0));
+  if (bias != nullptr) std::copy(bias, bias + s.c_out, bias_pad);
   if (stage_all) {
     for (std::int64_t b = 0; b < s.n; ++b) {
       stage_rows(staged + b * image_len, x + b * s.h * s.w * s.c_in, s.h, s.w, s.c_in,
@@ -110,19 +136,45 @@ void conv2d_direct(const ConvShape& s, const T* x, const T* w, const T* bias, T*
       }
     }
   }
-  lease.run_items(rows, threads, [&](std::int64_t r, WorkerScratch& scratch) {
+  auto base_row = [&](std::int64_t b, std::int64_t oh) {
     DirectRow<T> row;
-    static_cast<RowGeometry&>(row) = row_geometry(s, r % s.h_out);
-    row.x = x + (r / s.h_out) * s.h * s.w * s.c_in;
+    static_cast<RowGeometry&>(row) = row_geometry(s, oh);
+    row.x = x + b * s.h * s.w * s.c_in;
     row.off = off_image;
-    const std::int64_t ih0 = row.oh * s.p.stride_h - s.p.pad.top;
-    if (stage_all) {
-      row.x = staged + (r / s.h_out) * image_len;
+    row.wt = wt;
+    row.bias = bias_pad;
+    row.y = y + (b * s.h_out + oh) * s.w_out * s.c_out;
+    row.c_in = s.c_in;
+    row.c_out = s.c_out;
+    row.ld = ld;
+    row.relu = activation == Activation::ReLU;
+    return row;
+  };
+  if (stage_all) {
+    // Every row reads the staged image the same way, so one kernel call takes
+    // a run of rows, never across images: a whole image on one thread (a tiny
+    // layer's rows are one call, not a call each), else about eight runs per
+    // thread.
+    const std::int64_t run =
+        threads == 1 ? s.h_out : std::clamp<std::int64_t>(rows / (8 * threads), 1, s.h_out);
+    const std::int64_t runs_per_image = (s.h_out + run - 1) / run;
+    lease.run(s.n * runs_per_image, threads, [&](std::int64_t t, WorkerScratch&) {
+      const std::int64_t b = t / runs_per_image, oh = t % runs_per_image * run;
+      DirectRow<T> row = base_row(b, oh);
+      row.x = staged + b * image_len;
       row.off = off_whole;
       row.h = span_h;
       row.w_in = width;
       row.pad_top = row.pad_left = 0;
-    } else if (!cols_inside || ih0 < 0 || ih0 + (s.k_h - 1) * s.p.dilation_h >= s.h) {
+      row.rows = std::min(run, s.h_out - oh);
+      kernel.fn(row);
+    });
+    return;
+  }
+  lease.run_items(rows, threads, [&](std::int64_t r, WorkerScratch& scratch) {
+    DirectRow<T> row = base_row(r / s.h_out, r % s.h_out);
+    const std::int64_t ih0 = row.oh * s.p.stride_h - s.p.pad.top;
+    if (!cols_inside || ih0 < 0 || ih0 + (s.k_h - 1) * s.p.dilation_h >= s.h) {
       // A row that touches the padding: stage the k_h input rows it reads,
       // zero-padded, so that every pixel takes the kernel's branch-free path.
       T* window = scratch.pack.as<T>(static_cast<std::size_t>(g.per_thread));
@@ -136,13 +188,6 @@ void conv2d_direct(const ConvShape& s, const T* x, const T* w, const T* bias, T*
       row.s_h = row.d_h = 1;
       row.pad_top = row.pad_left = 0;
     }
-    row.wt = wt;
-    row.bias = bias_pad;
-    row.y = y + r * s.w_out * s.c_out;
-    row.c_in = s.c_in;
-    row.c_out = s.c_out;
-    row.ld = ld;
-    row.relu = activation == Activation::ReLU;
     kernel.fn(row);
   });
 }
@@ -151,9 +196,14 @@ template std::int64_t direct_workspace_bytes<float>(const ConvShape&);
 template std::int64_t direct_workspace_bytes<double>(const ConvShape&);
 template bool use_direct<float>(const ConvShape&);
 template bool use_direct<double>(const ConvShape&);
-template void conv2d_direct<float>(const ConvShape&, const float*, const float*, const float*,
-                                   float*, Activation);
+template DirectWeights<float> prepare_direct_weights<float>(const float*, std::int64_t,
+                                                            std::int64_t);
+template DirectWeights<double> prepare_direct_weights<double>(const double*, std::int64_t,
+                                                              std::int64_t);
+template void conv2d_direct<float>(const ConvShape&, const float*, const float*,
+                                   const DirectWeights<float>*, const float*, float*, Activation);
 template void conv2d_direct<double>(const ConvShape&, const double*, const double*,
-                                    const double*, double*, Activation);
+                                    const DirectWeights<double>*, const double*, double*,
+                                    Activation);
 
 }  // namespace convx::detail

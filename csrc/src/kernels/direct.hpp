@@ -6,7 +6,8 @@
 // each output pixel it broadcasts every patch value in turn and multiplies it
 // into vectors of output channels.
 //
-// One call computes one output row oh of one image:
+// One call computes `rows` consecutive output rows oh, oh+1, ... of one image
+// (row i written at y + i*w_out*c_out); for each:
 //   y[ow, m] = act(bias[m] + sum_{u,v,c} x[oh*s_h - pad_top + u*d_h,
 //                                         ow*s_w - pad_left + v*d_w, c] * wt[(u*k_w + v)*c_in + c, m])
 // for ow < w_out and m < c_out; taps outside the image contribute nothing.
@@ -18,7 +19,7 @@
 //         (u*d_h*w_in + v*d_w)*c_in + c: where patch value t lies from the
 //         patch's first value (the caller computes them once per w_in).
 //   bias: ld values (zero-padded), never null.
-//   y:    (w_out, c_out), written only.
+//   y:    (rows, w_out, c_out), written only.
 #pragma once
 
 #include <cstdint>
@@ -43,6 +44,7 @@ struct DirectRow : RowGeometry {
   const std::int64_t* off = nullptr;
   T* y = nullptr;
   std::int64_t c_in = 0, c_out = 0, ld = 0;
+  std::int64_t rows = 1;
   bool relu = false;
 };
 

@@ -25,73 +25,76 @@ void direct_row_block(const DirectRow<T>& r, std::int64_t m0) {
   // Geometry in locals: an interior pixel then runs one flat loop over the
   // patch, at the offsets r.off gives.
   const std::int64_t K = KC > 0 ? KC : r.k_h * r.k_w * r.c_in;
-  const std::int64_t c_in = r.c_in, w_in = r.w_in, ld = r.ld;
-  const std::int64_t ih0 = r.oh * r.s_h - r.pad_top, s_w = r.s_w, d_w = r.d_w;
+  const std::int64_t c_in = r.c_in, w_in = r.w_in, ld = r.ld, s_w = r.s_w, d_w = r.d_w;
   // Columns the P pixels' patches cover, minus one.
   const std::int64_t span_w = (r.k_w - 1) * d_w + (P - 1) * s_w;
   const std::int64_t* off = r.off;
-  const bool rows_inside = ih0 >= 0 && ih0 + (r.k_h - 1) * r.d_h < r.h;
   const T* wbase = r.wt + m0;
-  for (std::int64_t ow = 0; ow < r.w_out; ow += P) {
-    // No std::min: ISA files instantiate no std templates (see kernels.hpp).
-    const int count = r.w_out - ow < P ? static_cast<int>(r.w_out - ow) : P;
-    V acc[P][NV];
-    for (int p = 0; p < P; ++p) {
-      for (int j = 0; j < NV; ++j) acc[p][j] = bias[j];
-    }
-    const std::int64_t iw0 = ow * s_w - r.pad_left;
-    // All P pixels' patches inside the image (pixels past the row's end are
-    // computed too, and then not stored).
-    if (rows_inside && iw0 >= 0 && iw0 + span_w < w_in) {
-      const T* xp[P];  // each pixel's patch
-      for (int p = 0; p < P; ++p) xp[p] = r.x + (ih0 * w_in + iw0 + p * s_w) * c_in;
-      // wk steps by ld rather than being wbase + t*ld: unrolled, the products
-      // would be hoisted out of the pixel loop as K pointers and spilled.
-      const T* wk = wbase;
-#pragma GCC unroll 16
-      for (std::int64_t t = 0; t < K; ++t, wk += ld) {
-        const std::int64_t o = off[t];
-        V a[P];
-        for (int p = 0; p < P; ++p) a[p] = S::bcast(xp[p] + o);
-        for (int j = 0; j < NV; ++j) {
-          const V wv = S::loadu(wk + j * L);
-          for (int p = 0; p < P; ++p) acc[p][j] = S::fma(a[p], wv, acc[p][j]);
-        }
+  for (std::int64_t row = 0; row < r.rows; ++row) {
+    const std::int64_t ih0 = (r.oh + row) * r.s_h - r.pad_top;
+    const bool rows_inside = ih0 >= 0 && ih0 + (r.k_h - 1) * r.d_h < r.h;
+    T* const y_row = r.y + row * r.w_out * r.c_out;
+    for (std::int64_t ow = 0; ow < r.w_out; ow += P) {
+      // No std::min: ISA files instantiate no std templates (see kernels.hpp).
+      const int count = r.w_out - ow < P ? static_cast<int>(r.w_out - ow) : P;
+      V acc[P][NV];
+      for (int p = 0; p < P; ++p) {
+        for (int j = 0; j < NV; ++j) acc[p][j] = bias[j];
       }
-    } else {
-      for (std::int64_t u = 0; u < r.k_h; ++u) {
-        const std::int64_t ih = ih0 + u * r.d_h;
-        if (ih < 0 || ih >= r.h) continue;
-        const T* xrow = r.x + ih * w_in * c_in;
-        for (std::int64_t v = 0; v < r.k_w; ++v) {
-          const T* wk = wbase + ((u * r.k_w + v) * c_in) * ld;
-          for (std::int64_t c = 0; c < c_in; ++c, wk += ld) {
-            V wv[NV];
-            for (int j = 0; j < NV; ++j) wv[j] = S::loadu(wk + j * L);
-#pragma GCC unroll 4
-            for (int p = 0; p < P; ++p) {  // constant bounds keep acc in registers
-              const std::int64_t iw = iw0 + p * s_w + v * d_w;
-              if (p >= count) break;
-              if (iw < 0 || iw >= w_in) continue;
-              const V a = S::bcast(xrow + iw * c_in + c);
-              for (int j = 0; j < NV; ++j) acc[p][j] = S::fma(a, wv[j], acc[p][j]);
+      const std::int64_t iw0 = ow * s_w - r.pad_left;
+      // All P pixels' patches inside the image (pixels past the row's end are
+      // computed too, and then not stored).
+      if (rows_inside && iw0 >= 0 && iw0 + span_w < w_in) {
+        const T* xp[P];  // each pixel's patch
+        for (int p = 0; p < P; ++p) xp[p] = r.x + (ih0 * w_in + iw0 + p * s_w) * c_in;
+        // wk steps by ld rather than being wbase + t*ld: unrolled, the products
+        // would be hoisted out of the pixel loop as K pointers and spilled.
+        const T* wk = wbase;
+  #pragma GCC unroll 16
+        for (std::int64_t t = 0; t < K; ++t, wk += ld) {
+          const std::int64_t o = off[t];
+          V a[P];
+          for (int p = 0; p < P; ++p) a[p] = S::bcast(xp[p] + o);
+          for (int j = 0; j < NV; ++j) {
+            const V wv = S::loadu(wk + j * L);
+            for (int p = 0; p < P; ++p) acc[p][j] = S::fma(a[p], wv, acc[p][j]);
+          }
+        }
+      } else {
+        for (std::int64_t u = 0; u < r.k_h; ++u) {
+          const std::int64_t ih = ih0 + u * r.d_h;
+          if (ih < 0 || ih >= r.h) continue;
+          const T* xrow = r.x + ih * w_in * c_in;
+          for (std::int64_t v = 0; v < r.k_w; ++v) {
+            const T* wk = wbase + ((u * r.k_w + v) * c_in) * ld;
+            for (std::int64_t c = 0; c < c_in; ++c, wk += ld) {
+              V wv[NV];
+              for (int j = 0; j < NV; ++j) wv[j] = S::loadu(wk + j * L);
+  #pragma GCC unroll 4
+              for (int p = 0; p < P; ++p) {  // constant bounds keep acc in registers
+                const std::int64_t iw = iw0 + p * s_w + v * d_w;
+                if (p >= count) break;
+                if (iw < 0 || iw >= w_in) continue;
+                const V a = S::bcast(xrow + iw * c_in + c);
+                for (int j = 0; j < NV; ++j) acc[p][j] = S::fma(a, wv[j], acc[p][j]);
+              }
             }
           }
         }
       }
-    }
-#pragma GCC unroll 4
-    for (int p = 0; p < P; ++p) {
-      if (p >= count) break;
-      T* out = r.y + (ow + p) * r.c_out + m0;
-      for (int j = 0; j < NV; ++j) {
-        V val = acc[p][j];
-        if (r.relu) val = S::relu(val);
-        const std::int64_t n = live - j * L;
-        if (n >= L) {
-          S::storeu(out + j * L, val);
-        } else if (n > 0) {
-          S::storeu_n(out + j * L, val, static_cast<int>(n));
+  #pragma GCC unroll 4
+      for (int p = 0; p < P; ++p) {
+        if (p >= count) break;
+        T* out = y_row + (ow + p) * r.c_out + m0;
+        for (int j = 0; j < NV; ++j) {
+          V val = acc[p][j];
+          if (r.relu) val = S::relu(val);
+          const std::int64_t n = live - j * L;
+          if (n >= L) {
+            S::storeu(out + j * L, val);
+          } else if (n > 0) {
+            S::storeu_n(out + j * L, val, static_cast<int>(n));
+          }
         }
       }
     }
