@@ -119,22 +119,28 @@ void conv2d_direct(const ConvShape& s, const T* x, const T* w, const DirectWeigh
   if (bias != nullptr) std::copy(bias, bias + s.c_out, bias_pad);
   if (stage_all) {
     for (std::int64_t b = 0; b < s.n; ++b) {
-      stage_rows(staged + b * image_len, x + b * s.h * s.w * s.c_in, s.h, s.w, s.c_in,
-                 -s.p.pad.top, 1, span_h, s.p.pad.left, width);
+      stage_image(staged + b * image_len, x + b * s.h * s.w * s.c_in, s.h, s.w, s.c_in,
+                  s.p.pad.top, span_h, s.p.pad.left, width);
     }
   }
-  // Patch offsets (DirectRow::off) for rows read in place, for rows staged
-  // k_h at a time (consecutive, whatever the dilation) and for whole images.
-  std::int64_t off_image[kMaxDirectPatch], off_rows[kMaxDirectPatch], off_whole[kMaxDirectPatch];
-  for (std::int64_t u = 0, t = 0; u < s.k_h; ++u) {
-    for (std::int64_t v = 0; v < s.k_w; ++v) {
-      for (std::int64_t c = 0; c < s.c_in; ++c, ++t) {
-        const std::int64_t col = v * s.p.dilation_w * s.c_in + c;
-        off_image[t] = u * s.p.dilation_h * s.w * s.c_in + col;
-        off_rows[t] = u * width * s.c_in + col;
-        off_whole[t] = u * s.p.dilation_h * width * s.c_in + col;
+  // Patch offsets (DirectRow::off) for kernel rows row_step values apart: in
+  // the image, in a whole staged image, or in k_h staged rows (consecutive,
+  // whatever the dilation).
+  auto offsets = [&](std::int64_t* off, std::int64_t row_step) {
+    for (std::int64_t u = 0, t = 0; u < s.k_h; ++u) {
+      for (std::int64_t v = 0; v < s.k_w; ++v) {
+        for (std::int64_t c = 0; c < s.c_in; ++c, ++t) {
+          off[t] = u * row_step + v * s.p.dilation_w * s.c_in + c;
+        }
       }
     }
+  };
+  std::int64_t off_image[kMaxDirectPatch], off_rows[kMaxDirectPatch], off_whole[kMaxDirectPatch];
+  if (stage_all) {
+    offsets(off_whole, s.p.dilation_h * width * s.c_in);
+  } else {
+    offsets(off_image, s.p.dilation_h * s.w * s.c_in);
+    offsets(off_rows, width * s.c_in);
   }
   auto base_row = [&](std::int64_t b, std::int64_t oh) {
     DirectRow<T> row;

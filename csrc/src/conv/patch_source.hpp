@@ -6,30 +6,13 @@
 #include <cstdint>
 #include <cstring>
 
+#include "common/copy_run.hpp"
 #include "convx/shape.hpp"
 #include "gemm/driver.hpp"
 
 namespace convx::detail {
 
-// Copies and zero fills of patch runs (a whole strip, or a few channels).
-// Runs of one to eight 32-byte chunks (a strip of a small-C_in layer, such
-// as 7 taps x 3 channels) are copied inline chunk by chunk, the last chunk
-// overlapping the one before: a library memcpy call per run cost resnet50's
-// conv1 about a tenth of its time.
-template <typename T>
-inline void copy(T* __restrict dst, const T* __restrict src, std::int64_t n) {
-  constexpr std::int64_t kChunk = 32 / sizeof(T);
-  if (n >= kChunk && n <= 8 * kChunk) {
-    std::int64_t t = 0;
-    for (; t + kChunk <= n; t += kChunk) std::memcpy(dst + t, src + t, 32);
-    if (t < n) std::memcpy(dst + n - kChunk, src + n - kChunk, 32);
-  } else if (n > 8 * kChunk) {
-    std::memcpy(dst, src, static_cast<std::size_t>(n) * sizeof(T));
-  } else {
-    for (std::int64_t t = 0; t < n; ++t) dst[t] = src[t];
-  }
-}
-
+// Zero fills of patch runs (padding).
 template <typename T>
 inline void fill_zero(T* dst, std::int64_t n) {
   for (std::int64_t t = 0; t < n; ++t) dst[t] = T(0);
@@ -107,7 +90,7 @@ class NhwcPatchRows final : public ASource<T> {
           // Inside the image: k_h strips, no zeros, no per-strip checks.
           const T* src = img + (ih0 * w + iw0) * c_in;
           for (std::int64_t u = 0; u < k_h; ++u) {
-            copy(out + u * row_len, src + u * d_h * w * c_in, row_len);
+            copy_run(out + u * row_len, src + u * d_h * w * c_in, row_len);
           }
         } else {
           for (std::int64_t u = 0; u < k_h; ++u) {
@@ -118,7 +101,7 @@ class NhwcPatchRows final : public ASource<T> {
               continue;
             }
             fill_zero(o, a);
-            copy(o + a, img + (ih * w + iw0) * c_in + a, e - a);
+            copy_run(o + a, img + (ih * w + iw0) * c_in + a, e - a);
             fill_zero(o + e, row_len - e);
           }
         }
@@ -140,7 +123,7 @@ class NhwcPatchRows final : public ASource<T> {
           const std::int64_t a = std::clamp(base + v_lo * cg, lo, hi);
           const std::int64_t e = std::clamp(base + v_hi * cg, lo, hi);
           fill_zero(out + lo, a - lo);
-          copy(out + a, image_row + iw0 * c_in + (a - base), e - a);
+          copy_run(out + a, image_row + iw0 * c_in + (a - base), e - a);
           fill_zero(out + e, hi - e);
           continue;
         }
@@ -149,7 +132,7 @@ class NhwcPatchRows final : public ASource<T> {
           const std::int64_t run = std::min(cg - c, hi - p);
           const std::int64_t iw = iw0 + v * s_.p.dilation_w;
           if (iw >= 0 && iw < w) {
-            copy(out + p, image_row + iw * c_in + c, run);
+            copy_run(out + p, image_row + iw * c_in + c, run);
           } else {
             fill_zero(out + p, run);
           }

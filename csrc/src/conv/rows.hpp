@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "common/copy_run.hpp"
 #include "convx/shape.hpp"
 #include "kernels/row_geometry.hpp"
 
@@ -50,6 +51,23 @@ void stage_rows(T* window, const T* image, std::int64_t h, std::int64_t w, std::
       std::copy(src, src + (hi - lo) * c, dst + lo * c);
     }
     std::fill(dst + hi * c, dst + width * c, T(0));
+  }
+}
+
+// Copies a whole (h, w, c) image into `dst` as `rows` rows of `width` pixels,
+// dst row r, column q holding input pixel (r - pad_top, q - pad_left), zeros
+// elsewhere: one fill and one short copy per image row, where stage_rows()
+// would take a fill or two per row besides.
+template <typename T>
+void stage_image(T* dst, const T* image, std::int64_t h, std::int64_t w, std::int64_t c,
+                 std::int64_t pad_top, std::int64_t rows, std::int64_t pad_left,
+                 std::int64_t width) {
+  std::fill(dst, dst + rows * width * c, T(0));
+  const std::int64_t lo = std::min(pad_left, width);
+  const std::int64_t hi = std::clamp<std::int64_t>(w + pad_left, lo, width);
+  if (hi <= lo) return;  // then lo == pad_left: the copy starts at input column 0
+  for (std::int64_t r = std::max<std::int64_t>(pad_top, 0); r < std::min(rows, h + pad_top); ++r) {
+    copy_run(dst + (r * width + lo) * c, image + (r - pad_top) * w * c, (hi - lo) * c);
   }
 }
 

@@ -183,7 +183,7 @@ PoolLease::PoolLease() : lock_(holder().mutex, std::try_to_lock) {
 
 PoolLease::~PoolLease() = default;
 
-void PoolLease::run(std::int64_t tasks, int max_threads, const TaskFn& fn) {
+void PoolLease::run_job(std::int64_t tasks, int max_threads, const TaskFn& fn) {
   if (pool_ != nullptr) {
     pool_->run(tasks, max_threads, fn);
     return;

@@ -87,7 +87,12 @@ class Executor {
  public:
   virtual ~Executor() = default;
   // Runs fn(t, scratch) for t in [0, tasks) on at most max_threads threads.
-  virtual void run(std::int64_t tasks, int max_threads, const TaskFn& fn) = 0;
+  // fn is passed on by reference: a lambda that captures several references
+  // would otherwise be copied to the heap by std::function for every job.
+  template <typename Fn>
+  void run(std::int64_t tasks, int max_threads, const Fn& fn) {
+    run_job(tasks, max_threads, TaskFn(std::cref(fn)));
+  }
   // Memory shared by all phases and tasks of this job.
   virtual AlignedBuffer& shared() = 0;
 
@@ -105,18 +110,22 @@ class Executor {
       for (std::int64_t i = t * per; i < end; ++i) fn(i, scratch);
     });
   }
+
+ protected:
+  virtual void run_job(std::int64_t tasks, int max_threads, const TaskFn& fn) = 0;
 };
 
 // Runs every task on the calling thread with one worker's scratch.
 class SerialExecutor final : public Executor {
  public:
   explicit SerialExecutor(WorkerScratch& scratch) : scratch_(scratch) {}
-  void run(std::int64_t tasks, int, const TaskFn& fn) override {
-    for (std::int64_t t = 0; t < tasks; ++t) fn(t, scratch_);
-  }
   AlignedBuffer& shared() override { return scratch_.shared; }
 
  private:
+  void run_job(std::int64_t tasks, int, const TaskFn& fn) override {
+    for (std::int64_t t = 0; t < tasks; ++t) fn(t, scratch_);
+  }
+
   WorkerScratch& scratch_;
 };
 
@@ -131,10 +140,11 @@ class PoolLease final : public Executor {
   PoolLease(const PoolLease&) = delete;
   PoolLease& operator=(const PoolLease&) = delete;
 
-  void run(std::int64_t tasks, int max_threads, const TaskFn& fn) override;
   AlignedBuffer& shared() override;
 
  private:
+  void run_job(std::int64_t tasks, int max_threads, const TaskFn& fn) override;
+
   std::unique_lock<std::mutex> lock_;
   ThreadPool* pool_ = nullptr;
   std::unique_ptr<AlignedBuffer> own_shared_;
