@@ -35,7 +35,9 @@ constexpr std::int64_t kRowPad = 64 / sizeof(T);
 // With several threads, M is cut into at least this many tasks per thread,
 // each of at least kMinTaskRows micro-panels and kMinTaskFlops (smaller ones
 // cost more in re-read B panels than they save: 256^3 lost 12 % at 8 tasks).
-constexpr std::int64_t kMinTasksPerThread = 4;
+// The guided sizes of plan_n_block then split the last ones finer. (Four per
+// thread before guided sizes; two since: resnet.s4 +3-7 % at two threads.)
+constexpr std::int64_t kMinTasksPerThread = 2;
 constexpr std::int64_t kMinTaskRows = 4;
 constexpr double kMinTaskFlops = 16.0e6;
 // Micro-panels in one M block (mc / mr) at most, over every kernel.
