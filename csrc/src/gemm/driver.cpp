@@ -4,8 +4,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <vector>
 #include <stdexcept>
+#include <vector>
 
 #include "common/checked.hpp"
 #include "convx/runtime.hpp"
