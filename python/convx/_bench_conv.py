@@ -456,9 +456,12 @@ def main(argv: list[str] | None = None) -> int:
     layers = [lay for lay in SUITE if args.only is None or args.only in lay.name]
 
     info = convx.cpu_info()
-    peak = float(convx._core.measure_peak_gflops(0.3))
+    # The machine's speed drifts, and one sample taken in a slow moment would make every
+    # "% peak" wrong. So the peak is sampled at the start and before each one-thread layer,
+    # and the fastest sample is the reference.
+    peak_samples = [float(convx._core.measure_peak_gflops(0.06)) for _ in range(5)]
     print(f"convx {convx.__version__}, path {info['active']}, measured f32 FMA peak "
-          f"{peak:.0f} GFLOP/s per core", flush=True)
+          f"{max(peak_samples):.0f} GFLOP/s per core so far", flush=True)
     results: dict[int, dict[str, dict[str, float]]] = {t: {} for t in thread_counts}
     capacity: dict[int, list[float]] = {t: [] for t in thread_counts if t > 1}
     total = len(layers) * len(thread_counts)
@@ -468,6 +471,8 @@ def main(argv: list[str] | None = None) -> int:
             done += 1
             print(f"[{done}/{total}] {layer.name}, {threads} thread(s) ...", end="",
                   file=sys.stderr, flush=True)
+            if threads == 1:
+                peak_samples.append(float(convx._core.measure_peak_gflops(0.03)))
             if threads > 1:
                 time.sleep(_BLOCK_PAUSE)  # other libraries' workers may still spin
                 capacity[threads].append(concurrent_peak(threads))
@@ -477,6 +482,9 @@ def main(argv: list[str] | None = None) -> int:
             results[threads][layer.name] = r
             print(" " + ", ".join(f"{k} {v:.1f}" for k, v in r.items()), file=sys.stderr,
                   flush=True)
+    peak = max(peak_samples)
+    print(f"f32 FMA peak of one core, the fastest of {len(peak_samples)} samples: "
+          f"{peak:.0f} GFLOP/s (slowest {min(peak_samples):.0f})\n")
     print(render(results, peak))
     for threads, rates in capacity.items():
         print(f"FMA peak of {threads} threads at once, sampled before each layer: "
