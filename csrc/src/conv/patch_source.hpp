@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 
 #include "common/copy_run.hpp"
 #include "convx/shape.hpp"
@@ -21,7 +20,7 @@ inline void fill_zero(T* dst, std::int64_t n) {
 // NHWC patches as rows of A. Row r is output pixel (b, oh, ow) of the whole
 // batch (r = (b*h_out + oh)*w_out + ow); K index p = (u*k_w + v)*C_g + c, the
 // HWC patch order in which OHWI weights are stored. Within one tap the C_g
-// channels are contiguous in the image, so a row is packed as a few memcpys.
+// channels are contiguous in the image, so a row is packed as a few run copies.
 template <typename T>
 class NhwcPatchRows final : public ASource<T> {
  public:

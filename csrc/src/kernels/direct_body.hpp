@@ -50,7 +50,7 @@ void direct_row_block(const DirectRow<T>& r, std::int64_t m0) {
         // wk steps by ld rather than being wbase + t*ld: unrolled, the products
         // would be hoisted out of the pixel loop as K pointers and spilled.
         const T* wk = wbase;
-  #pragma GCC unroll 16
+#pragma GCC unroll 16
         for (std::int64_t t = 0; t < K; ++t, wk += ld) {
           const std::int64_t o = off[t];
           V a[P];
@@ -70,7 +70,7 @@ void direct_row_block(const DirectRow<T>& r, std::int64_t m0) {
             for (std::int64_t c = 0; c < c_in; ++c, wk += ld) {
               V wv[NV];
               for (int j = 0; j < NV; ++j) wv[j] = S::loadu(wk + j * L);
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
               for (int p = 0; p < P; ++p) {  // constant bounds keep acc in registers
                 const std::int64_t iw = iw0 + p * s_w + v * d_w;
                 if (p >= count) break;
@@ -82,7 +82,7 @@ void direct_row_block(const DirectRow<T>& r, std::int64_t m0) {
           }
         }
       }
-  #pragma GCC unroll 4
+#pragma GCC unroll 4
       for (int p = 0; p < P; ++p) {
         if (p >= count) break;
         T* out = y_row + (ow + p) * r.c_out + m0;
