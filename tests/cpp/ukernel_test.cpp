@@ -83,7 +83,7 @@ void check_kernel() {
                 want[static_cast<std::size_t>(i * rs + j * cs)] = T(s);
               }
             }
-            kern.fn(k, a.data(), lda, b.data(), c.data(), rs, cs, m, n, accumulate,
+            kern.fn(k, a.data(), lda, k, 0, b.data(), c.data(), rs, cs, m, n, accumulate,
                     use_ep ? &ep : nullptr);
             for (std::size_t e = 0; e < c.size(); ++e) {
               const bool ok = (std::isnan(c[e]) && std::isnan(want[e])) || c[e] == want[e];
@@ -106,6 +106,51 @@ void check_kernel() {
 TEST_CASE_ISA("ukernel: every partial tile, K, C layout, accumulate and epilogue") {
   check_kernel<float>();
   check_kernel<double>();
+}
+
+// A read in runs (a patch in place in the image, one run per kernel row):
+// A(i, p) = a[i*lda + (p / run)*step + p % run]. Every run length against a
+// full tile, including runs that do not divide K and runs of one value.
+template <typename T>
+void check_runs() {
+  const convx::detail::GemmKernel<T>& kern = convx::detail::gemm_kernel<T>();
+  const int64_t mr = kern.mr, nr = kern.nr;
+  CONTEXT(kern.name);
+  for (int64_t k : {1, 7, 21, 40, 147}) {
+    for (int64_t run : {1, 3, 8, 9, 21, 64}) {
+      if (run > k && run != 64) continue;
+      const int64_t lda = 6, step = 211;  // rows overlap; runs far apart
+      const int64_t runs = (k + run - 1) / run;
+      const int64_t span = (mr - 1) * lda + (runs - 1) * step + run;
+      const std::vector<T> a = ref::small_ints<T>(span, 11);
+      ref::AlignedArray<T> b(static_cast<std::size_t>(k * nr));
+      const std::vector<T> b_vals = ref::small_ints<T>(k * nr, 12);
+      for (int64_t e = 0; e < k * nr; ++e) b[static_cast<std::size_t>(e)] = b_vals[static_cast<std::size_t>(e)];
+      for (bool accumulate : {false, true}) {
+        std::vector<T> c = ref::small_ints<T>(mr * nr, 13);
+        std::vector<T> want = c;
+        for (int64_t i = 0; i < mr; ++i) {
+          for (int64_t j = 0; j < nr; ++j) {
+            double s = accumulate ? double(want[static_cast<std::size_t>(i * nr + j)]) : 0.0;
+            for (int64_t p = 0; p < k; ++p) {
+              const int64_t at = i * lda + (p / run) * step + p % run;
+              s += double(a[static_cast<std::size_t>(at)]) * double(b_vals[static_cast<std::size_t>(p * nr + j)]);
+            }
+            want[static_cast<std::size_t>(i * nr + j)] = T(s);
+          }
+        }
+        kern.fn(k, a.data(), lda, run, step, b.data(), c.data(), nr, 1, mr, nr, accumulate,
+                nullptr);
+        CONTEXT("k=", k, " run=", run, " accumulate=", accumulate);
+        CHECK(c == want);
+      }
+    }
+  }
+}
+
+TEST_CASE_ISA("ukernel: A read in runs, as a patch in place in an image") {
+  check_runs<float>();
+  check_runs<double>();
 }
 
 }  // namespace

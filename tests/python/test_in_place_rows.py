@@ -4,7 +4,11 @@ the image when its pixels lie in one output row and inside the image; the other 
 packed. Sweep the cases that decide between the two: widths around the register tile
 height, padding on each side, strides, dilation, groups, a batch (panels that would cross
 images), channel counts that give one, two or three taps per block or split a tap, and the
-prepared-weights path, which must pack its weights for the same K blocks."""
+prepared-weights path, which must pack its weights for the same K blocks.
+
+Layers with few channels (resnet50's conv1: 3) keep the whole patch in one K block; there
+the GEMM reads a panel in place as one strip of k_w taps per kernel row, when the strip is
+at least 8 values long and the panel's strips all lie inside the image."""
 
 from __future__ import annotations
 
@@ -27,6 +31,15 @@ GEOMETRIES = [
     (2, 5, 11, 64, 12, (3, 3), 1, 1, 1, 2),      # groups of 32 channels
     (1, 3, 25, 96, 7, (1, 5), (1, 3), 1, (0, 2), 1),  # wide kernel, stride 3
     (3, 2, 6, 32, 4, (2, 2), 1, 1, 0, 1),        # short rows: panels span output rows
+    # Few channels: strips of a kernel row read in place.
+    (1, 20, 30, 3, 16, (7, 7), 2, 1, 3, 1),      # resnet50 conv1 in small
+    (2, 9, 17, 8, 5, (3, 3), 1, 1, 1, 1),        # a batch of two, strips of 24
+    (1, 8, 20, 4, 6, (5, 5), 1, 1, 0, 1),        # no padding: most panels in place
+    (1, 6, 30, 5, 3, (3, 4), 3, 1, ((2, 0), (1, 1)), 1),  # stride 3, uneven padding
+    (1, 10, 16, 6, 4, (3, 3), 1, (2, 1), 1, 1),  # strips two image rows apart
+    (1, 24, 24, 3, 8, (11, 11), 4, 1, 2, 1),     # K over one block: strips packed
+    (1, 7, 15, 3, 5, (3, 3), 1, 1, 1, 1),        # strips of 9, the shortest read in place
+    (1, 9, 12, 2, 4, (3, 3), 1, 1, 1, 1),        # strips of 6: packed
 ]
 
 

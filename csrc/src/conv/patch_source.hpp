@@ -27,20 +27,47 @@ class NhwcPatchRows final : public ASource<T> {
   NhwcPatchRows(const ConvShape& s, const T* x, std::int64_t group)
       : s_(s), x_(x + group * s.c_in_per_group()) {}
 
-  // Short channel runs get no K blocks of their own (nhwc_k_block), so they
-  // are always packed.
-  bool reads_in_place() const override { return s_.c_in_per_group() >= kMinInPlaceRun; }
+  // Short channel runs get no K blocks of their own (nhwc_k_block). They are
+  // read in place only as whole kernel rows (strips of k_w taps), and only
+  // where a strip is long enough.
+  bool reads_in_place() const override {
+    const std::int64_t cg = s_.c_in_per_group();
+    return cg >= kMinInPlaceRun ||
+           (cg == s_.c_in && s_.p.dilation_w == 1 && s_.k_w * cg >= kMinInPlaceStrip);
+  }
 
   // A K block within one run of the image (a tap's channels, or a kernel
   // row's taps when they are adjacent) is, for neighbouring output pixels of
   // one output row, the same run shifted by stride_w * C_in: rows of A with
   // that stride. They can be read in place unless a pixel's run would leave
   // the image (padding), or the rows span two output rows.
+  //
+  // Without groups and dilation, a K block of whole kernel rows is, for each
+  // pixel, k_h runs of the image (a strip of k_w taps each) d_h rows apart:
+  // a patch of a few channels (resnet50 conv1: 7 taps x 3 channels) is read
+  // in place run by run rather than packed.
   const T* rows_in_place(std::int64_t r0, std::int64_t rows, std::int64_t k0, std::int64_t kc,
-                         std::int64_t* ld) const override {
+                         std::int64_t* ld, std::int64_t* run_len,
+                         std::int64_t* run_step) const override {
     const std::int64_t cg = s_.c_in_per_group(), c_in = s_.c_in, k_w = s_.k_w;
     const std::int64_t d_w = s_.p.dilation_w, s_w = s_.p.stride_w, w = s_.w;
     const std::int64_t row_len = k_w * cg;
+    if (cg == c_in && d_w == 1 && kc > row_len && k0 % row_len == 0 &&
+        kc % row_len == 0) {
+      const std::int64_t ow = r0 % s_.w_out, rest = r0 / s_.w_out;
+      const std::int64_t oh = rest % s_.h_out, b = rest / s_.h_out;
+      if (ow + rows > s_.w_out) return nullptr;
+      const std::int64_t d_h = s_.p.dilation_h;
+      const std::int64_t ih_first = oh * s_.p.stride_h - s_.p.pad.top + k0 / row_len * d_h;
+      const std::int64_t ih_last = ih_first + (kc / row_len - 1) * d_h;
+      const std::int64_t iw_first = ow * s_w - s_.p.pad.left;
+      const std::int64_t iw_last = (ow + rows - 1) * s_w - s_.p.pad.left + k_w - 1;
+      if (ih_first < 0 || ih_last >= s_.h || iw_first < 0 || iw_last >= w) return nullptr;
+      *ld = s_w * c_in;
+      *run_len = row_len;
+      *run_step = d_h * w * c_in;
+      return x_ + ((b * s_.h + ih_first) * w + iw_first) * c_in;
+    }
     const std::int64_t run = (d_w == 1 && cg == c_in) ? row_len : cg;
     const std::int64_t u = k0 / row_len, within = k0 - u * row_len;
     if (within / run != (within + kc - 1) / run) return nullptr;

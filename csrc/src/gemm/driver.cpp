@@ -46,11 +46,17 @@ constexpr std::int64_t kMaxPanelsPerBlock = 64;
 // Whether mr rows ld_bytes apart can be streamed by a micro-kernel without
 // crowding L1: at most two of them may start in the same set (64 sets of
 // 64-byte lines per 4 KiB way), or they would evict each other and the B panel.
+// Rows that start in one line share it rather than crowd its set (a patch
+// of a few channels at a small stride).
 bool rows_spread(std::int64_t ld_bytes, int mr) {
   if (ld_bytes <= 0) return false;  // reversed or repeated rows: pack them
   int in_set[64] = {};
+  std::int64_t last_line = -1;
   for (int i = 0; i < mr; ++i) {
-    if (++in_set[(i * ld_bytes / 64) % 64] > 2) return false;
+    const std::int64_t line = i * ld_bytes / 64;
+    if (line == last_line) continue;
+    last_line = line;
+    if (++in_set[line % 64] > 2) return false;
   }
   return true;
 }
@@ -332,7 +338,8 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
                             : nullptr;
       const std::int64_t calls = rows_pad / mr;  // <= kMaxPanelsPerBlock, checked on entry
       const T* a_ptr[kMaxPanelsPerBlock];
-      std::int64_t a_ld[kMaxPanelsPerBlock];
+      std::int64_t a_ld[kMaxPanelsPerBlock], a_run[kMaxPanelsPerBlock],
+          a_step[kMaxPanelsPerBlock];
       for (std::int64_t kb = 0; kb < k_blocks; ++kb) {
         const std::int64_t pc = kb * kc_max;
         const std::int64_t kc = std::max<std::int64_t>(0, std::min(kc_max, k - pc));
@@ -340,6 +347,8 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
         for (std::int64_t q = 0; q < calls; ++q) {
           a_ptr[q] = packed_a + q * mr * lda;
           a_ld[q] = lda;
+          a_run[q] = kc;
+          a_step[q] = 0;
         }
         if (kc > 0 && !a.reads_in_place()) {
           a.pack_rows(packed_a, lda, ic, mcur, pc, kc);
@@ -349,11 +358,14 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
           // source allows it and its rows do not crowd L1; pack the rest.
           for (std::int64_t q = 0; q < calls; ++q) {
             const std::int64_t r = q * mr, rows = std::min<std::int64_t>(mr, mcur - r);
-            std::int64_t ld = 0;
-            const T* in_place = rows == mr ? a.rows_in_place(ic + r, mr, pc, kc, &ld) : nullptr;
+            std::int64_t ld = 0, run = kc, run_step = 0;
+            const T* in_place =
+                rows == mr ? a.rows_in_place(ic + r, mr, pc, kc, &ld, &run, &run_step) : nullptr;
             if (in_place != nullptr && rows_spread(ld * std::int64_t(sizeof(T)), mr)) {
               a_ptr[q] = in_place;
               a_ld[q] = ld;
+              a_run[q] = run;
+              a_step[q] = run_step;
               continue;
             }
             T* dst = packed_a + r * lda;
@@ -407,7 +419,7 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
               tile_ep.relu = ep.activation == Activation::ReLU;
               tile_ep_ptr = &tile_ep;
             }
-            kern.fn(kc, a_ptr[q], a_ld[q], bpanel,
+            kern.fn(kc, a_ptr[q], a_ld[q], a_run[q], a_step[q], bpanel,
                     c + (ic + ir) * rs_c + (jc + jr) * cs_c, rs_c, cs_c,
                     std::min<std::int64_t>(mr, mcur - ir), ncur, acc, tile_ep_ptr);
           }

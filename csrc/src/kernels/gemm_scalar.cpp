@@ -7,15 +7,19 @@ namespace convx::detail {
 namespace {
 
 template <typename T, int MR, int NR>
-void ukernel_scalar(std::int64_t k, const T* a, std::int64_t lda, const T* b, T* c,
-                    std::int64_t rs_c, std::int64_t cs_c, std::int64_t m, std::int64_t n,
-                    bool accumulate, const TileEpilogue<T>* ep) {
+void ukernel_scalar(std::int64_t k, const T* a, std::int64_t lda, std::int64_t run,
+                    std::int64_t run_step, const T* b, T* c, std::int64_t rs_c,
+                    std::int64_t cs_c, std::int64_t m, std::int64_t n, bool accumulate,
+                    const TileEpilogue<T>* ep) {
   T acc[MR * NR] = {};
-  for (std::int64_t p = 0; p < k; ++p) {
-    const T* bp = b + p * NR;
-    for (int i = 0; i < MR; ++i) {
-      const T ai = a[i * lda + p];
-      for (int j = 0; j < NR; ++j) acc[i * NR + j] += ai * bp[j];
+  for (std::int64_t p0 = 0; p0 < k; p0 += run, a += run_step) {
+    const std::int64_t len = k - p0 < run ? k - p0 : run;
+    for (std::int64_t q = 0; q < len; ++q) {
+      const T* bp = b + (p0 + q) * NR;
+      for (int i = 0; i < MR; ++i) {
+        const T ai = a[i * lda + q];
+        for (int j = 0; j < NR; ++j) acc[i * NR + j] += ai * bp[j];
+      }
     }
   }
   store_tile_generic(acc, NR, c, rs_c, cs_c, m, n, accumulate, ep);

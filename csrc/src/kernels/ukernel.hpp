@@ -3,7 +3,10 @@
 //
 // A micro-kernel computes one MR x NR tile of C = A * B:
 //
-//   a: MR rows of A, row-major with row stride lda: A(i, p) = a[i*lda + p].
+//   a: MR rows of A, row-major with row stride lda, each row in runs of `run`
+//      values `run_step` apart: A(i, p) = a[i*lda + (p / run)*run_step + p % run].
+//      A packed block is one run per row (run >= k); a patch read in place
+//      from an image is one run per kernel row (see ASource::rows_in_place).
 //      The packer copies rows of A as contiguous runs (no transposition), so
 //      packing an image patch or a row-major matrix is a plain copy. Rows
 //      i >= m exist and are zero-filled, so the kernel may always read MR rows.
@@ -36,7 +39,8 @@ struct TileEpilogue {
 };
 
 template <typename T>
-using UKernelFn = void (*)(std::int64_t k, const T* a, std::int64_t lda, const T* b, T* c,
+using UKernelFn = void (*)(std::int64_t k, const T* a, std::int64_t lda, std::int64_t run,
+                           std::int64_t run_step, const T* b, T* c,
                            std::int64_t rs_c, std::int64_t cs_c, std::int64_t m, std::int64_t n,
                            bool accumulate, const TileEpilogue<T>* ep);
 

@@ -14,9 +14,9 @@ namespace convx::detail {
 namespace {  // one copy per kernel file, compiled with that file's ISA flags
 
 template <typename S, typename T, int MR, int NV>
-void ukernel_simd(std::int64_t k, const T* a, std::int64_t lda, const T* b, T* c,
-                  std::int64_t rs_c, std::int64_t cs_c, std::int64_t m, std::int64_t n,
-                  bool accumulate, const TileEpilogue<T>* ep) {
+void ukernel_simd(std::int64_t k, const T* a, std::int64_t lda, std::int64_t run,
+                  std::int64_t run_step, const T* b, T* c, std::int64_t rs_c, std::int64_t cs_c,
+                  std::int64_t m, std::int64_t n, bool accumulate, const TileEpilogue<T>* ep) {
   using V = typename S::V;
   constexpr int L = S::kLanes;
   constexpr int NR = NV * L;
@@ -30,9 +30,6 @@ void ukernel_simd(std::int64_t k, const T* a, std::int64_t lda, const T* b, T* c
   // grp[g] + j*lda, an address x86 forms as base + index*scale, so that with
   // the k loop unrolled a step needs no address arithmetic of its own.
   constexpr int kGroups = (MR + 2) / 3;
-  const T* grp[kGroups];
-#pragma GCC unroll 8
-  for (int g = 0; g < kGroups; ++g) grp[g] = a + 3 * g * lda;
   // C is touched only after the k loop; start fetching it now so that the
   // read-modify-write at the end does not stall on L2/L3 misses.
   if (accumulate && cs_c == 1) {
@@ -49,21 +46,28 @@ void ukernel_simd(std::int64_t k, const T* a, std::int64_t lda, const T* b, T* c
   // FMAs instead of 27, and the core's front end, which it shares with a busy
   // neighbour at times on a VM, keeps up. Same-process A/B on the conv suite:
   // +12-20 % at one and two threads against the plain loop, +2-5 % against
-  // unrolling by four. The order of the sum over p is unchanged.
+  // unrolling by four. The order of the sum over p is unchanged. A packed
+  // block is a single run; a patch read in place is one run per kernel row.
+  for (std::int64_t p0 = 0; p0 < k; p0 += run, a += run_step) {
+    const std::int64_t len = k - p0 < run ? k - p0 : run;
+    const T* grp[kGroups];
 #pragma GCC unroll 8
-  for (std::int64_t p = 0; p < k; ++p) {
-    V bv[NV];
+    for (int g = 0; g < kGroups; ++g) grp[g] = a + 3 * g * lda;
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) bv[v] = S::load(b + v * L);
+    for (std::int64_t p = 0; p < len; ++p) {
+      V bv[NV];
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) bv[v] = S::load(b + v * L);
 #pragma GCC unroll 32
-    for (int i = 0; i < MR; ++i) {
-      const V ai = S::bcast(grp[i / 3] + (i % 3) * lda);
+      for (int i = 0; i < MR; ++i) {
+        const V ai = S::bcast(grp[i / 3] + (i % 3) * lda);
 #pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) acc[i][v] = S::fma(ai, bv[v], acc[i][v]);
+        for (int v = 0; v < NV; ++v) acc[i][v] = S::fma(ai, bv[v], acc[i][v]);
+      }
+      b += NR;
+#pragma GCC unroll 8
+      for (int g = 0; g < kGroups; ++g) ++grp[g];
     }
-    b += NR;
-#pragma GCC unroll 8
-    for (int g = 0; g < kGroups; ++g) ++grp[g];
   }
 
   if (cs_c != 1) {
