@@ -23,6 +23,8 @@ inline std::int64_t round_up(std::int64_t a, std::int64_t b) { return ceil_div(a
 constexpr double kFlopsPerThread = 1.0e6;
 // The packed K x nc block of B is kept within this many bytes (a share of L3).
 constexpr std::int64_t kPackedBBudget = std::int64_t(6) << 20;
+// A packed B block of at most this many bytes is not prefetched panel by panel.
+constexpr std::int64_t kSmallB = std::int64_t(128) << 10;
 // B micro-panels packed per task of the packing phase.
 constexpr std::int64_t kPanelsPerPackTask = 4;
 // Rows ahead that pack_panels() prefetches when it copies rows of B.
@@ -321,6 +323,11 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
       packed_b = dst;
     }
 
+    // A packed B this small stays in L2 from one panel to the next (resnet50
+    // conv1's filters: 37 KiB); fetching it ahead would only cost instructions
+    // (conv1: +1 % at one thread, same-process A/B).
+    const bool b_small = !stream_b && k_alloc * nc_pad * std::int64_t(sizeof(T)) <= kSmallB;
+
     // Phase 2: each task packs its rows of A per k-block and sweeps its tiles.
     lease.run(m_tasks * n_chunks, threads, [&](std::int64_t t, WorkerScratch& scratch) {
       const std::int64_t ic = nb.m_start(t / n_chunks, mr);
@@ -337,6 +344,10 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
                                   std::min(kc_max, k_alloc) * nr * kStreamPanels))
                             : nullptr;
       const std::int64_t calls = rows_pad / mr;  // <= kMaxPanelsPerBlock, checked on entry
+      // rows_spread() of the last row stride seen: a source's in-place rows nearly
+      // always share one stride, and the check costs more than a micro-panel's setup.
+      std::int64_t spread_ld = 0;
+      bool spread = false;
       const T* a_ptr[kMaxPanelsPerBlock];
       std::int64_t a_ld[kMaxPanelsPerBlock], a_run[kMaxPanelsPerBlock],
           a_step[kMaxPanelsPerBlock];
@@ -361,7 +372,11 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
             std::int64_t ld = 0, run = kc, run_step = 0;
             const T* in_place =
                 rows == mr ? a.rows_in_place(ic + r, mr, pc, kc, &ld, &run, &run_step) : nullptr;
-            if (in_place != nullptr && rows_spread(ld * std::int64_t(sizeof(T)), mr)) {
+            if (in_place != nullptr && ld != spread_ld) {
+              spread_ld = ld;
+              spread = rows_spread(ld * std::int64_t(sizeof(T)), mr);
+            }
+            if (in_place != nullptr && spread) {
               a_ptr[q] = in_place;
               a_ld[q] = ld;
               a_run[q] = run;
@@ -390,7 +405,8 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
           // The next B micro-panel was packed long before and has fallen out to
           // L3. Fetch it into L2 a slice per micro-kernel call, so that the first
           // call on it does not stall (measured: about +10% on 1024^3).
-          const T* b_next = (!stream_b && jr + nr < j_hi) ? bpanel + kc * nr : nullptr;
+          const T* b_next =
+              (!stream_b && !b_small && jr + nr < j_hi) ? bpanel + kc * nr : nullptr;
           const std::int64_t next_lines =
               b_next != nullptr ? kc * nr * std::int64_t(sizeof(T)) / 64 : 0;
           const std::int64_t per_call = ceil_div(next_lines, calls);
