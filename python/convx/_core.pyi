@@ -7,6 +7,7 @@ float64 of one dtype; outputs are written in place. Every call releases the GIL
 while the C++ core runs.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,8 @@ import numpy.typing as npt
 _Array = npt.NDArray[Any]
 _Int2 = tuple[int, int]
 _Int4 = tuple[int, int, int, int]
+# What ConvPlan.bind returns: bound_conv(x, out=None), positional only.
+_BoundConv = Callable[[object, object], _Array | None]
 
 __version__: str
 
@@ -29,14 +32,6 @@ class PreparedWeights:
     @property
     def nbytes(self) -> int:
         """Bytes held by the packed copy."""
-
-class BoundConv:
-    """A ConvPlan bound to prepared weights and a bias (ConvPlan.bind)."""
-
-    def __call__(self, x: object, out: object = None) -> _Array | None:
-        """As ConvPlan.__call__ with the bound weights and bias, or None (computing
-        nothing) when x is not a C-contiguous ndarray of exactly the plan's input shape
-        and the weights' dtype."""
 
 class ConvPlan:
     """One validated convolution geometry, reusable for any number of calls.
@@ -66,8 +61,12 @@ class ConvPlan:
         writeable and not overlap the inputs), and returns it. The output is 3-D when the
         plan was made with batched=False. Checks every buffer's dtype, contiguity and size."""
 
-    def bind(self, weight: PreparedWeights, bias: _Array | None) -> BoundConv:
-        """This plan with a layer's prepared weights (same dtype as x) and bias attached."""
+    def bind(self, weight: PreparedWeights, bias: _Array | None) -> _BoundConv:
+        """This plan with a layer's prepared weights (same dtype as x) and bias attached:
+        a builtin function bound_conv(x, out=None), positional only. It computes as
+        ConvPlan.__call__ with the bound weights and bias, or returns None (computing
+        nothing) when x is not a C-contiguous ndarray of exactly the plan's input shape
+        and the weights' dtype."""
 
     def workspace_bytes(self, f64: bool) -> int:
         """Scratch memory one run needs, in bytes, for float64 (f64=True) or float32."""

@@ -88,7 +88,7 @@ class Conv2D:
         fan_in = shape[1] * shape[2] * shape[3]
         bound = 1.0 / math.sqrt(fan_in)
         rng = np.random.default_rng(seed)
-        self._plans: dict[Any, _core.BoundConv] = {}
+        self._plans: dict[Any, Callable[[Any, Any], npt.NDArray[Any] | None]] = {}
         self._bias: npt.NDArray[Any] | None = None
         self.weight = rng.uniform(-bound, bound, size=shape).astype(dt)
         self.bias = rng.uniform(-bound, bound, size=(out_channels,)).astype(dt) if bias else None

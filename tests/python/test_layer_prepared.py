@@ -165,3 +165,42 @@ def test_inputs_the_cached_plan_cannot_take_as_is() -> None:
         np.testing.assert_array_equal(layer(x), convx.conv2d(x_arr, w, b, padding=1))
     with pytest.raises(TypeError, match="dtype"):
         layer(a.astype(np.float64))
+
+
+def test_bound_plan_is_a_strict_positional_call() -> None:
+    """ConvPlan.bind returns a builtin bound_conv(x, out=None): the layer's per-call entry,
+    outside pybind11's dispatcher, so it translates its own errors."""
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((4, 3, 3, 2)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    x = rng.standard_normal((1, 6, 7, 2)).astype(np.float32)
+    plan = _core.ConvPlan((1, 6, 7, 2), (4, 3), 3, (1, 1), (1, 1), (1, 1, 1, 1), 1, "NHWC",
+                          "none")
+    bound = plan.bind(_core.PreparedWeights(w, 1, "NHWC"), b)
+    want = convx.conv2d(x, w, b, padding=1)
+    np.testing.assert_array_equal(bound(x), want)
+    out = np.full_like(want, np.nan)
+    assert bound(x, out) is out
+    np.testing.assert_array_equal(out, want)
+    # Inputs it cannot take as they are: None, computing nothing.
+    assert bound(x[:, :5]) is None
+    assert bound(x.astype(np.float64)) is None
+    assert bound(np.asfortranarray(x)) is None
+    assert bound([1.0]) is None
+    # Bad calls raise, with the exception types the layer's fallback expects.
+    with pytest.raises(TypeError, match="takes"):
+        bound()
+    with pytest.raises(TypeError, match="takes"):
+        bound(x, out, out)
+    with pytest.raises(TypeError):
+        bound(x, out=out)  # positional only
+    with pytest.raises(ValueError, match="wrong shape"):
+        bound(x, np.empty((1, 6, 7, 5), np.float32))
+    buf = np.zeros(x.size + want.size, np.float32)
+    buf[: x.size] = x.reshape(-1)
+    with pytest.raises(ValueError, match="overlap"):
+        bound(buf[: x.size].reshape(x.shape), buf[50 : 50 + want.size].reshape(want.shape))
+    with pytest.raises(TypeError, match="numpy array"):
+        bound(x, [0.0])
+    del plan  # the bound function keeps what it needs alive
+    np.testing.assert_array_equal(bound(x), want)
