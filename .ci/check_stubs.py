@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import sys
+import types
 from pathlib import Path
 
 from convx import _core
@@ -85,6 +86,8 @@ def compare(
         obj = runtime[name]
         if isinstance(obj, type):
             continue  # a class: its members are compared on their own
+        if isinstance(obj, types.WrapperDescriptorType):
+            continue  # a C type slot (LayerBase.__call__): it has no signature to read
         if want is None:
             if not isinstance(obj, property):
                 problems.append(f"{where}{name}: the stub has a property, _core does not")

@@ -33,6 +33,12 @@ class PreparedWeights:
     def nbytes(self) -> int:
         """Bytes held by the packed copy."""
 
+class LayerBase:
+    """Base of convx.Conv2D: __call__(x, *, out=None) runs the cached plan
+    self._fast(x, out), or self._call_slow(x, out=out) when it declines."""
+
+    def __call__(self, x: npt.ArrayLike, *, out: _Array | None = None) -> _Array: ...
+
 class ConvPlan:
     """One validated convolution geometry, reusable for any number of calls.
 

@@ -24,13 +24,18 @@ def _no_plan(x: Any, out: Any) -> None:
     return None
 
 
-class Conv2D:
+class Conv2D(_core.LayerBase):
     """A 2-D convolution layer (cross-correlation, as in PyTorch and TensorFlow).
 
     Weights are OHWI (out_channels, k_h, k_w, in_channels/groups) for layout "NHWC" and
     OIHW (out_channels, in_channels/groups, k_h, k_w) for "NCHW". They and the bias are
     initialised as in PyTorch, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with
     fan_in = in_channels/groups * k_h * k_w, reproducibly when ``seed`` is given.
+
+    ``layer(x, *, out=None)`` applies the layer to a batch (4-D) or a single image (3-D)
+    in the layer's layout, into ``out`` when given. The call itself is implemented in C
+    (``_core.LayerBase``): a repeated call with an input of the same shape and dtype runs
+    the plan cached for it with no Python frame; anything else takes ``_call_slow``.
     """
 
     _sig: tuple[Any, ...] | bool | None = None  # see _signature
@@ -137,18 +142,12 @@ class Conv2D:
             return (self.out_channels, k_h, k_w, c_g)
         return (self.out_channels, c_g, k_h, k_w)
 
-    def __call__(self, x: npt.ArrayLike, *, out: npt.NDArray[Any] | None = None
-                 ) -> npt.NDArray[Any]:
-        """Apply the layer to a batch (4-D) or a single image (3-D) in the layer's layout."""
-        # The plan of the last input shape, bound to this layer's weights and bias. It
-        # returns None for an input it cannot take as is (another shape or dtype, or one
-        # that needs a copy) and raises for a bad out; both take the validating path.
-        try:
-            y = self._fast(x, out)
-        except (TypeError, ValueError):
-            y = None
-        if y is not None:
-            return y
+    def _call_slow(self, x: npt.ArrayLike, *, out: npt.NDArray[Any] | None = None
+                   ) -> npt.NDArray[Any]:
+        """The layer's call when the cached plan ``_fast`` declined it (see the class
+        docstring): self._fast(x, out) is the plan of the last input shape, bound to this
+        layer's weights and bias. It returns None for an input it cannot take as is
+        (another shape or dtype, or one that needs a copy) and raises for a bad out."""
         return self._call_checked(x, out)
 
     def _call_checked(self, x: Any, out: npt.NDArray[Any] | None) -> npt.NDArray[Any]:

@@ -204,3 +204,42 @@ def test_bound_plan_is_a_strict_positional_call() -> None:
         bound(x, [0.0])
     del plan  # the bound function keeps what it needs alive
     np.testing.assert_array_equal(bound(x), want)
+
+
+def test_layer_call_in_c_falls_back_for_every_other_call() -> None:
+    """Conv2D.__call__ is _core.LayerBase's, in C: layer(x) and layer(x, out=o) try the
+    cached plan, and every other call, or one the plan declines, goes to _call_slow."""
+    rng = np.random.default_rng(6)
+    layer = convx.Conv2D(2, 3, 3, padding=1, seed=0)
+    x = rng.standard_normal((1, 5, 6, 2)).astype(np.float32)
+    want = convx.conv2d(x, np.array(layer.weight), np.array(layer.bias), padding=1)
+    np.testing.assert_array_equal(layer(x), want)
+    np.testing.assert_array_equal(layer(x), want)  # the cached plan
+    out = np.empty_like(want)
+    assert layer(x, out=out) is out
+    np.testing.assert_array_equal(out, want)
+    with pytest.raises(TypeError):
+        layer()
+    with pytest.raises(TypeError):
+        layer(x, out)  # out is keyword-only
+    with pytest.raises(TypeError):
+        layer(x, bias=None)
+    with pytest.raises(ValueError, match="out"):
+        layer(x, out=np.empty((1, 5, 6, 4), np.float32))
+    with pytest.raises(ValueError):
+        layer(x[:, :, :, :1])
+    np.testing.assert_array_equal(layer(x[0]), want[0])  # another shape: a plan of its own
+    # An error other than TypeError/ValueError from the plan is not swallowed.
+    calls: list[int] = []
+
+    def failing(x_: Any, out_: Any) -> None:
+        calls.append(1)
+        raise MemoryError("plan")
+
+    object.__setattr__(layer, "_fast", failing)
+    with pytest.raises(MemoryError, match="plan"):
+        layer(x)
+    assert calls == [1]
+    # No plan attribute at all: the validating path.
+    object.__delattr__(layer, "_fast")
+    np.testing.assert_array_equal(layer(x), want)
