@@ -163,6 +163,22 @@ bool overlaps(const py::array& a, const py::array& b) {
   return a_lo < b_hi && b_lo < a_hi && a_lo != a_hi && b_lo != b_hi;
 }
 
+// A new C-contiguous array of T with these dimensions, made through NumPy's C
+// API directly: py::array_t's constructor builds shape and stride vectors on
+// the heap first, which is a measurable part of a tiny convolution's call.
+template <typename T>
+py::array new_array(const std::vector<py::ssize_t>& dims) {
+  const auto& api = py::detail::npy_api::get();
+  PyObject* descr = api.PyArray_DescrFromType_(py::detail::npy_format_descriptor<T>::value);
+  if (descr == nullptr) throw py::error_already_set();
+  // PyArray_NewFromDescr takes (steals) the reference to descr, even on failure.
+  PyObject* a = api.PyArray_NewFromDescr_(
+      api.PyArray_Type_, descr, static_cast<int>(dims.size()),
+      reinterpret_cast<const Py_intptr_t*>(dims.data()), nullptr, nullptr, 0, nullptr);
+  if (a == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::array>(a);
+}
+
 // Whether `a` has exactly these dimensions.
 bool has_dims(const py::array& a, const std::vector<py::ssize_t>& dims) {
   return a.ndim() == static_cast<py::ssize_t>(dims.size()) &&
@@ -216,11 +232,19 @@ class ConvPlan {
   py::array call(const py::array& x, const py::array& w, const py::object& bias,
                  const py::object& out) const {
     if (dtype_of(x, "x") == DType::F32) {
-      return run_with<float>(x, input_ptr<float>(w, shape_.weight_size(), "weight"), &w, bias,
-                             out);
+      return run_with<float>(x, input_ptr<float>(x, shape_.input_size(), "x"),
+                             input_ptr<float>(w, shape_.weight_size(), "weight"), &w,
+                             checked_bias<float>(bias), bias, out);
     }
-    return run_with<double>(x, input_ptr<double>(w, shape_.weight_size(), "weight"), &w, bias,
-                            out);
+    return run_with<double>(x, input_ptr<double>(x, shape_.input_size(), "x"),
+                            input_ptr<double>(w, shape_.weight_size(), "weight"), &w,
+                            checked_bias<double>(bias), bias, out);
+  }
+
+  // The bias's data after checking it (nullptr for None): c_out values of T.
+  template <typename T>
+  const T* checked_bias(const py::object& bias) const {
+    return bias.is_none() ? nullptr : bias_ptr<T>(bias, shape_.c_out);
   }
 
   // The plan with a layer's prepared weights and bias attached: a builtin
@@ -239,20 +263,18 @@ class ConvPlan {
  private:
   friend class BoundConv;
 
-  // Checks the buffers, then runs conv2d with `weights`: a raw pointer or a
-  // convx::ConvWeights<T>, both of which conv2d accepts. `w_array` is the raw
-  // weights' array (for the overlap check), or null for prepared weights,
-  // which convx owns.
+  // Checks `out`, then runs conv2d on the checked data xp of x and bp of bias
+  // with `weights`: a raw pointer or a convx::ConvWeights<T>, both of which
+  // conv2d accepts. `w_array` is the raw weights' array (for the overlap
+  // check), or null for prepared weights, which convx owns.
   template <typename T, typename Weights>
-  py::array run_with(const py::array& x, const Weights& weights, const py::array* w_array,
-                     const py::object& bias, const py::object& out) const {
-    const T* xp = input_ptr<T>(x, shape_.input_size(), "x");
-    const T* bp = nullptr;
-    if (!bias.is_none()) bp = bias_ptr<T>(bias, shape_.c_out);
+  py::array run_with(const py::array& x, const T* xp, const Weights& weights,
+                     const py::array* w_array, const T* bp, const py::object& bias,
+                     const py::object& out) const {
     py::array y;
     T* yp = nullptr;
     if (out.is_none()) {
-      y = py::array_t<T>(out_dims_);
+      y = new_array<T>(out_dims_);
       yp = static_cast<T*>(y.mutable_data());
     } else {
       if (!py::isinstance<py::array>(out)) throw py::type_error("out: must be a numpy array");
@@ -286,6 +308,9 @@ class BoundConv {
     const auto& w = weights.cast<const PreparedWeights&>();
     f32_ = w.f32();
     f64_ = w.f64();
+    // The layer's bias is its own read-only array, kept alive here: checked once.
+    if (f32_ != nullptr) bias_f32_ = plan_.checked_bias<float>(bias_);
+    if (f64_ != nullptr) bias_f64_ = plan_.checked_bias<double>(bias_);
   }
 
   // conv(x) into `out` (None: a new array), or None when x is not an input
@@ -293,13 +318,15 @@ class BoundConv {
   // then takes its validating path. A bad `out` raises.
   py::object call(py::handle x, py::handle out) const {
     if (f32_ != nullptr) {
-      if (!plan_.takes<float>(x)) return py::none();
-      return plan_.run_with<float>(py::reinterpret_borrow<py::array>(x), *f32_, nullptr, bias_,
-                                   py::reinterpret_borrow<py::object>(out));
+      if (!plan_.takes<float>(x)) return py::none();  // checks what input_ptr would
+      const auto a = py::reinterpret_borrow<py::array>(x);
+      return plan_.run_with<float>(a, static_cast<const float*>(a.data()), *f32_, nullptr,
+                                   bias_f32_, bias_, py::reinterpret_borrow<py::object>(out));
     }
     if (!plan_.takes<double>(x)) return py::none();
-    return plan_.run_with<double>(py::reinterpret_borrow<py::array>(x), *f64_, nullptr, bias_,
-                                  py::reinterpret_borrow<py::object>(out));
+    const auto a = py::reinterpret_borrow<py::array>(x);
+    return plan_.run_with<double>(a, static_cast<const double*>(a.data()), *f64_, nullptr,
+                                  bias_f64_, bias_, py::reinterpret_borrow<py::object>(out));
   }
 
  private:
@@ -307,6 +334,8 @@ class BoundConv {
   py::object weights_, bias_;  // weights_ owns the ConvWeights below
   const convx::ConvWeights<float>* f32_ = nullptr;
   const convx::ConvWeights<double>* f64_ = nullptr;
+  const float* bias_f32_ = nullptr;
+  const double* bias_f64_ = nullptr;
 };
 
 // A layer's repeated call is a few microseconds in all, and pybind11's
@@ -479,12 +508,13 @@ void gemm(const py::array& a, const py::array& b, py::array& c, bool accumulate)
 // everything and raises the clear error.
 PyObject* g_fast_attr = nullptr;
 PyObject* g_slow_attr = nullptr;
+PyObject* g_out_key = nullptr;
 
 PyObject* layer_call(PyObject* self, PyObject* args, PyObject* kwargs) {
   PyObject* out = Py_None;
   bool plain = PyTuple_GET_SIZE(args) == 1;
   if (plain && kwargs != nullptr && PyDict_GET_SIZE(kwargs) != 0) {
-    PyObject* given = PyDict_GET_SIZE(kwargs) == 1 ? PyDict_GetItemString(kwargs, "out") : nullptr;
+    PyObject* given = PyDict_GET_SIZE(kwargs) == 1 ? PyDict_GetItem(kwargs, g_out_key) : nullptr;
     plain = given != nullptr;
     if (plain) out = given;
   }
@@ -520,7 +550,10 @@ PyObject* layer_call(PyObject* self, PyObject* args, PyObject* kwargs) {
 void add_layer_base(py::module_& m) {
   g_fast_attr = PyUnicode_InternFromString("_fast");
   g_slow_attr = PyUnicode_InternFromString("_call_slow");
-  if (g_fast_attr == nullptr || g_slow_attr == nullptr) throw py::error_already_set();
+  g_out_key = PyUnicode_InternFromString("out");
+  if (g_fast_attr == nullptr || g_slow_attr == nullptr || g_out_key == nullptr) {
+    throw py::error_already_set();
+  }
   static PyType_Slot slots[] = {
       {Py_tp_call, reinterpret_cast<void*>(&layer_call)},
       {Py_tp_doc, const_cast<char*>(
