@@ -30,6 +30,8 @@ void direct_row_block(const DirectRow<T>& r, std::int64_t m0) {
   const std::int64_t span_w = (r.k_w - 1) * d_w + (P - 1) * s_w;
   const std::int64_t* off = r.off;
   const T* wbase = r.wt + m0;
+  // Pointer steps from one pixel of a block to the next, in the image and the output.
+  const std::int64_t x_step = s_w * c_in, y_step = r.c_out;
   for (std::int64_t row = 0; row < r.rows; ++row) {
     const std::int64_t ih0 = (r.oh + row) * r.s_h - r.pad_top;
     const bool rows_inside = ih0 >= 0 && ih0 + (r.k_h - 1) * r.d_h < r.h;
@@ -46,7 +48,8 @@ void direct_row_block(const DirectRow<T>& r, std::int64_t m0) {
       // computed too, and then not stored).
       if (rows_inside && iw0 >= 0 && iw0 + span_w < w_in) {
         const T* xp[P];  // each pixel's patch
-        for (int p = 0; p < P; ++p) xp[p] = r.x + (ih0 * w_in + iw0 + p * s_w) * c_in;
+        xp[0] = r.x + (ih0 * w_in + iw0) * c_in;
+        for (int p = 1; p < P; ++p) xp[p] = xp[p - 1] + x_step;
         // wk steps by ld rather than being wbase + t*ld: unrolled, the products
         // would be hoisted out of the pixel loop as K pointers and spilled.
         const T* wk = wbase;
@@ -82,10 +85,11 @@ void direct_row_block(const DirectRow<T>& r, std::int64_t m0) {
           }
         }
       }
+      T* const out0 = y_row + ow * y_step + m0;
 #pragma GCC unroll 4
       for (int p = 0; p < P; ++p) {
         if (p >= count) break;
-        T* out = y_row + (ow + p) * r.c_out + m0;
+        T* out = out0 + p * y_step;
         for (int j = 0; j < NV; ++j) {
           V val = acc[p][j];
           if (r.relu) val = S::relu(val);
