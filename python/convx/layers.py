@@ -17,6 +17,8 @@ __all__ = ["Conv2D"]
 
 # The public attributes a cached plan depends on besides the input's shape and dtype.
 _SIGNATURE_ATTRS = ("stride", "padding", "dilation", "activation", "groups", "layout")
+# Compiled state (packed weights, bound plans) that copies and pickles rebuild, not carry.
+_REBUILT_ATTRS = ("_prepared", "_plans", "_fast", "_sig")
 
 
 def _no_plan(x: Any, out: Any) -> None:
@@ -174,6 +176,20 @@ class Conv2D(_core.LayerBase):
         if key is not None and key in self._plans:
             self._fast = self._plans[key]
         return result
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What copy.deepcopy and pickle carry: the configuration and the arrays. The packed
+        weights and the cached plans hold compiled objects and are rebuilt from them."""
+        return {k: v for k, v in self.__dict__.items() if k not in _REBUILT_ATTRS}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        weight, bias = state.pop("_weight"), state.pop("_bias")
+        self.__dict__.update(state)
+        self._plans = {}
+        self._bias = None
+        self.weight = weight  # copies and packs, as assigning them does
+        self.bias = bias
 
     def _drop_plans(self) -> None:
         """Forget every cached plan: the weights, the bias or the geometry changed."""

@@ -243,3 +243,29 @@ def test_layer_call_in_c_falls_back_for_every_other_call() -> None:
     # No plan attribute at all: the validating path.
     object.__delattr__(layer, "_fast")
     np.testing.assert_array_equal(layer(x), want)
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "copy", "pickle"])
+def test_layer_copies_and_pickles(how: str) -> None:
+    """Copies carry the configuration and the arrays; the packed weights and the cached
+    plans are rebuilt, and the copy's arrays are its own."""
+    import copy
+    import pickle
+
+    rng = np.random.default_rng(8)
+    layer = convx.Conv2D(4, 6, 3, stride=2, padding="same", groups=2, seed=3,
+                         activation="relu", dtype=np.float64)
+    layer.tag = "mine"  # attributes of the user's survive too
+    x = rng.standard_normal((2, 9, 10, 4))
+    want = layer(x)  # a plan is cached before copying
+    if how == "pickle":
+        twin = pickle.loads(pickle.dumps(layer))
+    else:
+        twin = getattr(copy, how)(layer)
+    assert twin is not layer and twin.tag == "mine" and repr(twin) == repr(layer)
+    np.testing.assert_array_equal(twin(x), want)
+    np.testing.assert_array_equal(twin(x), want)  # its own cached plan
+    assert not twin.weight.flags.writeable
+    twin.weight = np.zeros_like(twin.weight)
+    np.testing.assert_array_equal(layer(x), want)  # the original is untouched
+    assert not np.array_equal(twin(x), want)
