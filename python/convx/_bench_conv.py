@@ -83,7 +83,7 @@ _BLOCK_PAUSE = 0.15  # OpenBLAS workers spin for about 2^28 cycles (~0.1 s)
 
 
 def interleaved_medians(runners: dict[str, Callable[[], object]], min_time: float,
-                        min_reps: int = 7, threads: int = 1) -> dict[str, float]:
+                        min_reps: int = 11, threads: int = 1) -> dict[str, float]:
     """Median seconds per call of each runner.
 
     The machine is shared and its speed drifts over seconds. With one thread the
@@ -93,7 +93,9 @@ def interleaved_medians(runners: dict[str, Callable[[], object]], min_time: floa
     after a call and would steal the cores from whichever library runs next. So then
     each library is timed in blocks of its own, each after a pause that lets the previous
     one's threads go idle, in several rounds of shuffled order. A batch repeats a fast call
-    until it lasts about a millisecond.
+    until it lasts about a millisecond. Every library gets at least min_reps batches: the
+    large layers (30-70 ms a call) would otherwise get seven, and medians of seven moved
+    single cells by 10 % or more between runs.
     """
     batch = {}
     for name, fn in runners.items():
