@@ -401,7 +401,8 @@ py::object ConvPlan::bind(const py::object& weights, const py::object& bias) con
   PyObject* capsule = PyCapsule_New(bound.get(), kBoundCapsule, &delete_bound);
   if (capsule == nullptr) throw py::error_already_set();
   bound.release();  // the capsule owns it now
-  const auto owner = py::reinterpret_steal<py::object>(capsule);
+  // Our reference to the capsule, dropped on return: the function takes its own.
+  const auto capsule_ref = py::reinterpret_steal<py::object>(capsule);
   PyObject* fn = PyCFunction_NewEx(&bound_call_def, capsule, nullptr);
   if (fn == nullptr) throw py::error_already_set();
   return py::reinterpret_steal<py::object>(fn);

@@ -4,7 +4,8 @@
 // A micro-kernel computes one MR x NR tile of C = A * B:
 //
 //   a: MR rows of A, row-major with row stride lda, each row in runs of `run`
-//      values `run_step` apart: A(i, p) = a[i*lda + (p / run)*run_step + p % run].
+//      values (run >= 1) `run_step` apart:
+//      A(i, p) = a[i*lda + (p / run)*run_step + p % run].
 //      A packed block is one run per row (run >= k); a patch read in place
 //      from an image is one run per kernel row (see ASource::rows_in_place).
 //      The packer copies rows of A as contiguous runs (no transposition), so
