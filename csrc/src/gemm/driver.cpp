@@ -25,6 +25,10 @@ constexpr double kFlopsPerThread = 1.0e6;
 constexpr std::int64_t kPackedBBudget = std::int64_t(6) << 20;
 // A packed B block of at most this many bytes is not prefetched panel by panel.
 constexpr std::int64_t kSmallB = std::int64_t(128) << 10;
+// Lines of the next B micro-panel prefetched per micro-kernel call at most,
+// for a packed B of at most kBurstB bytes (see gemm_blocked).
+constexpr std::int64_t kMaxPrefetchPerCall = 16;
+constexpr std::int64_t kBurstB = std::int64_t(4) << 20;
 // B micro-panels packed per task of the packing phase.
 constexpr std::int64_t kPanelsPerPackTask = 4;
 // Rows ahead that pack_panels() prefetches when it copies rows of B.
@@ -326,7 +330,15 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
     // A packed B this small stays in L2 from one panel to the next (resnet50
     // conv1's filters: 37 KiB); fetching it ahead would only cost instructions
     // (conv1: +1 % at one thread, same-process A/B).
-    const bool b_small = !stream_b && k_alloc * nc_pad * std::int64_t(sizeof(T)) <= kSmallB;
+    const std::int64_t b_bytes = k_alloc * nc_pad * std::int64_t(sizeof(T));
+    const bool b_small = !stream_b && b_bytes <= kSmallB;
+    // Few micro-panels per task (small M cut for two threads) would fetch the
+    // next B panel in bursts of up to 256 lines per call, which stall the core
+    // on its miss buffers; at most kMaxPrefetchPerCall lines then, and the
+    // hardware prefetcher follows the rest (same-process A/B, resnet.s4 at two
+    // threads: +2-4 % warm, +1-3 % with cold caches). A B of more than kBurstB
+    // wants every line fetched ahead (resnet.s5, 9.4 MB: -1 to -4 % capped).
+    const bool b_burst_cap = b_bytes <= kBurstB;
 
     // Phase 2: each task packs its rows of A per k-block and sweeps its tiles.
     lease.run(m_tasks * n_chunks, threads, [&](std::int64_t t, WorkerScratch& scratch) {
@@ -409,7 +421,9 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
               (!stream_b && !b_small && jr + nr < j_hi) ? bpanel + kc * nr : nullptr;
           const std::int64_t next_lines =
               b_next != nullptr ? kc * nr * std::int64_t(sizeof(T)) / 64 : 0;
-          const std::int64_t per_call = ceil_div(next_lines, calls);
+          const std::int64_t even_share = ceil_div(next_lines, calls);
+          const std::int64_t per_call =
+              b_burst_cap ? std::min(even_share, kMaxPrefetchPerCall) : even_share;
           for (std::int64_t ir = 0, q = 0; ir < mcur; ir += mr, ++q) {
             for (std::int64_t l = q * per_call; l < std::min(next_lines, (q + 1) * per_call); ++l) {
               __builtin_prefetch(reinterpret_cast<const char*>(b_next) + 64 * l, 0, 2);
