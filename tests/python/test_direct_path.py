@@ -16,7 +16,7 @@ import convx
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("c_out", [1, 3, 4, 5, 8, 9, 16, 17, 31, 32, 33, 64, 70])
+@pytest.mark.parametrize("c_out", [1, 2, 3, 4, 5, 6, 8, 9, 12, 16, 17, 31, 32, 33, 64, 70])
 def test_channel_counts(isa: str, dtype: Any, c_out: int) -> None:
     rng = np.random.default_rng(c_out)
     x = uniform(rng, (2, 9, 7, 1), dtype)
