@@ -126,12 +126,12 @@ void conv2d_direct(const ConvShape& s, const T* x, const T* w, const DirectWeigh
   // Patch offsets (DirectRow::off) for kernel rows row_step values apart: in
   // the image, in a whole staged image, or in k_h staged rows (consecutive,
   // whatever the dilation).
+  // (The geometry in locals: stores to off could alias the fields of s.)
+  const std::int64_t k_h = s.k_h, k_w = s.k_w, c_in = s.c_in, tap_step = s.p.dilation_w * c_in;
   auto offsets = [&](std::int64_t* off, std::int64_t row_step) {
-    for (std::int64_t u = 0, t = 0; u < s.k_h; ++u) {
-      for (std::int64_t v = 0; v < s.k_w; ++v) {
-        for (std::int64_t c = 0; c < s.c_in; ++c, ++t) {
-          off[t] = u * row_step + v * s.p.dilation_w * s.c_in + c;
-        }
+    for (std::int64_t u = 0, t = 0; u < k_h; ++u) {
+      for (std::int64_t v = 0; v < k_w; ++v) {
+        for (std::int64_t c = 0; c < c_in; ++c, ++t) off[t] = u * row_step + v * tap_step + c;
       }
     }
   };
@@ -164,7 +164,7 @@ void conv2d_direct(const ConvShape& s, const T* x, const T* w, const DirectWeigh
     const std::int64_t run =
         threads == 1 ? s.h_out : std::clamp<std::int64_t>(rows / (8 * threads), 1, s.h_out);
     const std::int64_t runs_per_image = (s.h_out + run - 1) / run;
-    lease.run(s.n * runs_per_image, threads, [&](std::int64_t t, WorkerScratch&) {
+    auto run_rows = [&](std::int64_t t) {
       const std::int64_t b = t / runs_per_image, oh = t % runs_per_image * run;
       DirectRow<T> row = base_row(b, oh);
       row.x = staged + b * image_len;
@@ -174,7 +174,15 @@ void conv2d_direct(const ConvShape& s, const T* x, const T* w, const DirectWeigh
       row.pad_top = row.pad_left = 0;
       row.rows = std::min(run, s.h_out - oh);
       kernel.fn(row);
-    });
+    };
+    if (threads == 1) {
+      // On this thread, without the pool's task machinery (a tenth of a tiny
+      // layer's call).
+      for (std::int64_t t = 0; t < s.n * runs_per_image; ++t) run_rows(t);
+    } else {
+      lease.run(s.n * runs_per_image, threads,
+                [&](std::int64_t t, WorkerScratch&) { run_rows(t); });
+    }
     return;
   }
   lease.run_items(rows, threads, [&](std::int64_t r, WorkerScratch& scratch) {

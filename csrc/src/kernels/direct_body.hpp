@@ -61,6 +61,16 @@ void direct_row_block(const DirectRow<T>& r, std::int64_t m0) {
   const std::int64_t span_w = (r.k_w - 1) * d_w + (P - 1) * s_w;
   const std::int64_t* off = r.off;
   const T* wbase = r.wt + m0;
+  // A short patch of known length keeps its weight vectors in registers for
+  // the whole call (a 3x3 filter over one channel into at most 8 channels:
+  // 9 vectors, next to the P = 4 accumulators) instead of loading them per block.
+  constexpr bool kKeepWeights = KC > 0 && NV * KC <= 9;
+  V w_kept[kKeepWeights ? NV * KC : 1];
+  if constexpr (kKeepWeights) {
+    for (int t = 0; t < KC; ++t) {
+      for (int j = 0; j < NV; ++j) w_kept[t * NV + j] = S::loadu(wbase + t * r.ld + j * L);
+    }
+  }
   // Pointer steps from one pixel of a block to the next, in the image and the output.
   const std::int64_t x_step = s_w * c_in, y_step = r.c_out;
   for (std::int64_t row = 0; row < r.rows; ++row) {
@@ -90,7 +100,7 @@ void direct_row_block(const DirectRow<T>& r, std::int64_t m0) {
           V a[P];
           for (int p = 0; p < P; ++p) a[p] = S::bcast(xp[p] + o);
           for (int j = 0; j < NV; ++j) {
-            const V wv = S::loadu(wk + j * L);
+            const V wv = kKeepWeights ? w_kept[t * NV + j] : S::loadu(wk + j * L);
             for (int p = 0; p < P; ++p) acc[p][j] = S::fma(a[p], wv, acc[p][j]);
           }
         }
