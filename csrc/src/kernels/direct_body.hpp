@@ -62,8 +62,9 @@ void direct_row_block(const DirectRow<T>& r, std::int64_t m0) {
   const std::int64_t* off = r.off;
   const T* wbase = r.wt + m0;
   // A short patch of known length keeps its weight vectors in registers for
-  // the whole call (a 3x3 filter over one channel into at most 8 channels:
-  // 9 vectors, next to the P = 4 accumulators) instead of loading them per block.
+  // the whole call (a 3x3 filter over one channel into one vector of output
+  // channels: 9 vectors, next to the P = 4 accumulators) instead of loading
+  // them per block.
   constexpr bool kKeepWeights = KC > 0 && NV * KC <= 9;
   V w_kept[kKeepWeights ? NV * KC : 1];
   if constexpr (kKeepWeights) {
