@@ -176,8 +176,8 @@ void conv2d_direct(const ConvShape& s, const T* x, const T* w, const DirectWeigh
       kernel.fn(row);
     };
     if (threads == 1) {
-      // On this thread, without the pool's task machinery (a tenth of a tiny
-      // layer's call).
+      // On this thread, without the pool's task machinery (with the offsets
+      // from locals: 4.4K -> 4.3K instructions in the tiny layer's call).
       for (std::int64_t t = 0; t < s.n * runs_per_image; ++t) run_rows(t);
     } else {
       lease.run(s.n * runs_per_image, threads,
