@@ -5,6 +5,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include "gil.hpp"
+
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -93,10 +95,8 @@ py::tuple conv_matrix_csr_py(const WeightArray<T>& weight, std::int64_t h, std::
   const ConvShape s = shape_from_weight<T>(weight, h, w, c_in, p);
   const T* wptr = weight.data();
   convx::CsrMatrix<T> a;
-  {
-    py::gil_scoped_release release;
-    a = convx::conv_matrix_csr<T>(s, wptr, domain_of(acts_on_input));
-  }
+  convx_bindings::without_gil(
+      [&] { a = convx::conv_matrix_csr<T>(s, wptr, domain_of(acts_on_input)); });
   return py::make_tuple(into_numpy(std::move(a.indptr)), into_numpy(std::move(a.indices)),
                         into_numpy(std::move(a.data)), py::make_tuple(a.rows, a.cols));
 }

@@ -13,12 +13,16 @@
 #include <optional>
 #include <cstdint>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
 #include "convx/convx.hpp"
+#include "gil.hpp"
 
 namespace py = pybind11;
+using convx_bindings::call_without_gil;
+using convx_bindings::without_gil;
 using std::int64_t;
 
 void bind_conv_matrix(py::module_& m);
@@ -127,12 +131,14 @@ class PreparedWeights {
     const int64_t count = c_out * k_h * k_w * cig;
     if (dtype_of(w, "weight") == DType::F32) {
       const float* p = input_ptr<float>(w, count, "weight");
-      py::gil_scoped_release release;
-      f32_ = std::make_unique<convx::ConvWeights<float>>(p, c_out, k_h, k_w, cig, groups, l);
+      without_gil([&] {
+        f32_ = std::make_unique<convx::ConvWeights<float>>(p, c_out, k_h, k_w, cig, groups, l);
+      });
     } else {
       const double* p = input_ptr<double>(w, count, "weight");
-      py::gil_scoped_release release;
-      f64_ = std::make_unique<convx::ConvWeights<double>>(p, c_out, k_h, k_w, cig, groups, l);
+      without_gil([&] {
+        f64_ = std::make_unique<convx::ConvWeights<double>>(p, c_out, k_h, k_w, cig, groups, l);
+      });
     }
   }
 
@@ -288,9 +294,15 @@ class ConvPlan {
     }
     // A convolution of a few thousand multiply-adds takes about as long as
     // releasing and re-taking the GIL; only longer ones let other threads run.
-    std::optional<py::gil_scoped_release> release;
-    if (shape_.output_size() * shape_.patch_size() > kKeepGilMacs) release.emplace();
-    convx::conv2d<T>(shape_, xp, weights, bp, yp, act_);
+    if (shape_.output_size() * shape_.patch_size() <= kKeepGilMacs) {
+      convx::conv2d<T>(shape_, xp, weights, bp, yp, act_);
+      return y;
+    }
+    PyObject* result = y.release().ptr();  // raw across the GIL-free call (see gil.hpp)
+    const std::exception_ptr error =
+        call_without_gil([&] { convx::conv2d<T>(shape_, xp, weights, bp, yp, act_); });
+    y = py::reinterpret_steal<py::array>(result);
+    if (error) std::rethrow_exception(error);
     return y;
   }
 
@@ -344,6 +356,15 @@ class BoundConv {
 // through CPython's vectorcall, whose self is a capsule owning the BoundConv.
 constexpr const char* kBoundCapsule = "convx.BoundConv";
 
+// A resource the system could not give (a thread's stack, under an address
+// space or thread limit) is a MemoryError; any other system error a RuntimeError.
+PyObject* system_error_type(const std::system_error& e) {
+  const std::error_code& c = e.code();
+  return c == std::errc::resource_unavailable_try_again || c == std::errc::not_enough_memory
+             ? PyExc_MemoryError
+             : PyExc_RuntimeError;
+}
+
 // Sets the Python error for the exception being handled, as pybind11 would.
 void set_error_from_current_exception() {
   try {
@@ -362,6 +383,8 @@ void set_error_from_current_exception() {
     PyErr_SetString(PyExc_ValueError, e.what());
   } catch (const std::overflow_error& e) {
     PyErr_SetString(PyExc_OverflowError, e.what());
+  } catch (const std::system_error& e) {
+    PyErr_SetString(system_error_type(e), e.what());
   } catch (const std::exception& e) {
     PyErr_SetString(PyExc_RuntimeError, e.what());
   } catch (...) {
@@ -379,7 +402,7 @@ PyObject* bound_call(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
   if (bound == nullptr) return nullptr;
   try {
     return bound->call(args[0], nargs == 2 ? args[1] : Py_None).release().ptr();
-  } catch (...) {
+  } CONVX_RETHROW_FORCED_UNWIND catch (...) {
     set_error_from_current_exception();
     return nullptr;
   }
@@ -414,8 +437,7 @@ void im2col_impl(const py::array& x, py::array& out, const convx::Dims4& d, int6
   const convx::ConvShape s = convx::make_conv_shape(d.n, d.h, d.w, d.c, p.groups, k_h, k_w, p);
   const T* xp = input_ptr<T>(x, s.input_size(), "x");
   T* op = output_ptr<T>(out, s.n * s.h_out * s.w_out * s.k_h * s.k_w * s.c_in, "out");
-  py::gil_scoped_release release;
-  convx::im2col<T>(xp, d, k_h, k_w, p, order, op);
+  without_gil([&] { convx::im2col<T>(xp, d, k_h, k_w, p, order, op); });
 }
 
 void im2col(const py::array& x, py::array& out, Int4 dims, Int2 kernel, Int2 stride,
@@ -440,8 +462,7 @@ void pad_impl(const py::array& x, py::array& out, const convx::Dims4& d, const I
   }
   const int64_t count = d.n * (d.h + pad[0] + pad[1]) * (d.w + pad[2] + pad[3]) * d.c;
   T* op = output_ptr<T>(out, count, "out");
-  py::gil_scoped_release release;
-  convx::pad<T>(xp, d, {pad[0], pad[1], pad[2], pad[3]}, layout, op);
+  without_gil([&] { convx::pad<T>(xp, d, {pad[0], pad[1], pad[2], pad[3]}, layout, op); });
 }
 
 void pad(const py::array& x, py::array& out, Int4 dims, Int4 pad, const std::string& layout) {
@@ -487,8 +508,9 @@ void gemm_impl(const py::array& a, const py::array& b, py::array& c, bool accumu
   const T* ap = static_cast<const T*>(a.data());
   const T* bp = static_cast<const T*>(b.data());
   T* cp = static_cast<T*>(c.mutable_data());
-  py::gil_scoped_release release;
-  convx::gemm<T>(m, n, k, ap, sa[0], sa[1], bp, sb[0], sb[1], cp, sc[0], sc[1], accumulate);
+  without_gil([&] {
+    convx::gemm<T>(m, n, k, ap, sa[0], sa[1], bp, sb[0], sb[1], cp, sc[0], sc[1], accumulate);
+  });
 }
 
 void gemm(const py::array& a, const py::array& b, py::array& c, bool accumulate) {
@@ -587,6 +609,8 @@ py::dict cpu_info() {
   d["best"] = convx::isa_name(info.best);
   d["active"] = convx::isa_name(info.active);
   d["num_threads"] = convx::num_threads();
+  d["usable_cpus"] = convx::usable_cpus();
+  d["flush_denormal"] = convx::flush_denormal();
   d["version"] = CONVX_VERSION_STRING;
   d["build_flags"] = CONVX_BUILD_FLAGS;
   return d;
@@ -619,9 +643,26 @@ PYBIND11_MODULE(_core, m) {
         py::arg("layout"));
   m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("accumulate"));
   m.def("cpu_info", &cpu_info);
-  m.def("measure_peak_gflops", &convx::measure_fma_peak_gflops, py::arg("seconds") = 0.1,
-        py::call_guard<py::gil_scoped_release>());
+  m.def(
+      "measure_peak_gflops",
+      [](double seconds) {
+        double gflops = 0;
+        without_gil([&] { gflops = convx::measure_fma_peak_gflops(seconds); });
+        return gflops;
+      },
+      py::arg("seconds") = 0.1);
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const std::system_error& e) {
+      PyErr_SetString(system_error_type(e), e.what());
+    }
+  });
   m.def("get_num_threads", &convx::num_threads);
+  m.def("usable_cpus", &convx::usable_cpus);
+  m.def("get_flush_denormal", &convx::flush_denormal);
+  m.def("set_flush_denormal", &convx::set_flush_denormal, py::arg("enabled"));
+  m.def("_config_warnings", &convx::config_warnings);
   m.def("set_num_threads", &convx::set_num_threads, py::arg("n"));
   m.def("_set_isa", [](const std::string& name) { convx::set_active_isa(convx::parse_isa(name)); },
         py::arg("name"));

@@ -7,6 +7,7 @@ hands NumPy buffers to it without copies.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from convx import _core
@@ -24,33 +25,74 @@ __all__ = [
     "conv_matrix",
     "cpu_info",
     "gemm",
+    "get_flush_denormal",
     "get_num_threads",
     "im2col",
     "output_shape",
     "pad",
+    "set_flush_denormal",
     "set_num_threads",
     "workspace_bytes",
 ]
+
+# An invalid CONVX_* variable is ignored (its default is used) and reported once, here.
+for _message in _core._config_warnings():
+    warnings.warn(f"convx: {_message}", RuntimeWarning, stacklevel=2)
 
 
 def cpu_info() -> dict[str, Any]:
     """What the CPU supports, which kernel paths are compiled and available, and which is active.
 
-    Keys: vendor, avx2, avx512, compiled, available, best, active, num_threads, version,
+    Keys: vendor, avx2, avx512, compiled, available, best, active, num_threads,
+    usable_cpus (the affinity mask bounded by a cgroup CPU quota), flush_denormal, version,
     build_flags. Set CONVX_ISA=scalar|avx2|avx512 before import to force a path.
     """
     return dict(_core.cpu_info())
 
 
 def get_num_threads() -> int:
-    """Threads convx's pool uses (default: CPUs available, or CONVX_NUM_THREADS)."""
+    """Threads convx's pool uses (default: the CPUs this process may use, or
+    CONVX_NUM_THREADS)."""
     return int(_core.get_num_threads())
 
 
+_warned_oversubscribed = False
+
+
 def set_num_threads(n: int) -> None:
-    """Use n >= 1 threads for later calls. Results are bitwise identical for any n."""
+    """Use n threads (1 to 1024) for later calls. Results are bitwise identical for any n.
+
+    More threads than the CPUs this process may use (cpu_info()["usable_cpus"]) are
+    allowed, but they compete for the same cores and run slower; that warns, once.
+    """
+    global _warned_oversubscribed
     if not isinstance(n, int) or isinstance(n, bool):
         raise TypeError(f"n must be an int, got {n!r}")
     if not 1 <= n <= 1024:
         raise ValueError(f"n must be in [1, 1024], got {n}")
     _core.set_num_threads(n)
+    cpus = int(_core.usable_cpus())
+    if n > cpus and not _warned_oversubscribed:
+        _warned_oversubscribed = True
+        warnings.warn(f"convx: {n} threads on {cpus} usable CPU(s); the extra threads "
+                      f"compete for the same cores", RuntimeWarning, stacklevel=2)
+
+
+def get_flush_denormal() -> bool:
+    """Whether convx computes with denormal numbers flushed to zero (the default)."""
+    return bool(_core.get_flush_denormal())
+
+
+def set_flush_denormal(enabled: bool) -> None:
+    """Flush denormal (subnormal) numbers to zero in later calls, or not.
+
+    On (the default), inputs and results smaller in magnitude than the smallest normal
+    number (about 1.2e-38 in float32, 2.2e-308 in float64) count as zero, which keeps
+    such data from slowing x86 CPUs down many times over. The mode is set on each thread
+    that computes for the duration of a call; the caller's own floating-point state is
+    left as it was. Off, convx computes with gradual underflow (the IEEE default). The
+    environment variable CONVX_FLUSH_DENORMAL=0 turns it off at start-up.
+    """
+    if not isinstance(enabled, bool):
+        raise TypeError(f"enabled must be True or False, got {enabled!r}")
+    _core.set_flush_denormal(enabled)

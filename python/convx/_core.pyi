@@ -106,13 +106,21 @@ def gemm(a: _Array, b: _Array, out: _Array, accumulate: bool) -> None:
 
 def cpu_info() -> dict[str, Any]:
     """Keys: vendor, avx2, avx512, compiled, available, best, active, num_threads,
-    version, build_flags."""
+    usable_cpus, flush_denormal, version, build_flags."""
 
 def measure_peak_gflops(seconds: float = 0.1) -> float:
     """Single-core f32 multiply-add peak of the active path in GFLOP/s (0 on scalar)."""
 
 def get_num_threads() -> int: ...
 def set_num_threads(n: int) -> None: ...
+def usable_cpus() -> int:
+    """CPUs this process may run on: the affinity mask, bounded by a cgroup CPU quota."""
+
+def get_flush_denormal() -> bool: ...
+def set_flush_denormal(enabled: bool) -> None: ...
+def _config_warnings() -> list[str]:
+    """Why each ignored CONVX_* environment variable was ignored."""
+
 def _set_isa(name: str) -> None:
     """Selects the kernel path ("scalar", "avx2" or "avx512"); ValueError if unavailable."""
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace convx {
 
@@ -33,7 +34,8 @@ CpuInfo cpu_info();
 Isa active_isa();
 bool isa_available(Isa isa);
 // Selects a path for all later calls. Throws std::invalid_argument when the
-// path is not compiled in or not supported by this CPU.
+// path is not compiled in or not supported by this CPU. An invalid CONVX_ISA
+// is ignored (the best path is used) and reported by config_warnings().
 void set_active_isa(Isa isa);
 
 // Measures the f32 multiply-add peak of one core on the active path, in
@@ -41,10 +43,40 @@ void set_active_isa(Isa isa);
 // benchmarks that quote "% of peak" from the same run; 0 on the scalar path.
 double measure_fma_peak_gflops(double seconds = 0.1);
 
-// Threads of the library's persistent pool. The default is the number of
-// CPUs this process may run on, or CONVX_NUM_THREADS when set.
+// The CPUs this process may run on: its affinity mask, bounded by a cgroup
+// CPU quota (a container's --cpus). Read once per process.
+int usable_cpus();
+
+// Threads of the library's persistent pool. The default is usable_cpus(), or
+// CONVX_NUM_THREADS when it is an integer in [1, 1024] (anything else is
+// ignored and reported by config_warnings()). More threads than usable CPUs
+// are allowed, but they then compete for the same cores.
 int num_threads();
-// n >= 1; throws std::invalid_argument otherwise.
+// n in [1, 1024]; throws std::invalid_argument otherwise. The pool starts the
+// threads at the next call. If some cannot be started (no memory, a thread
+// limit), that call throws std::system_error naming the cause, and the pool,
+// and num_threads(), keep the threads that did start.
 void set_num_threads(int n);
+
+// Whether calls compute with denormal (subnormal) numbers flushed to zero:
+// inputs below the smallest normal number (about 1.2e-38 in float32, 2.2e-308
+// in float64) are read as 0, and results that small are written as 0. This
+// avoids the 10-100x slowdown that denormal arithmetic costs on x86 CPUs. The
+// mode is set on each thread that computes, for the duration of the call, and
+// the caller's own floating-point state is restored afterwards. Default on;
+// CONVX_FLUSH_DENORMAL=0 turns it off at start-up. Off, convx uses the
+// calling thread's mode as it finds it (gradual underflow by default).
+bool flush_denormal();
+void set_flush_denormal(bool on);
+
+// Problems found in the CONVX_* environment variables, one message each: every
+// such variable was ignored and its default used. Empty when all were valid.
+std::vector<std::string> config_warnings();
+
+// Processes and threads. The pool notices when it is in a child made by
+// fork() and starts new workers there on first use (the parent's are not
+// copied by fork); the parent is unaffected. Every entry point may be called
+// from several threads at once: a call that finds the pool busy computes on
+// its own thread.
 
 }  // namespace convx

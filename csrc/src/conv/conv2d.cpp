@@ -15,6 +15,7 @@
 #include "conv/patch_source.hpp"
 #include "gemm/driver.hpp"
 #include "kernels/direct.hpp"
+#include "runtime/float_mode.hpp"
 #include "runtime/thread_pool.hpp"
 
 namespace convx {
@@ -119,6 +120,7 @@ void conv2d_impl(const ConvShape& s, const T* x, const T* w, const ConvWeights<T
                   "conv2d: shape was not made by make_conv_shape");
   if (s.output_size() == 0) return;
   detail::require(x != nullptr && w != nullptr && y != nullptr, "conv2d: null pointer");
+  const detail::FloatModeScope float_mode(flush_denormal());
   const std::int64_t G = s.groups();
   const std::int64_t cout_g = s.c_out_per_group();
   const std::int64_t K = s.patch_size();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/relu.hpp"
 #include "conv/rows.hpp"
 #include "convx/runtime.hpp"
 #include "runtime/kernel_table.hpp"
@@ -51,7 +52,7 @@ void depthwise_nchw_row(const ConvShape& s, const T* plane, const T* taps, T bia
     }
   }
   if (relu) {
-    for (std::int64_t i = 0; i < w_out; ++i) out[i] = out[i] > T(0) ? out[i] : T(0);
+    for (std::int64_t i = 0; i < w_out; ++i) out[i] = detail::relu(out[i]);
   }
 }
 
@@ -81,7 +82,7 @@ void depthwise_nchw_row_3x3(const ConvShape& s, const T* plane, const T* taps, T
     acc += w20 * r2[i];
     acc += w21 * r2[i + 1];
     acc += w22 * r2[i + 2];
-    out[i] = relu ? (acc > T(0) ? acc : T(0)) : acc;
+    out[i] = relu ? detail::relu(acc) : acc;
   }
 }
 

@@ -548,6 +548,7 @@ void gemm(std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64
                   "gemm: epilogue bias is null");
   const detail::StridedMatrix<T> ma(a, rs_a, cs_a);
   const detail::StridedMatrix<T> mb(b, rs_b, cs_b);
+  const detail::FloatModeScope float_mode(flush_denormal());
   detail::gemm_blocked<T>(m, n, k, ma, mb, c, rs_c, cs_c, accumulate, epilogue);
 }
 

@@ -4,6 +4,7 @@
 // an anonymous namespace so every file keeps its own copy (see ukernel.hpp).
 #pragma once
 
+#include "common/relu.hpp"
 #include "kernels/dwconv.hpp"
 
 namespace convx::detail {
@@ -33,7 +34,7 @@ inline void dw_block(const DwRow<T>& r, std::int64_t ow, std::int64_t c0) {
   }
   T* out = r.y + ow * r.channels + c0;
   if (r.relu) {
-    for (int c = 0; c < kBlock; ++c) out[c] = acc[c] > T(0) ? acc[c] : T(0);
+    for (int c = 0; c < kBlock; ++c) out[c] = relu(acc[c]);
   } else {
     for (int c = 0; c < kBlock; ++c) out[c] = acc[c];
   }

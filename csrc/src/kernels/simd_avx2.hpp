@@ -24,7 +24,8 @@ struct Avx2F32 {
   static V bcast(const float* p) { return _mm256_broadcast_ss(p); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static V add(V a, V b) { return _mm256_add_ps(a, b); }
-  static V relu(V a) { return _mm256_max_ps(a, zero()); }
+  // max returns its second operand when either is NaN: relu keeps NaN.
+  static V relu(V a) { return _mm256_max_ps(zero(), a); }
   static void storeu(float* p, V v) { _mm256_storeu_ps(p, v); }
   // Not vmaskmovps: on AMD Zen 2/3 its store form is microcoded and costs
   // tens of cycles, more than the rest of a small row kernel. Plain 4-, 2-
@@ -59,7 +60,7 @@ struct Avx2F64 {
   static V bcast(const double* p) { return _mm256_broadcast_sd(p); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
   static V add(V a, V b) { return _mm256_add_pd(a, b); }
-  static V relu(V a) { return _mm256_max_pd(a, zero()); }
+  static V relu(V a) { return _mm256_max_pd(zero(), a); }
   static void storeu(double* p, V v) { _mm256_storeu_pd(p, v); }
   static void storeu_n(double* p, V v, int n) {  // see Avx2F32::storeu_n
     __m128d part = _mm256_castpd256_pd128(v);

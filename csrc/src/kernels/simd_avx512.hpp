@@ -27,7 +27,8 @@ struct Avx512F32 {
   static V bcast(const float* p) { return _mm512_set1_ps(*p); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static V add(V a, V b) { return _mm512_add_ps(a, b); }
-  static V relu(V a) { return _mm512_max_ps(a, zero()); }
+  // max returns its second operand when either is NaN: relu keeps NaN.
+  static V relu(V a) { return _mm512_max_ps(zero(), a); }
   static void storeu(float* p, V v) { _mm512_storeu_ps(p, v); }
   static void storeu_n(float* p, V v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
   static void store(float* p, V v) { _mm512_store_ps(p, v); }
@@ -44,7 +45,7 @@ struct Avx512F64 {
   static V bcast(const double* p) { return _mm512_set1_pd(*p); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
   static V add(V a, V b) { return _mm512_add_pd(a, b); }
-  static V relu(V a) { return _mm512_max_pd(a, zero()); }
+  static V relu(V a) { return _mm512_max_pd(zero(), a); }
   static void storeu(double* p, V v) { _mm512_storeu_pd(p, v); }
   static void storeu_n(double* p, V v, int n) { _mm512_mask_storeu_pd(p, mask(n), v); }
   static void store(double* p, V v) { _mm512_store_pd(p, v); }

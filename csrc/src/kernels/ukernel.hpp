@@ -30,6 +30,8 @@
 
 #include <cstdint>
 
+#include "common/relu.hpp"
+
 namespace convx::detail {
 
 template <typename T>
@@ -89,7 +91,7 @@ void store_tile_generic(const T* acc, int nr, T* c, std::int64_t rs_c, std::int6
       if (ep != nullptr) {
         if (ep->bias_row != nullptr) v += ep->bias_row[i];
         if (ep->bias_col != nullptr) v += ep->bias_col[j];
-        if (ep->relu && !(v > T(0))) v = T(0);
+        if (ep->relu) v = relu(v);
       }
       *dst = v;
     }

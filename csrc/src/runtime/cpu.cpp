@@ -11,6 +11,7 @@
 
 #include "convx/runtime.hpp"
 #include "kernels/kernels.hpp"
+#include "runtime/config.hpp"
 #include "runtime/kernel_table.hpp"
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -103,17 +104,23 @@ Isa best_isa() {
 Isa initial_isa() {
   const char* env = std::getenv("CONVX_ISA");
   if (env == nullptr || *env == '\0') return best_isa();
+  // An unusable value falls back to the best path, so that the rest of the
+  // API (set_active_isa() included) keeps working; the warning says why.
+  const std::string best = isa_name(best_isa());
   Isa want;
   try {
     want = parse_isa(env);
   } catch (const std::invalid_argument&) {
-    throw std::invalid_argument("CONVX_ISA='" + std::string(env) +
-                                "' is not a kernel path; use scalar, avx2 or avx512");
+    detail::add_config_warning("CONVX_ISA='" + std::string(env) +
+                       "' is not a kernel path (scalar, avx2 or avx512); using the best "
+                       "available, " + best);
+    return best_isa();
   }
   if (!isa_available(want)) {
-    throw std::invalid_argument("CONVX_ISA=" + std::string(env) +
-                                " is not available here (best available: " +
-                                isa_name(best_isa()) + ")");
+    detail::add_config_warning("CONVX_ISA=" + std::string(env) +
+                       " is not available on this CPU or in this build; using the best "
+                       "available, " + best);
+    return best_isa();
   }
   return want;
 }

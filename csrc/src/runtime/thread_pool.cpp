@@ -1,21 +1,45 @@
 #include "runtime/thread_pool.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
 
 #include "convx/runtime.hpp"
+#include "runtime/config.hpp"
 
-#if defined(__linux__)
-#include <sched.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
 #endif
 
 namespace convx::detail {
 
+namespace {
+std::atomic<int> g_worker_start_limit{-1};
+}  // namespace
+
+void limit_worker_starts_for_testing(int workers) { g_worker_start_limit.store(workers); }
+
 ThreadPool::ThreadPool(int threads) : scratch_(new WorkerScratch[std::max(threads, 1)]) {
-  for (int i = 1; i < threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  workers_.reserve(static_cast<std::size_t>(std::max(threads - 1, 0)));
+  const int limit = g_worker_start_limit.load();
+  for (int i = 1; i < threads; ++i) {
+    if (limit >= 0 && i > limit) {
+      start_error_ = std::make_error_code(std::errc::resource_unavailable_try_again);
+      break;
+    }
+    try {
+      workers_.emplace_back([this, i] { worker_loop(i); });
+    } catch (const std::system_error& e) {  // EAGAIN: no memory for a stack, or a thread limit
+      start_error_ = e.code();
+      break;
+    } catch (const std::bad_alloc&) {
+      start_error_ = std::make_error_code(std::errc::not_enough_memory);
+      break;
+    }
+  }
 }
 
 ThreadPool::~ThreadPool() {
@@ -28,6 +52,8 @@ ThreadPool::~ThreadPool() {
 }
 
 namespace {
+
+constexpr int kMaxThreads = 1024;
 
 // How long a worker (or a waiting caller) spins before it sleeps. Waking a
 // sleeping worker costs tens to hundreds of microseconds on a VM. With a spin
@@ -89,6 +115,7 @@ void ThreadPool::worker_loop(int index) {
     }
     if (stop_.load(std::memory_order_acquire)) return;
     seen = generation_.load(std::memory_order_acquire);
+    set_float_mode(mode_);
     work(index);
     if (running_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       // Taking the lock orders this notify after the caller's predicate check.
@@ -104,6 +131,7 @@ void ThreadPool::run(std::int64_t tasks, int max_threads, const TaskFn& fn) {
       static_cast<int>(std::min<std::int64_t>({tasks, max_threads, static_cast<std::int64_t>(size())}));
   fn_ = &fn;
   tasks_ = tasks;
+  mode_ = float_mode();
   next_.store(0, std::memory_order_relaxed);
   error_ = nullptr;
   if (threads > 1) {
@@ -133,19 +161,19 @@ int default_thread_count() {
   const char* env = std::getenv("CONVX_NUM_THREADS");
   if (env != nullptr && *env != '\0') {  // empty means unset, as for CONVX_ISA
     char* end = nullptr;
+    errno = 0;
     const long v = std::strtol(env, &end, 10);
-    if (end != env && *end == '\0' && v >= 1 && v <= 1024) return static_cast<int>(v);
-    throw std::invalid_argument("CONVX_NUM_THREADS must be an integer in [1, 1024], got '" +
-                                std::string(env) + "'");
+    if (end != env && *end == '\0' && errno == 0 && v >= 1 && v <= kMaxThreads) {
+      return static_cast<int>(v);
+    }
+    add_config_warning("CONVX_NUM_THREADS='" + std::string(env) +
+                       "' is not an integer in [1, 1024]; using the default, " +
+                       std::to_string(usable_cpus()) + " (the CPUs this process may use)");
   }
-#if defined(__linux__)
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
-#endif
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return usable_cpus();
 }
 
-// The library's pool. Guarded by pool_mutex(): whoever holds it owns the pool
+// The library's pool. Guarded by its mutex: whoever holds it owns the pool
 // and all its scratch for one job.
 struct PoolHolder {
   std::mutex mutex;
@@ -153,9 +181,28 @@ struct PoolHolder {
   int threads = 0;
 };
 
-PoolHolder& holder() {
-  static PoolHolder h;
-  return h;
+// In a child made by fork() only the forking thread exists: the pool's
+// workers are gone, and its mutex may have been held by a thread of the
+// parent. The child abandons that holder (destroying it would join threads
+// that do not exist) and makes a new one, whose pool starts on first use.
+// The handler runs before any other thread can exist in the child.
+std::atomic<PoolHolder*>& holder_slot();
+
+void after_fork_in_child() {
+  holder_slot().store(new PoolHolder, std::memory_order_release);
+}
+
+// Holders are never destroyed, so a thread still inside a call while the
+// process exits (a daemon thread at interpreter shutdown) finds its pool
+// intact rather than joined and freed under it.
+std::atomic<PoolHolder*>& holder_slot() {
+  static std::atomic<PoolHolder*> slot{[] {
+#if defined(__unix__) || defined(__APPLE__)
+    pthread_atfork(nullptr, nullptr, &after_fork_in_child);
+#endif
+    return new PoolHolder;
+  }()};
+  return slot;
 }
 
 std::atomic<int>& configured_threads() {
@@ -165,18 +212,31 @@ std::atomic<int>& configured_threads() {
 
 }  // namespace
 
-PoolLease::PoolLease() : lock_(holder().mutex, std::try_to_lock) {
+PoolLease::PoolLease() {
+  PoolHolder& h = *holder_slot().load(std::memory_order_acquire);
+  lock_ = std::unique_lock<std::mutex>(h.mutex, std::try_to_lock);
   if (!lock_.owns_lock()) {
     own_shared_ = std::make_unique<AlignedBuffer>();
     own_scratch_ = std::make_unique<WorkerScratch>();
     return;
   }
-  PoolHolder& h = holder();
   const int want = configured_threads().load();
   if (!h.pool || h.threads != want) {
     h.pool.reset();
+    h.threads = 0;
     h.pool = std::make_unique<ThreadPool>(want);
-    h.threads = want;
+    const int started = h.pool->size();
+    h.threads = started;
+    if (started < want) {
+      // The pool keeps the threads that started; this call reports the failure
+      // once, and set_num_threads() tries again.
+      configured_threads().store(started);
+      throw std::system_error(h.pool->start_error(),
+                              "convx: could start only " + std::to_string(started) + " of " +
+                                  std::to_string(want) + " threads, and runs with " +
+                                  std::to_string(started) +
+                                  " until set_num_threads() is called again");
+    }
   }
   pool_ = h.pool.get();
 }
@@ -202,7 +262,7 @@ namespace convx {
 int num_threads() { return detail::configured_threads().load(); }
 
 void set_num_threads(int n) {
-  if (n < 1 || n > 1024) {
+  if (n < 1 || n > detail::kMaxThreads) {
     throw std::invalid_argument("set_num_threads: n must be in [1, 1024], got " +
                                 std::to_string(n));
   }

@@ -7,7 +7,8 @@
 // wake-up, which on a VM can take longer than a small job) and then sleeps on
 // a condition variable, so an idle pool costs no CPU. The calling thread
 // works too, as worker 0. Which worker runs a task never
-// changes what the task computes, so results do not depend on thread count.
+// changes what the task computes, so results do not depend on thread count:
+// each job runs on every thread with the caller's floating-point mode.
 #pragma once
 
 #include <algorithm>
@@ -17,10 +18,12 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
 #include "common/aligned_buffer.hpp"
+#include "runtime/float_mode.hpp"
 
 namespace convx::detail {
 
@@ -35,12 +38,16 @@ using TaskFn = std::function<void(std::int64_t task, WorkerScratch& scratch)>;
 
 class ThreadPool {
  public:
+  // Starts threads - 1 workers. Never throws for a worker that cannot be
+  // started: the pool then has the workers that did start (size() says how
+  // many) and start_error() says why the next one failed.
   explicit ThreadPool(int threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return static_cast<int>(workers_.size()) + 1; }
+  const std::error_code& start_error() const { return start_error_; }
 
   // Runs fn(t, scratch) for every t in [0, tasks) on at most `max_threads`
   // threads including the caller, and returns when all are done. The first
@@ -58,6 +65,7 @@ class ThreadPool {
   void work(int index);
 
   std::vector<std::thread> workers_;
+  std::error_code start_error_;
   std::unique_ptr<WorkerScratch[]> scratch_;
   AlignedBuffer shared_;
 
@@ -73,6 +81,7 @@ class ThreadPool {
 
   const TaskFn* fn_ = nullptr;
   std::int64_t tasks_ = 0;
+  FloatMode mode_ = 0;  // the caller's floating-point mode, for the workers
   // On a cache line of its own: every claim writes it, and the fields above
   // are read by every worker on every task.
   alignas(64) std::atomic<std::int64_t> next_{0};
@@ -80,6 +89,11 @@ class ThreadPool {
   std::exception_ptr error_;
   std::mutex error_mutex_;
 };
+
+// Fault injection for tests: pools made from now on start at most `workers`
+// worker threads and report the rest as failed to start (EAGAIN), as under an
+// address-space or thread limit. A negative value removes the limit.
+void limit_worker_starts_for_testing(int workers);
 
 // Where a job's parallel phases run: the library's pool (PoolLease) or the
 // calling thread alone (SerialExecutor), e.g. inside a task of an outer job.

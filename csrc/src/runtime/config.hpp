@@ -1,0 +1,24 @@
+// Process-wide settings that come from the environment, and the CPUs the
+// process may use. Internal: the public face is convx/runtime.hpp.
+#pragma once
+
+#include <string>
+
+namespace convx::detail {
+
+// Records that a CONVX_* environment variable was ignored, and why; the
+// messages are reported by convx::config_warnings().
+void add_config_warning(const std::string& message);
+
+// The CPU limit that a cgroup quota sets for this process: ceil(quota / period)
+// of the tightest cpu.max (cgroup v2, on the process's cgroup and each of its
+// ancestors) or cpu.cfs_quota_us / cpu.cfs_period_us (v1) under `root`, for a
+// process whose /proc/self/cgroup reads `self_cgroup`. 0 when no quota is set
+// or nothing can be read.
+int cgroup_cpu_limit(const std::string& root, const std::string& self_cgroup);
+
+// The CPUs this process may run on (its affinity mask, or the hardware count),
+// bounded by the cgroup quota. At least 1.
+int detect_usable_cpus();
+
+}  // namespace convx::detail
