@@ -424,6 +424,47 @@ def tiny_call_overhead(min_time: float) -> dict[str, float]:
     return {name: 1e6 * t for name, t in interleaved_medians(present, min_time).items()}
 
 
+def denormal_times(min_time: float) -> dict[str, float]:
+    """Median milliseconds of one Conv2D call (28x28x128 -> 128, 3x3, pad 1, one thread)
+    on normal data and on data with 10% of the weights and 10% of the inputs denormal
+    (+-1e-40), with convx's flushing on (the default) and off, and torch on both."""
+    layer = Layer("denormal", 1, 28, 28, 128, 128, 3, 1, 1, 1, 1)
+    x, w, b = make_inputs(layer)
+    rng = np.random.default_rng(1)
+    xd, wd = x.copy(), w.copy()
+    for a in (xd, wd):
+        flat = a.reshape(-1)
+        pick = rng.choice(flat.size, size=flat.size // 10, replace=False)
+        flat[pick] = np.float32(1e-40) * rng.choice(np.array([-1, 1], np.float32), pick.size)
+    set_threads(1)
+    normal = convx_layer_runner(layer, x, w, b)
+    denormal = convx_layer_runner(layer, xd, wd, b)
+
+    def denormal_unflushed() -> object:
+        convx.set_flush_denormal(False)
+        try:
+            return denormal()
+        finally:
+            convx.set_flush_denormal(True)
+
+    runners: dict[str, Callable[[], object] | None] = {
+        "convx normal": normal, "convx 10% denormal": denormal,
+        "convx 10% denormal, flush off": denormal_unflushed,
+        "torch normal": torch_runner(layer, x, w, b, channels_last=False),
+        "torch 10% denormal": torch_runner(layer, xd, wd, b, channels_last=False)}
+    present = {name: run for name, run in runners.items() if run is not None}
+    return {name: 1e3 * t for name, t in interleaved_medians(present, min_time).items()}
+
+
+def print_denormal_times(min_time: float) -> None:
+    times = denormal_times(min_time)
+    print("\ndenormal data (Conv2D 28x28x128 -> 128, 3x3, 1 thread; 10% of weights and inputs "
+          "+-1e-40; median ms):")
+    for name, ms in times.items():
+        base = times["torch normal" if name.startswith("torch") else "convx normal"]
+        print(f"  {name:30s} {ms:8.3f} ms  {ms / base:6.2f}x its normal time")
+
+
 def concurrent_peak(threads: int, seconds: float = 0.05) -> float:
     """FMA GFLOP/s of `threads` peak loops run at once, summed. On a VM whose vCPUs are
     at times two hyperthreads of one core, this is about one core's peak rather than
@@ -467,7 +508,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--png", default="benchmarks/results/conv_bench.png")
     parser.add_argument("--json", default=None, help="also write raw results here")
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--denormal-only", action="store_true",
+                        help="only the timing of normal against denormal data")
     args = parser.parse_args(argv)
+    if args.denormal_only:
+        settle_allocator()
+        print_denormal_times(args.min_time)
+        return 0
     thread_counts = [int(t) for t in args.threads.split(",")]
     layers = [lay for lay in SUITE if args.only is None or args.only in lay.name]
 
@@ -511,6 +558,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\ntiny-call overhead (1x8x8x1 -> 4, 3x3, pad 1; median of interleaved batches):")
     for name, us in tiny_call_overhead(args.min_time).items():
         print(f"  {name:13s} {us:6.2f} us")
+
+    print_denormal_times(args.min_time)
 
     same = {layer.name: bitwise_same_across_threads(layer) for layer in layers}
     bad = [name for name, ok in same.items() if not ok]
