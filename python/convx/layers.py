@@ -11,7 +11,14 @@ import numpy as np
 import numpy.typing as npt
 
 from convx import _core
-from convx._args import PaddingArg, check_layout, normalize_pair
+from convx._args import (
+    PaddingArg,
+    check_array_size,
+    check_int,
+    check_layout,
+    normalize_pair,
+    resolve_padding,
+)
 from convx.functional import _conv2d_checked, _plain, output_shape
 
 __all__ = ["Conv2D"]
@@ -116,12 +123,9 @@ class Conv2D(_core.LayerBase):
         seed: int | None = None,
         activation: str | None = None,
     ) -> None:
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                            ("groups", groups)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-                raise TypeError(f"{name} must be an int, got {value!r}")
-            if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+        in_channels = check_int(in_channels, "in_channels", 1)
+        out_channels = check_int(out_channels, "out_channels", 1)
+        groups = check_int(groups, "groups", 1)
         if in_channels % groups != 0:
             raise ValueError(f"groups: in_channels {in_channels} is not divisible by "
                              f"groups={groups}")
@@ -134,22 +138,21 @@ class Conv2D(_core.LayerBase):
         if activation not in (None, "relu"):
             raise ValueError(f"activation must be None or 'relu', got {activation!r}")
         object.__setattr__(self, "_lock", threading.Lock())
-        self.in_channels = int(in_channels)
-        self.out_channels = int(out_channels)
+        self.in_channels = in_channels
+        self.out_channels = out_channels
         self.kernel_size = normalize_pair(kernel_size, "kernel_size")
         self.stride = normalize_pair(stride, "stride")
         self.dilation = normalize_pair(dilation, "dilation")
         self.padding = padding
-        self.groups = int(groups)
+        self.groups = groups
         self.layout = check_layout(layout)
         self.activation = activation
-        if not isinstance(padding, str):
-            from convx._args import resolve_padding  # validates spelling and sign now
-
+        if not isinstance(padding, str):  # validates spelling, sign and size now
             resolve_padding(padding, (1, 1), (1, 1), (1, 1), (1, 1))
 
         self.dtype = dt
         shape = self.weight_shape
+        check_array_size(shape, dt.itemsize, "in_channels, out_channels and kernel_size")
         fan_in = shape[1] * shape[2] * shape[3]
         bound = 1.0 / math.sqrt(fan_in)
         rng = np.random.default_rng(seed)
