@@ -26,6 +26,8 @@ __all__ = [
     "check_out",
     "check_shape",
     "common_dtype",
+    "float_dtype",
+    "native_order",
     "normalize_pair",
     "output_size",
     "resolve_padding",
@@ -198,11 +200,30 @@ def as_float_array(a: Any, name: str) -> npt.NDArray[Any]:
             f"{name} has {what} dtype ({a.dtype}); convx computes in float32 or float64: "
             f"cast to float32 or float64 ({hint})"
         )
-    if not a.dtype.isnative:  # big-endian data: one converting copy
+    if not a.dtype.isnative:  # byte-swapped data: one converting copy
         a = a.astype(a.dtype.newbyteorder("="))
     if not a.flags.c_contiguous:
         a = np.ascontiguousarray(a)
     return cast("npt.NDArray[Any]", a)
+
+
+def native_order(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """`a` itself when its bytes are in the machine's order, else one converting copy that
+    keeps its memory layout (the C++ core reads native numbers only)."""
+    if a.dtype.isnative:
+        return a
+    return a.astype(a.dtype.newbyteorder("="), order="K")
+
+
+def float_dtype(dtype: Any) -> np.dtype[Any]:
+    """A dtype argument as native float32 or float64: a byte-swapped spelling (">f4") names
+    the same numbers, which convx computes in the machine's order."""
+    dt: np.dtype[Any] = np.dtype(dtype)
+    if dt.kind == "f":
+        dt = dt.newbyteorder("=")
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
+    return dt
 
 
 def common_dtype(first: npt.NDArray[Any], first_name: str, *others: tuple[Any, str]) -> None:
@@ -225,6 +246,11 @@ def check_out(
         raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
     if out.shape != shape:
         raise ValueError(f"out has shape {out.shape}, expected {shape}")
+    if not out.dtype.isnative:
+        raise TypeError(
+            f"out has dtype {out.dtype}, in non-native byte order: the result is written "
+            f"in place in the machine's byte order, so out must have dtype {dtype}"
+        )
     if out.dtype != dtype:
         raise TypeError(f"out has dtype {out.dtype}, expected {dtype}")
     if not out.flags.c_contiguous:

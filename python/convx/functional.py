@@ -5,9 +5,11 @@ weights (C_out, k_h, k_w, C_in/groups). NCHW activations are (N, C, H, W) or
 (C, H, W), with OIHW weights (C_out, C_in/groups, k_h, k_w). The output uses the
 input's layout, and a single image in gives a single image out.
 
-Copies. A C-contiguous float32/float64 array is used in place. Anything else
-is copied once into a contiguous array before the call; nothing the caller
-owns is ever written except `out=`.
+Copies. A C-contiguous float32/float64 array in native byte order is used in
+place. Anything else (a strided view, Fortran order, byte-swapped data) is
+copied once into such an array before the call; gemm reads strided views in
+place. Nothing the caller owns is ever written except `out=`, which is written
+in place and so must be C-contiguous and in native byte order.
 
 Integers. Every integer argument (sizes, kernel sizes, strides, paddings,
 dilations, groups) is at most 2**62. A value outside an argument's range, or a
@@ -32,6 +34,8 @@ from convx._args import (
     check_out,
     check_shape,
     common_dtype,
+    float_dtype,
+    native_order,
     normalize_pair,
     output_size,
     resolve_padding,
@@ -306,9 +310,7 @@ def workspace_bytes(
     n, h, w, c_in, _ = _split_input(check_shape(input_shape, "input_shape"), layout,
                                     "input_shape")
     c_out, k_h, k_w = _weight_dims(check_shape(weight_shape, "weight_shape"), layout)
-    dt = np.dtype(dtype)
-    if dt not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    dt = float_dtype(dtype)
     check_array_size((n, h, w, c_in), dt.itemsize, "input_shape")
     s, d, pads, h_out, w_out = _geometry(h, w, (k_h, k_w), stride, padding, dilation)
     check_array_size(_out_shape(n, h_out, w_out, c_out, layout, True), dt.itemsize, "padding")
@@ -381,8 +383,9 @@ def gemm(a: npt.ArrayLike, b: npt.ArrayLike, *, out: Array | None = None) -> Arr
     """Matrix product a @ b of 2-D float32 or float64 arrays with convx's blocked GEMM.
 
     a is (M, K) and b is (K, N); any strides work (transposed or sliced views are read in
-    place, with no copy). out, if given, must be a C-contiguous writeable (M, N) array of the
-    same dtype that does not overlap a or b.
+    place, with no copy). An operand in non-native byte order is converted with one copy,
+    as every convx function does. out, if given, must be a C-contiguous writeable (M, N)
+    array of the same dtype, in native byte order, that does not overlap a or b.
     """
     # Fast path for plain float arrays: the compiled call checks shapes, dtypes, strides,
     # writeability and overlap itself, and whatever it rejects is re-run through the
@@ -408,6 +411,7 @@ def gemm(a: npt.ArrayLike, b: npt.ArrayLike, *, out: Array | None = None) -> Arr
             as_float_array(arr, name)  # raises the TypeError that explains the cast
         if arr.ndim != 2:
             raise ValueError(f"{name} must be 2-D, got shape {arr.shape}")
+    aa, ba = native_order(aa), native_order(ba)
     common_dtype(aa, "a", (ba, "b"))
     if aa.shape[1] != ba.shape[0]:
         raise ValueError(f"b: inner dimensions differ: a is {aa.shape}, b is {ba.shape}")

@@ -16,6 +16,7 @@ from convx._args import (
     check_array_size,
     check_int,
     check_layout,
+    float_dtype,
     normalize_pair,
     resolve_padding,
 )
@@ -132,9 +133,7 @@ class Conv2D(_core.LayerBase):
         if out_channels % groups != 0:
             raise ValueError(f"groups: out_channels {out_channels} is not divisible by "
                              f"groups={groups}")
-        dt = np.dtype(dtype)
-        if dt not in (np.float32, np.float64):
-            raise TypeError(f"dtype must be float32 or float64, got {dt}")
+        dt = float_dtype(dtype)
         if activation not in (None, "relu"):
             raise ValueError(f"activation must be None or 'relu', got {activation!r}")
         object.__setattr__(self, "_lock", threading.Lock())
