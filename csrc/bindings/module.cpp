@@ -618,6 +618,18 @@ py::dict cpu_info() {
 
 }  // namespace
 
+#if defined(_WIN32)
+#define CONVX_EXPORT_C extern "C" __declspec(dllexport)
+#else
+#define CONVX_EXPORT_C extern "C" __attribute__((visibility("default")))
+#endif
+
+// The pool's thread count, exported under a name no other library uses. threadpoolctl
+// identifies a library by its file name and its exported symbols; this module's file
+// name (_core.cpython-...) is shared with other packages' modules, so the symbol is
+// what marks it as convx's (see python/convx/_threadpoolctl.py).
+CONVX_EXPORT_C int convx_get_num_threads(void) { return convx::num_threads(); }
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "convx compiled core. Use the convx package, which validates arguments.";
   add_layer_base(m);

@@ -12,10 +12,15 @@ from typing import Any
 
 from convx import _core
 from convx._conv_matrix import conv_bias_vector, conv_matrix
+from convx._threadpoolctl import register as _register_with_threadpoolctl
 from convx.functional import conv2d, gemm, im2col, output_shape, pad, workspace_bytes
 from convx.layers import Conv2D
 
 __version__: str = _core.__version__
+
+# threadpoolctl, when installed, lists and limits convx's pool like a BLAS library's (its
+# controller calls get_num_threads and set_num_threads below when threadpoolctl asks).
+_register_with_threadpoolctl()
 
 __all__ = [
     "Conv2D",

@@ -6,6 +6,7 @@ so a tiny convolution spends its time in C++, not here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Union, cast
 
@@ -14,13 +15,19 @@ import numpy.typing as npt
 
 __all__ = [
     "LAYOUTS",
+    "MAX_INT",
     "PaddingArg",
     "Pair",
     "as_float_array",
+    "check_array_size",
     "check_groups",
+    "check_int",
     "check_layout",
     "check_out",
+    "check_shape",
     "common_dtype",
+    "float_dtype",
+    "native_order",
     "normalize_pair",
     "output_size",
     "resolve_padding",
@@ -31,31 +38,71 @@ PaddingArg = Union[int, str, Sequence[int], Sequence[Sequence[int]]]
 LAYOUTS = ("NHWC", "NCHW")
 _FLOAT_TYPES = (np.float32, np.float64)
 
+#: The largest value of any integer argument: sizes, kernel sizes, strides, paddings,
+#: dilations and groups. Every value up to it converts to the C++ core's int64, and the
+#: core checks each sum and product it forms from them for overflow; past it, the
+#: argument is refused here with a ValueError that names it.
+MAX_INT = 2**62
+_MAX_INT_TEXT = "2**62"
+_MAX_BYTES = int(np.iinfo(np.intp).max)
+
 
 def _is_int(v: object) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
+def _check_range(value: int, name: str, minimum: int, shown: Any) -> None:
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {shown!r}")
+    if value > MAX_INT:
+        raise ValueError(f"{name} must be <= {_MAX_INT_TEXT}, got {shown!r}")
+
+
+def check_int(value: Any, name: str, minimum: int = 0) -> int:
+    """`value` as an int in [minimum, MAX_INT] (bools, floats and strings are rejected)."""
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    result = int(value)
+    _check_range(result, name, minimum, value)
+    return result
+
+
+def check_shape(shape: Any, name: str) -> tuple[int, ...]:
+    """A shape argument (any sequence of ints) as a tuple of ints in [0, MAX_INT]."""
+    if isinstance(shape, str):
+        raise TypeError(f"{name} must be a tuple of ints, got {shape!r}")
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(f"{name} must be a tuple of ints, got {shape!r}") from None
+    return tuple(check_int(d, f"{name}[{i}]") for i, d in enumerate(dims))
+
+
 def normalize_pair(value: Any, name: str, minimum: int = 1) -> Pair:
-    """Turn an int or a pair of ints into (h, w), checking both are >= minimum."""
+    """Turn an int or a pair of ints into (h, w), checking both are in [minimum, MAX_INT]."""
     if _is_int(value):
         pair = (int(value), int(value))
     elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
         pair = (int(value[0]), int(value[1]))
     else:
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    if pair[0] < minimum or pair[1] < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    for v in pair:
+        _check_range(v, name, minimum, value)
     return pair
 
 
 def check_groups(groups: Any) -> int:
-    """`groups` as an int >= 1 (bools, floats and strings are rejected)."""
-    if not isinstance(groups, (int, np.integer)) or isinstance(groups, (bool, np.bool_)):
-        raise TypeError(f"groups must be an int, got {groups!r}")
-    if groups < 1:
-        raise ValueError(f"groups must be >= 1, got {groups}")
-    return int(groups)
+    """`groups` as an int in [1, MAX_INT] (bools, floats and strings are rejected)."""
+    return check_int(groups, "groups", 1)
+
+
+def check_array_size(shape: tuple[int, ...], itemsize: int, what: str) -> None:
+    """Raise ValueError naming `what` when an array of this shape cannot exist: its byte
+    count does not fit a signed pointer-sized integer (numpy's own error names nothing)."""
+    nbytes = math.prod(shape) * itemsize
+    if nbytes > _MAX_BYTES:
+        raise ValueError(f"{what}: an array of shape {shape} would take {nbytes} bytes, "
+                         "more than an array can hold")
 
 
 def check_layout(layout: Any) -> str:
@@ -89,8 +136,8 @@ def _explicit_padding(padding: Any) -> tuple[Pair, Pair]:
             "padding must be an int, (p_h, p_w), ((top, bottom), (left, right)), "
             f"'valid', 'same' or 'same_lower'; got {padding!r}"
         )
-    if min(result[0] + result[1]) < 0:
-        raise ValueError(f"padding must be >= 0, got {padding!r}")
+    for v in result[0] + result[1]:
+        _check_range(v, "padding", 0, padding)
     return result
 
 
@@ -113,6 +160,9 @@ def resolve_padding(
         for n, k, s, d in zip(in_hw, kernel_hw, stride_hw, dilation_hw):
             out = -(-n // s)
             total = max((out - 1) * s + (k - 1) * d + 1 - n, 0)
+            if total > MAX_INT:
+                raise ValueError(f"padding {padding!r} needs {total} rows or columns of "
+                                 f"padding, more than {_MAX_INT_TEXT}")
             small = total // 2
             sides.append((small, total - small) if padding == "same" else (total - small, small))
         return (sides[0], sides[1])
@@ -150,11 +200,30 @@ def as_float_array(a: Any, name: str) -> npt.NDArray[Any]:
             f"{name} has {what} dtype ({a.dtype}); convx computes in float32 or float64: "
             f"cast to float32 or float64 ({hint})"
         )
-    if not a.dtype.isnative:  # big-endian data: one converting copy
+    if not a.dtype.isnative:  # byte-swapped data: one converting copy
         a = a.astype(a.dtype.newbyteorder("="))
     if not a.flags.c_contiguous:
         a = np.ascontiguousarray(a)
     return cast("npt.NDArray[Any]", a)
+
+
+def native_order(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """`a` itself when its bytes are in the machine's order, else one converting copy that
+    keeps its memory layout (the C++ core reads native numbers only)."""
+    if a.dtype.isnative:
+        return a
+    return a.astype(a.dtype.newbyteorder("="), order="K")
+
+
+def float_dtype(dtype: Any) -> np.dtype[Any]:
+    """A dtype argument as native float32 or float64: a byte-swapped spelling (">f4") names
+    the same numbers, which convx computes in the machine's order."""
+    dt: np.dtype[Any] = np.dtype(dtype)
+    if dt.kind == "f":
+        dt = dt.newbyteorder("=")
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
+    return dt
 
 
 def common_dtype(first: npt.NDArray[Any], first_name: str, *others: tuple[Any, str]) -> None:
@@ -177,6 +246,11 @@ def check_out(
         raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
     if out.shape != shape:
         raise ValueError(f"out has shape {out.shape}, expected {shape}")
+    if not out.dtype.isnative:
+        raise TypeError(
+            f"out has dtype {out.dtype}, in non-native byte order: the result is written "
+            f"in place in the machine's byte order, so out must have dtype {dtype}"
+        )
     if out.dtype != dtype:
         raise TypeError(f"out has dtype {out.dtype}, expected {dtype}")
     if not out.flags.c_contiguous:

@@ -110,6 +110,9 @@ def _geometry(
     if flip:
         w = np.ascontiguousarray(np.flip(w, axis=spatial))
     g = check_groups(groups)
+    if w.shape[0] % g != 0:
+        raise ValueError(f"groups: out_channels {w.shape[0]} (weight.shape[0]) is not "
+                         f"divisible by groups={g}")
     h, w_in = normalize_pair(input_hw, "input_hw")
     stride_hw = normalize_pair(stride, "stride")
     dilation_hw = normalize_pair(dilation, "dilation")

@@ -5,9 +5,16 @@ weights (C_out, k_h, k_w, C_in/groups). NCHW activations are (N, C, H, W) or
 (C, H, W), with OIHW weights (C_out, C_in/groups, k_h, k_w). The output uses the
 input's layout, and a single image in gives a single image out.
 
-Copies. A C-contiguous float32/float64 array is used in place. Anything else
-is copied once into a contiguous array before the call; nothing the caller
-owns is ever written except `out=`.
+Copies. A C-contiguous float32/float64 array in native byte order is used in
+place. Anything else (a strided view, Fortran order, byte-swapped data) is
+copied once into such an array before the call; gemm reads strided views in
+place. Nothing the caller owns is ever written except `out=`, which is written
+in place and so must be C-contiguous and in native byte order.
+
+Integers. Every integer argument (sizes, kernel sizes, strides, paddings,
+dilations, groups) is at most 2**62. A value outside an argument's range, or a
+geometry whose result could not be held in an array, raises a ValueError that
+names the argument.
 """
 
 from __future__ import annotations
@@ -21,10 +28,14 @@ from convx import _core
 from convx._args import (
     PaddingArg,
     as_float_array,
+    check_array_size,
     check_groups,
     check_layout,
     check_out,
+    check_shape,
     common_dtype,
+    float_dtype,
+    native_order,
     normalize_pair,
     output_size,
     resolve_padding,
@@ -221,6 +232,7 @@ def _conv2d_checked(
         axes = (1, 2) if layout == "NHWC" else (2, 3)
         wa = np.ascontiguousarray(np.flip(wa, axis=axes))
     out_shape = _out_shape(n, h_out, w_out, c_out, layout, batched)
+    check_array_size(out_shape, xa.itemsize, "padding")
     if out is not None:
         check_out(out, out_shape, xa.dtype, (xa, wa, ba))
     plan = _core.ConvPlan((n, h, w, c_in), (c_out, k_h), k_w, s, d, pads, g, layout, act,
@@ -256,8 +268,9 @@ def output_shape(
     which for dilation 1 and symmetric padding p is floor((in - k + 2p) / stride) + 1.
     """
     layout = check_layout(layout)
-    n, h, w, _, batched = _split_input(tuple(input_shape), layout, "input_shape")
-    c_out, k_h, k_w = _weight_dims(weight_shape, layout)
+    n, h, w, _, batched = _split_input(check_shape(input_shape, "input_shape"), layout,
+                                       "input_shape")
+    c_out, k_h, k_w = _weight_dims(check_shape(weight_shape, "weight_shape"), layout)
     _, _, _, h_out, w_out = _geometry(h, w, (k_h, k_w), stride, padding, dilation)
     return _out_shape(n, h_out, w_out, c_out, layout, batched)
 
@@ -270,6 +283,9 @@ def _weight_dims(weight_shape: tuple[int, ...], layout: str) -> tuple[int, int, 
         c_out, k_h, k_w, _ = weight_shape
     else:
         c_out, _, k_h, k_w = weight_shape
+    if min(c_out, k_h, k_w) < 1:
+        raise ValueError(f"weight_shape: kernel_size and out_channels must be >= 1, got "
+                         f"{weight_shape}")
     return int(c_out), int(k_h), int(k_w)
 
 
@@ -291,12 +307,13 @@ def workspace_bytes(
     therefore does not grow with the image (try doubling H and W).
     """
     layout = check_layout(layout)
-    n, h, w, c_in, _ = _split_input(tuple(input_shape), layout, "input_shape")
-    c_out, k_h, k_w = _weight_dims(weight_shape, layout)
-    dt = np.dtype(dtype)
-    if dt not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be float32 or float64, got {dt}")
-    s, d, pads, _, _ = _geometry(h, w, (k_h, k_w), stride, padding, dilation)
+    n, h, w, c_in, _ = _split_input(check_shape(input_shape, "input_shape"), layout,
+                                    "input_shape")
+    c_out, k_h, k_w = _weight_dims(check_shape(weight_shape, "weight_shape"), layout)
+    dt = float_dtype(dtype)
+    check_array_size((n, h, w, c_in), dt.itemsize, "input_shape")
+    s, d, pads, h_out, w_out = _geometry(h, w, (k_h, k_w), stride, padding, dilation)
+    check_array_size(_out_shape(n, h_out, w_out, c_out, layout, True), dt.itemsize, "padding")
     plan = _core.ConvPlan((n, h, w, c_in), (c_out, k_h), k_w, s, d, pads,
                           check_groups(groups), layout, "none")
     return int(plan.workspace_bytes(dt == np.float64))
@@ -317,8 +334,9 @@ def pad(x: npt.ArrayLike, padding: PaddingArg, *, layout: str = "NHWC") -> Array
             f"padding {padding!r} depends on a kernel; pass explicit amounts to pad()"
         )
     (top, bottom), (left, right) = resolve_padding(padding, (h, w), (1, 1), (1, 1), (1, 1))
-    result = np.empty(_out_shape(n, h + top + bottom, w + left + right, c, layout, batched),
-                      dtype=xa.dtype)
+    shape = _out_shape(n, h + top + bottom, w + left + right, c, layout, batched)
+    check_array_size(shape, xa.itemsize, "padding")
+    result = np.empty(shape, dtype=xa.dtype)
     _core.pad(xa, result, (n, h, w, c), (top, bottom, left, right), layout)
     return result
 
@@ -355,6 +373,7 @@ def im2col(
     s, d, pads, h_out, w_out = _geometry(h, w, k, stride, padding, dilation)
     tail: tuple[int, ...] = (k[0] * k[1] * c,) if g == 1 else (g, k[0] * k[1] * c // g)
     shape = (n, h_out, w_out, *tail) if batched else (h_out, w_out, *tail)
+    check_array_size(shape, xa.itemsize, "kernel_size and padding")
     result = np.empty(shape, dtype=xa.dtype)
     _core.im2col(xa, result, (n, h, w, c), k, s, d, pads, g, layout, order)
     return result
@@ -364,8 +383,9 @@ def gemm(a: npt.ArrayLike, b: npt.ArrayLike, *, out: Array | None = None) -> Arr
     """Matrix product a @ b of 2-D float32 or float64 arrays with convx's blocked GEMM.
 
     a is (M, K) and b is (K, N); any strides work (transposed or sliced views are read in
-    place, with no copy). out, if given, must be a C-contiguous writeable (M, N) array of the
-    same dtype that does not overlap a or b.
+    place, with no copy). An operand in non-native byte order is converted with one copy,
+    as every convx function does. out, if given, must be a C-contiguous writeable (M, N)
+    array of the same dtype, in native byte order, that does not overlap a or b.
     """
     # Fast path for plain float arrays: the compiled call checks shapes, dtypes, strides,
     # writeability and overlap itself, and whatever it rejects is re-run through the
@@ -391,6 +411,7 @@ def gemm(a: npt.ArrayLike, b: npt.ArrayLike, *, out: Array | None = None) -> Arr
             as_float_array(arr, name)  # raises the TypeError that explains the cast
         if arr.ndim != 2:
             raise ValueError(f"{name} must be 2-D, got shape {arr.shape}")
+    aa, ba = native_order(aa), native_order(ba)
     common_dtype(aa, "a", (ba, "b"))
     if aa.shape[1] != ba.shape[0]:
         raise ValueError(f"b: inner dimensions differ: a is {aa.shape}, b is {ba.shape}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -10,20 +11,78 @@ import numpy as np
 import numpy.typing as npt
 
 from convx import _core
-from convx._args import PaddingArg, check_layout, normalize_pair
+from convx._args import (
+    PaddingArg,
+    check_array_size,
+    check_int,
+    check_layout,
+    float_dtype,
+    normalize_pair,
+    resolve_padding,
+)
 from convx.functional import _conv2d_checked, _plain, output_shape
 
 __all__ = ["Conv2D"]
 
-# The public attributes a cached plan depends on besides the input's shape and dtype.
+# The public attributes a cached plan depends on besides the input's shape and dtype, in
+# the order _LayerState.geometry holds them.
 _SIGNATURE_ATTRS = ("stride", "padding", "dilation", "activation", "groups", "layout")
-# Compiled state (packed weights, bound plans) that copies and pickles rebuild, not carry.
-_REBUILT_ATTRS = ("_prepared", "_plans", "_fast", "_sig")
+# What copies and pickles rebuild rather than carry: the state (its arrays travel as
+# "_weight" and "_bias"), the published plan and the lock.
+_REBUILT_ATTRS = ("_state", "_fast", "_lock")
+
+# A plan bound to a layer's packed weights and bias: bound(x, out) (see ConvPlan.bind).
+_BoundPlan = Callable[[Any, Any], "npt.NDArray[Any] | None"]
 
 
 def _no_plan(x: Any, out: Any) -> None:
     """Conv2D._fast before a plan is cached: every input takes the validating path."""
     return None
+
+
+def _plan_signature(geometry: tuple[Any, ...]) -> tuple[Any, ...] | bool:
+    """The geometry, or False when plans must not be cached for it: unhashable values,
+    or values that compare equal to others of a different meaning (1.0 == 1), which
+    must take the validating path on every call."""
+    stride, padding, dilation, activation, groups, layout = geometry
+    if not (_plain(stride) and _plain(padding) and _plain(dilation)):
+        return False
+    if activation is not None and type(activation) is not str:
+        return False
+    if type(groups) is not int or type(layout) is not str:
+        return False
+    return geometry
+
+
+def _prepare(weight: npt.NDArray[Any], groups: Any, layout: Any) -> _core.PreparedWeights | None:
+    """The weights packed for this grouping and layout, or None when these values cannot
+    describe them (the call then validates and names the bad one)."""
+    try:
+        return _core.PreparedWeights(weight, groups, layout)
+    except (TypeError, ValueError):
+        return None
+
+
+class _LayerState:
+    """One version of a layer's numbers: the weight and bias arrays, their packed form,
+    the geometry (values of _SIGNATURE_ATTRS) and the plans bound to exactly these.
+
+    Nothing in it changes after it is made except that plans are added to `plans`. An
+    assignment to the layer installs a new state with one attribute store, so a call
+    that reads ``layer._state`` once computes with a single version from start to end,
+    and a plan made from an old version only ever lands in that version's `plans`.
+    """
+
+    __slots__ = ("bias", "geometry", "plans", "prepared", "sig", "weight")
+
+    def __init__(self, weight: npt.NDArray[Any], bias: npt.NDArray[Any] | None,
+                 prepared: _core.PreparedWeights | None, geometry: tuple[Any, ...]) -> None:
+        self.weight = weight
+        self.bias = bias
+        self.prepared = prepared
+        self.geometry = geometry
+        self.sig = _plan_signature(geometry)
+        self.plans: dict[Any, _BoundPlan] = {}
 
 
 class Conv2D(_core.LayerBase):
@@ -38,10 +97,16 @@ class Conv2D(_core.LayerBase):
     in the layer's layout, into ``out`` when given. The call itself is implemented in C
     (``_core.LayerBase``): a repeated call with an input of the same shape and dtype runs
     the plan cached for it with no Python frame; anything else takes ``_call_slow``.
+
+    Threads may call a layer while another assigns its weight, bias or geometry. A call
+    computes with the state before the assignment or the one after it, never a mix of
+    the two, and every call that starts after the assignment returns uses the new state.
+    Assignments themselves are serialised by a lock.
     """
 
-    _sig: tuple[Any, ...] | bool | None = None  # see _signature
-    _fast: Callable[[Any, Any], npt.NDArray[Any] | None]  # see __call__
+    _state: _LayerState  # see _LayerState
+    _fast: _BoundPlan  # see __call__; it holds its own weights and bias
+    _lock: threading.Lock  # serialises installing a state and publishing a plan
 
     def __init__(
         self,
@@ -59,44 +124,37 @@ class Conv2D(_core.LayerBase):
         seed: int | None = None,
         activation: str | None = None,
     ) -> None:
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                            ("groups", groups)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-                raise TypeError(f"{name} must be an int, got {value!r}")
-            if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+        in_channels = check_int(in_channels, "in_channels", 1)
+        out_channels = check_int(out_channels, "out_channels", 1)
+        groups = check_int(groups, "groups", 1)
         if in_channels % groups != 0:
             raise ValueError(f"groups: in_channels {in_channels} is not divisible by "
                              f"groups={groups}")
         if out_channels % groups != 0:
             raise ValueError(f"groups: out_channels {out_channels} is not divisible by "
                              f"groups={groups}")
-        dt = np.dtype(dtype)
-        if dt not in (np.float32, np.float64):
-            raise TypeError(f"dtype must be float32 or float64, got {dt}")
+        dt = float_dtype(dtype)
         if activation not in (None, "relu"):
             raise ValueError(f"activation must be None or 'relu', got {activation!r}")
-        self.in_channels = int(in_channels)
-        self.out_channels = int(out_channels)
+        object.__setattr__(self, "_lock", threading.Lock())
+        self.in_channels = in_channels
+        self.out_channels = out_channels
         self.kernel_size = normalize_pair(kernel_size, "kernel_size")
         self.stride = normalize_pair(stride, "stride")
         self.dilation = normalize_pair(dilation, "dilation")
         self.padding = padding
-        self.groups = int(groups)
+        self.groups = groups
         self.layout = check_layout(layout)
         self.activation = activation
-        if not isinstance(padding, str):
-            from convx._args import resolve_padding  # validates spelling and sign now
-
+        if not isinstance(padding, str):  # validates spelling, sign and size now
             resolve_padding(padding, (1, 1), (1, 1), (1, 1), (1, 1))
 
         self.dtype = dt
         shape = self.weight_shape
+        check_array_size(shape, dt.itemsize, "in_channels, out_channels and kernel_size")
         fan_in = shape[1] * shape[2] * shape[3]
         bound = 1.0 / math.sqrt(fan_in)
         rng = np.random.default_rng(seed)
-        self._plans: dict[Any, Callable[[Any, Any], npt.NDArray[Any] | None]] = {}
-        self._bias: npt.NDArray[Any] | None = None
         self.weight = rng.uniform(-bound, bound, size=shape).astype(dt)
         self.bias = rng.uniform(-bound, bound, size=(out_channels,)).astype(dt) if bias else None
 
@@ -107,7 +165,7 @@ class Conv2D(_core.LayerBase):
         The layer packs them once for its kernels, so they cannot be edited in place;
         assign a new array (``layer.weight = w``) to change them. It is copied.
         """
-        return self._weight
+        return self._state.weight
 
     @weight.setter
     def weight(self, value: npt.ArrayLike) -> None:
@@ -115,26 +173,27 @@ class Conv2D(_core.LayerBase):
         if arr.shape != self.weight_shape:
             raise ValueError(f"weight must have shape {self.weight_shape}, got {arr.shape}")
         arr.setflags(write=False)
-        self._prepared = _core.PreparedWeights(arr, self.groups, self.layout)
-        self._weight = arr
-        self._drop_plans()  # they hold the previous weights
+        with self._lock:
+            old = self.__dict__.get("_state")
+            self._install(arr, None if old is None else old.bias,
+                          _prepare(arr, self.groups, self.layout))
 
     @property
     def bias(self) -> npt.NDArray[Any] | None:
         """The (out_channels,) bias, read-only, or None. Assign to change it; it is copied."""
-        return self._bias
+        return self._state.bias
 
     @bias.setter
     def bias(self, value: npt.ArrayLike | None) -> None:
-        self._drop_plans()  # they hold the previous bias
-        if value is None:
-            self._bias = None
-            return
-        arr = np.array(value, dtype=self.dtype, copy=True)
-        if arr.shape != (self.out_channels,):
-            raise ValueError(f"bias must have shape ({self.out_channels},), got {arr.shape}")
-        arr.setflags(write=False)
-        self._bias = arr
+        arr = None
+        if value is not None:
+            arr = np.array(value, dtype=self.dtype, copy=True)
+            if arr.shape != (self.out_channels,):
+                raise ValueError(f"bias must have shape ({self.out_channels},), got {arr.shape}")
+            arr.setflags(write=False)
+        with self._lock:
+            old = self._state
+            self._install(old.weight, arr, old.prepared)
 
     @property
     def weight_shape(self) -> tuple[int, int, int, int]:
@@ -153,71 +212,78 @@ class Conv2D(_core.LayerBase):
         return self._call_checked(x, out)
 
     def _call_checked(self, x: Any, out: npt.NDArray[Any] | None) -> npt.NDArray[Any]:
-        sig = self._sig
-        if sig is None:
-            sig = self._sig = self._signature()
+        state = self._state  # the one version this call computes with
         key = None
-        if type(x) is np.ndarray and sig:
-            # Plans are dropped whenever the weights, the bias or the geometry change,
-            # so the input's shape and dtype are the whole key.
+        if type(x) is np.ndarray and state.sig and state.prepared is not None:
+            # A state's plans are all made from its own weights, bias and geometry, so the
+            # input's shape and dtype are the whole key.
             key = (x.shape, x.dtype)
-            bound = self._plans.get(key)
+            bound = state.plans.get(key)
             if bound is not None:
                 try:
                     y = bound(x, out)
                 except (TypeError, ValueError):
                     y = None  # re-run with full validation for a clear error
                 if y is not None:
-                    self._fast = bound
+                    self._publish(state, bound)
                     return y
-        result = _conv2d_checked(x, self._weight, self._bias, self.stride, self.padding,
-                                 self.dilation, self.groups, self.layout, self.activation,
-                                 False, out, self._plans, key, self._prepared)
-        if key is not None and key in self._plans:
-            self._fast = self._plans[key]
+        stride, padding, dilation, activation, groups, layout = state.geometry
+        result = _conv2d_checked(x, state.weight, state.bias, stride, padding, dilation,
+                                 groups, layout, activation, False, out, state.plans, key,
+                                 state.prepared)
+        if key is not None:
+            bound = state.plans.get(key)
+            if bound is not None:
+                self._publish(state, bound)
         return result
+
+    def _publish(self, state: _LayerState, bound: _BoundPlan) -> None:
+        """Make `bound`, a plan of `state`, the plan the C call tries first, unless an
+        assignment has installed another state since `state` was read: then the plan is
+        stale and must not outlive the assignment."""
+        with self._lock:
+            if self._state is state:
+                object.__setattr__(self, "_fast", bound)
+
+    def _install(self, weight: npt.NDArray[Any], bias: npt.NDArray[Any] | None,
+                 prepared: _core.PreparedWeights | None) -> None:
+        """Replace the state with one of these arrays and the current geometry, and drop
+        the published plan, which belongs to the old state. The caller holds _lock."""
+        geometry = tuple(getattr(self, name) for name in _SIGNATURE_ATTRS)
+        object.__setattr__(self, "_state", _LayerState(weight, bias, prepared, geometry))
+        object.__setattr__(self, "_fast", _no_plan)
 
     def __getstate__(self) -> dict[str, Any]:
         """What copy.deepcopy and pickle carry: the configuration and the arrays. The packed
         weights and the cached plans hold compiled objects and are rebuilt from them."""
-        return {k: v for k, v in self.__dict__.items() if k not in _REBUILT_ATTRS}
+        with self._lock:
+            state = {k: v for k, v in self.__dict__.items() if k not in _REBUILT_ATTRS}
+            state["_weight"] = self._state.weight
+            state["_bias"] = self._state.bias
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
         weight, bias = state.pop("_weight"), state.pop("_bias")
+        object.__setattr__(self, "_lock", threading.Lock())
         self.__dict__.update(state)
-        self._plans = {}
-        self._bias = None
         self.weight = weight  # copies and packs, as assigning them does
         self.bias = bias
 
-    def _drop_plans(self) -> None:
-        """Forget every cached plan: the weights, the bias or the geometry changed."""
-        plans = self.__dict__.get("_plans")
-        if plans is not None:
-            plans.clear()
-        object.__setattr__(self, "_fast", _no_plan)
-
     def __setattr__(self, name: str, value: Any) -> None:
-        # The geometry attributes are public and may be reassigned; the cached plans
-        # were made for the old values, so a change drops them (see _signature).
-        if name in _SIGNATURE_ATTRS:
-            object.__setattr__(self, "_sig", None)
-            self._drop_plans()
-        object.__setattr__(self, name, value)
-
-    def _signature(self) -> tuple[Any, ...] | bool:
-        """The geometry, or False when plans must not be cached for it: unhashable values,
-        or values that compare equal to others of a different meaning (1.0 == 1), which
-        must take the validating path on every call."""
-        values = tuple(getattr(self, name) for name in _SIGNATURE_ATTRS)
-        if not (_plain(values[0]) and _plain(values[1]) and _plain(values[2])):
-            return False
-        if values[3] is not None and type(values[3]) is not str:
-            return False
-        if type(values[4]) is not int or type(values[5]) is not str:
-            return False
-        return values
+        # The geometry attributes are public and may be reassigned: each assignment installs
+        # a new state with the new value (and, for groups and layout, weights packed for it).
+        if name not in _SIGNATURE_ATTRS:
+            object.__setattr__(self, name, value)
+            return
+        with self._lock:
+            object.__setattr__(self, name, value)
+            old = self.__dict__.get("_state")
+            if old is not None:
+                prepared = old.prepared
+                if name in ("groups", "layout"):
+                    prepared = _prepare(old.weight, self.groups, self.layout)
+                self._install(old.weight, old.bias, prepared)
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """The shape __call__ returns for an input of this shape."""
