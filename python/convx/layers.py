@@ -173,10 +173,15 @@ class Conv2D(_core.LayerBase):
         if arr.shape != self.weight_shape:
             raise ValueError(f"weight must have shape {self.weight_shape}, got {arr.shape}")
         arr.setflags(write=False)
+        # Packed outside the lock: packing releases the GIL, and a lock held then would
+        # stay held forever in a child forked meanwhile.
+        packed_for = (self.groups, self.layout)
+        prepared = _prepare(arr, *packed_for)
         with self._lock:
+            if (self.groups, self.layout) != packed_for:  # reassigned meanwhile
+                prepared = _prepare(arr, self.groups, self.layout)
             old = self.__dict__.get("_state")
-            self._install(arr, None if old is None else old.bias,
-                          _prepare(arr, self.groups, self.layout))
+            self._install(arr, None if old is None else old.bias, prepared)
 
     @property
     def bias(self) -> npt.NDArray[Any] | None:
