@@ -130,7 +130,7 @@ def conv2d(
     # Fast path: a call signature seen before reuses its validated plan. The compiled
     # plan re-checks every buffer (dtype, contiguity, size), so anything unusual
     # raises there and is re-run through the full validation below for a clear error.
-    if (not flip and type(x) is np.ndarray and type(weight) is np.ndarray
+    if (flip is False and type(x) is np.ndarray and type(weight) is np.ndarray
             and (type(stride) is int or _plain(stride))  # the int tests spare a call
             and (type(dilation) is int or _plain(dilation))
             and (type(padding) is int or _plain(padding)) and type(groups) is int):

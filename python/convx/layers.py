@@ -146,8 +146,8 @@ class Conv2D(_core.LayerBase):
         self.groups = groups
         self.layout = check_layout(layout)
         self.activation = activation
-        if not isinstance(padding, str):  # validates spelling, sign and size now
-            resolve_padding(padding, (1, 1), (1, 1), (1, 1), (1, 1))
+        # Validates spelling, sign and size now.
+        resolve_padding(padding, (1, 1), (1, 1), (1, 1), (1, 1))
 
         self.dtype = dt
         shape = self.weight_shape

@@ -141,3 +141,18 @@ def test_conv_bias_vector() -> None:
 
     cases = _cases(*GEOMETRY, "input_hw") + _cases("groups", pairs=False)
     assert _refusals(call, cases) == []
+
+
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+def test_a_huge_stride_over_one_output_computes_the_right_answer(isa: str, layout: str) -> None:
+    # One output column: the stride never moves the patch, and must not overflow the
+    # kernels' index arithmetic (it gave zeros on every path).
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 3, 3)).astype(np.float32)
+    w = rng.standard_normal((3, 1, 1, 3) if layout == "NHWC" else (3, 3, 1, 1)).astype(np.float32)
+    pad = ((3, 1), (0, 0))
+    got = convx.conv2d(x, w, stride=(3, 2**62), padding=pad, layout=layout)
+    full = convx.conv2d(x, w, stride=(3, 1), padding=pad, layout=layout)
+    want = full[:, :, :1] if layout == "NHWC" else full[..., :1]
+    np.testing.assert_array_equal(got, want)
+    assert got.shape == want.shape

@@ -1,5 +1,6 @@
 #include "convx/shape.hpp"
 
+#include <algorithm>
 #include <string>
 
 #include "common/checked.hpp"
@@ -62,6 +63,15 @@ ConvShape make_conv_shape(std::int64_t n, std::int64_t h, std::int64_t w, std::i
   s.p = p;
   s.h_out = conv_output_size(h, k_h, p.stride_h, p.pad.top, p.pad.bottom, p.dilation_h);
   s.w_out = conv_output_size(w, k_w, p.stride_w, p.pad.left, p.pad.right, p.dilation_w);
+  // A stride along an axis with one output, or a dilation along an axis with
+  // one tap, never moves a patch. Bounded by the padded extent (which is
+  // checked below), such a stride cannot overflow the kernels' index and
+  // byte-step arithmetic (stride * channels * element size, say), and it
+  // stays > 1 whenever it was, so no path takes the input for its patches.
+  if (s.h_out == 1) s.p.stride_h = std::min(p.stride_h, h + p.pad.top + p.pad.bottom);
+  if (s.w_out == 1) s.p.stride_w = std::min(p.stride_w, w + p.pad.left + p.pad.right);
+  if (k_h == 1) s.p.dilation_h = 1;
+  if (k_w == 1) s.p.dilation_w = 1;
   // Every size the kernels index must fit in int64.
   detail::checked_product("input", n, h, w, c_in);
   detail::checked_product("output", n, s.h_out, s.w_out, c_out);
