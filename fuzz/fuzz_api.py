@@ -27,14 +27,19 @@ hangs stop libFuzzer; the driver records the input and starts a new run.
 Findings are deduplicated by a signature and kept with a reproducer (Python
 code using make_array() below).
 
-    python fuzz/fuzz_api.py --seconds 600 --out /tmp/convx-fuzz       # a long run
-    python fuzz/fuzz_api.py --runs 2000 --seed 1 --fail-on new         # CI smoke
-    python fuzz/fuzz_api.py --replay /tmp/convx-fuzz/crash-...         # one input
+Run it with convx and atheris installed (pip install atheris), from anywhere:
+
+    python fuzz/fuzz_api.py --seconds 600 --out /tmp/convx-fuzz --fresh   # a long run
+    python fuzz/fuzz_api.py --runs 20000 --seed 1 --avoid-known-crashes \
+        --fail-on new --out /tmp/convx-fuzz --fresh                      # as CI runs it
+    python fuzz/fuzz_api.py --replay /tmp/convx-fuzz/crash-...            # one input
 
 --fail-on decides the exit status: "any" finding (the default), only "new"
-ones (those not listed in KNOWN below), or "none". The last line is
+ones (those not matched by KNOWN below), or "none". The report gives new
+findings in full, known ones as one line each, then a summary line and
 "fuzz: N passed, M failed" over inputs (failed: inputs with a finding that
---fail-on counts).
+--fail-on counts, plus crashes and hangs). Every finding, with its input and
+reproducer, is in <out>/findings.json.
 """
 
 from __future__ import annotations
@@ -287,7 +292,7 @@ class Gen:
             return container((a, b)), max(sa, sb), norm
         return self.pick(((1, 1, 1), (1,), (), "11", {1: 1}, ((1, 1), (1, 1)))), BAD, None
 
-    def padding(self, strings: bool = True) -> tuple[Any, int, Any]:
+    def padding(self) -> tuple[Any, int, Any]:
         """Any padding spelling: (value, status, normalised form for the reference)."""
         r = self.int(0, 99)
 
@@ -309,8 +314,6 @@ class Gen:
             return (inner((vals[0][0], vals[1][0])), inner((vals[2][0], vals[3][0]))), st, norm
         if r < 88:
             s = self.pick(("valid", "same", "same_lower"))
-            if not strings and s != "valid":
-                return s, BAD, None
             return s, OK, s
         return self.pick(("SAME", "full", "", ((1, 1), 1), ((1, 2, 3), (1, 1)), (1, 2, 3),
                           1.5, None, [[1], [1]], np.array([1, 1]))), BAD, None
@@ -1382,12 +1385,19 @@ def report(args: argparse.Namespace, stats: dict[str, float], findings: dict[str
            crashes: list[dict[str, Any]], wall: float) -> int:
     new = [f for f in findings.values() if not f.get("known")]
     known = [f for f in findings.values() if f.get("known")]
-    for f in sorted(findings.values(), key=lambda f: (bool(f.get("known")), f["op"])):
-        tag = f"known: {f['known']}" if f.get("known") else "NEW"
-        print(f"\n--- finding {f['signature']} [{tag}] {f['op']} {f['category']} "
-              f"(x{f['count']})\n{f['message']}\n{f['repro']}")
+    # New findings in full; known ones as one line per KNOWN entry (all of them
+    # are in <out>/findings.json, with reproducers).
+    for f in sorted(new, key=lambda f: (f["op"], f["category"])):
+        print(f"\n--- NEW finding {f['signature']}: {f['op']} {f['category']} "
+              f"({f['count']} inputs)\n{f['message']}\n{f['repro']}")
         if f.get("traceback"):
             print(f["traceback"].rstrip())
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for f in known:
+        groups.setdefault(f["known"], []).append(f)
+    for name, items in groups.items():
+        print(f"known: {name}: {sum(f['count'] for f in items)} inputs, "
+              f"{len(items)} signatures ({', '.join(sorted({f['op'] for f in items}))})")
     for c in crashes:
         print(f"\n--- crash or hang: {c['reason']}\n    replay: python {Path(__file__).name} "
               f"--replay {c['artifact']}\n    log: {c['log']}")

@@ -3,7 +3,8 @@
 * Hypothesis profiles: "ci" (the default, derandomised; 300 examples for each
   property, over 2,000 in all, and the whole suite still runs in a few minutes on
   two cores), "dev" (random, same size) and "thorough" (for a long local run). Pick one with
-  HYPOTHESIS_PROFILE=name.
+  HYPOTHESIS_PROFILE=name. The session ends with the line "hypothesis: N examples
+  run by M property tests", which .ci/run checks against the 2,000.
 * `isa`: a test that takes it runs once per instruction-set path this machine
   offers, with that path selected through the private convx._core._set_isa; the
   previously active path is restored afterwards.
@@ -12,12 +13,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import warnings
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -62,6 +65,40 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# Examples run by the session's property tests: each @given test's inner
+# function (which Hypothesis calls once per example, and looks up on every run)
+# is wrapped to count its calls.
+_examples = {"run": 0, "tests": 0}
+
+
+def _counted(inner: Any) -> Any:
+    @functools.wraps(inner)
+    def run_one(*args: Any, **kwargs: Any) -> Any:
+        _examples["run"] += 1
+        return inner(*args, **kwargs)
+
+    run_one._convx_counted = True  # type: ignore[attr-defined]
+    return run_one
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        handle = getattr(getattr(item, "obj", None), "hypothesis", None)
+        if handle is None:
+            continue
+        _examples["tests"] += 1
+        if not getattr(handle.inner_test, "_convx_counted", False):
+            handle.inner_test = _counted(handle.inner_test)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _examples["tests"]:
+        terminalreporter.write_line(
+            f"hypothesis: {_examples['run']} examples run by {_examples['tests']} property "
+            f"tests (profile {os.environ.get('HYPOTHESIS_PROFILE', 'ci')})"
+        )
 
 
 def _isa_setter():
