@@ -168,3 +168,26 @@ def test_set_flush_denormal_checks_its_argument(flush_restored: None) -> None:
     with pytest.raises(TypeError, match="enabled"):
         convx.set_flush_denormal(1)  # type: ignore[arg-type]
     assert convx.cpu_info()["flush_denormal"] == convx.get_flush_denormal()
+
+
+@pytest.mark.parametrize("special", [np.inf, -np.inf, np.nan])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("path", PATHS)
+def test_non_finite_weights_meet_the_padding_as_the_formula_says(
+        isa: str, path: str, dtype: Any, special: float) -> None:
+    # The padding is zeros, and 0 * inf is NaN: a filter with an infinite or NaN tap gives
+    # NaN wherever that tap falls on the padding, on every path (the depthwise kernels,
+    # which leave padded taps out, hand such filters to the GEMM).
+    layout, x_shape, w_shape, groups, padding = PATHS[path]
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, x_shape).astype(dtype)
+    w = rng.uniform(-1, 1, w_shape).astype(dtype)
+    w[0, 0, 0, 0] = special
+    y = conv(x, w, path)
+    with np.errstate(invalid="ignore"):
+        want = conv2d_ref(x.astype(np.float64), w.astype(np.float64), padding=padding,
+                          groups=groups, layout=layout)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(y[finite], want[finite], rtol=1e-5, atol=1e-5)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -32,3 +35,19 @@ def test_workspace_depends_on_dtype_and_validates() -> None:
         convx.workspace_bytes((1, 32, 32, 16), (16, 3, 3, 16), dtype=np.int32)
     with pytest.raises(ValueError, match="kernel_size"):
         convx.workspace_bytes((1, 2, 2, 16), (16, 3, 3, 16))
+
+
+def test_workspace_bytes_of_a_huge_batch_is_computed_not_enumerated() -> None:
+    # 2**40 images: the figure comes from block counts, not from a list of the blocks
+    # (which needed tens of GB on the scalar path, whose blocks are the smallest). Under a
+    # 2 GiB address-space limit in a fresh process.
+    code = ("import resource, warnings, convx\n"
+            "warnings.simplefilter('ignore', RuntimeWarning)\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (2**31, resource.RLIM_INFINITY))\n"
+            "convx._core._set_isa('scalar')\n"
+            "convx.set_num_threads(3)\n"
+            "print(convx.workspace_bytes((2**40, 4, 4, 1), (1, 1, 1, 1)))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert 0 < int(result.stdout) < 2**30

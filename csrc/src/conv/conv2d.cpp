@@ -4,6 +4,7 @@
 // layer whose patches are only a handful of values (e.g. 3x3 over 1 channel).
 #include "convx/conv2d.hpp"
 
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -56,6 +57,18 @@ void nchw_conv_group(const ConvShape& s, const T* x, const T* w, std::int64_t g,
   } else {
     for (std::int64_t b = 0; b < s.n; ++b) one_image(b, nullptr);
   }
+}
+
+bool has_padding(const ConvShape& s) {
+  return s.p.pad.top > 0 || s.p.pad.bottom > 0 || s.p.pad.left > 0 || s.p.pad.right > 0;
+}
+
+template <typename T>
+bool all_finite(const T* w, std::int64_t count) {
+  for (std::int64_t i = 0; i < count; ++i) {
+    if (!std::isfinite(w[i])) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -125,7 +138,11 @@ void conv2d_impl(const ConvShape& s, const T* x, const T* w, const ConvWeights<T
   const std::int64_t cout_g = s.c_out_per_group();
   const std::int64_t K = s.patch_size();
   const std::int64_t pixels = s.h_out * s.w_out;
-  if (detail::is_depthwise(s)) {
+  // The depthwise kernels leave out the taps that fall on the padding, which
+  // equals the formula (those inputs are 0) only for finite weights: an inf or
+  // NaN weight times a padded zero is NaN. Such filters take the grouped GEMM
+  // below, which multiplies the padding like any other input.
+  if (detail::is_depthwise(s) && !(has_padding(s) && !all_finite(w, s.weight_size()))) {
     detail::conv2d_depthwise<T>(s, x, w, bias, y, activation);
     return;
   }

@@ -191,8 +191,11 @@ struct NBlock {
   bool stream_b = false;
 };
 
+// `with_cuts` false skips the guided block list, whose length grows with m:
+// sizing the scratch needs only the block counts.
 template <typename K>
-NBlock plan_n_block(std::int64_t m, std::int64_t nc, const Blocking& blk, const K& kern) {
+NBlock plan_n_block(std::int64_t m, std::int64_t nc, const Blocking& blk, const K& kern,
+                    bool with_cuts = true) {
   const int mr = kern.mr, nr = kern.nr, threads = blk.threads;
   NBlock b;
   b.nc = nc;
@@ -234,7 +237,7 @@ NBlock plan_n_block(std::int64_t m, std::int64_t nc, const Blocking& blk, const 
   b.m_base = m_panels / b.m_tasks;
   b.m_extra = m_panels % b.m_tasks;
   b.mc = (b.m_base + (b.m_extra > 0)) * mr;
-  if (threads > 1 && b.n_chunks == 1 && b.m_tasks > 1) {
+  if (with_cuts && threads > 1 && b.n_chunks == 1 && b.m_tasks > 1) {
     // Guided sizes: full blocks first, then each takes about 1/(2*threads) of
     // the micro-panels still left, down to kMinTaskRows. Threads rarely run
     // at the same speed here, and with equal blocks the one that finished
@@ -259,7 +262,7 @@ std::int64_t gemm_workspace_bytes(std::int64_t m, std::int64_t n, std::int64_t k
   if (m == 0 || n == 0) return 0;
   const GemmKernel<T>& kern = gemm_kernel<T>();
   const Blocking blk = plan_blocking(m, n, k, kc_block, kern, sizeof(T));
-  const NBlock nb = plan_n_block(m, std::min(blk.nc, n), blk, kern);
+  const NBlock nb = plan_n_block(m, std::min(blk.nc, n), blk, kern, /*with_cuts=*/false);
   const std::int64_t kc = std::min(blk.kc, blk.k_alloc);
   const std::int64_t per_task =
       round_up(nb.mc, kern.mr) * (kc + kRowPad<T>) +
