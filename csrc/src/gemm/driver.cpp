@@ -213,8 +213,7 @@ NBlock plan_n_block(std::int64_t m, std::int64_t nc, const Blocking& blk, const 
       // whose core is slowed (by a neighbour on a shared VM, say) simply does
       // fewer, and the last task to finish ends the job. With one to three
       // large tasks each, one slow task leaves the other thread idle for up to
-      // a third of the job. (resnet.s3, 6 -> 8 tasks on 2 threads: +8 to +17 %
-      // in three of four same-process A/B runs, -1 % in the fourth.)
+      // a third of the job.
       const double flops = 2.0 * double(m) * double(nc) * double(blk.k_alloc);
       const std::int64_t by_size = std::min<std::int64_t>(
           ceil_div(m, kMinTaskRows * mr), static_cast<std::int64_t>(flops / kMinTaskFlops));
@@ -240,10 +239,10 @@ NBlock plan_n_block(std::int64_t m, std::int64_t nc, const Blocking& blk, const 
   if (with_cuts && threads > 1 && b.n_chunks == 1 && b.m_tasks > 1) {
     // Guided sizes: full blocks first, then each takes about 1/(2*threads) of
     // the micro-panels still left, down to kMinTaskRows. Threads rarely run
-    // at the same speed here, and with equal blocks the one that finished
-    // first waited for the other's last block: 6-12 % of a resnet.s3/s4 call
-    // at two threads, 1-3 % with guided sizes (same-process A/B: +2-7 % on
-    // most 3x3 layers). Where the rows go has no effect on the arithmetic.
+    // at the same speed on a shared machine, and with equal blocks the one
+    // that finishes first waits for the other's last block; small blocks at
+    // the end keep that wait short. Where the rows go has no effect on the
+    // arithmetic.
     const std::int64_t most = b.m_base + (b.m_extra > 0);
     for (std::int64_t pos = 0; pos < m_panels;) {
       const std::int64_t rest = m_panels - pos;
