@@ -834,7 +834,9 @@ class Builder:
         def check(cols: Any) -> str | None:
             if geo is None or fdt is None or g_norm is None:
                 return None
-            if _too_big(geo[1], geo[2], n, k_norm[0], k_norm[1], c):
+            (t, b), (lf, rt) = geo[0]
+            if _too_big(geo[1], geo[2], n, k_norm[0], k_norm[1], c) or \
+                    _too_big(n, h + t + b, w + lf + rt, c):  # the reference pads x
                 return None
             want = ref.im2col_ref(np.asarray(x.value, dtype=np.float64), k_norm, stride=s_norm,
                                   padding=geo[0], dilation=d_norm, groups=g_norm,
