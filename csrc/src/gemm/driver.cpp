@@ -40,9 +40,8 @@ template <typename T>
 constexpr std::int64_t kRowPad = 64 / sizeof(T);
 // With several threads, M is cut into at least this many tasks per thread,
 // each of at least kMinTaskRows micro-panels and kMinTaskFlops (smaller ones
-// cost more in re-read B panels than they save: 256^3 lost 12 % at 8 tasks).
-// The guided sizes of plan_n_block then split the last ones finer. (Four per
-// thread before guided sizes; two since: resnet.s4 +3-7 % at two threads.)
+// cost more in re-read B panels than they save). The guided sizes of
+// plan_n_block then split the last ones finer, so few are needed up front.
 constexpr std::int64_t kMinTasksPerThread = 2;
 constexpr std::int64_t kMinTaskRows = 4;
 constexpr double kMinTaskFlops = 16.0e6;
@@ -284,7 +283,7 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
   if (b.prepacked(nr, blk.kc, &ld_prepacked) != nullptr) {
     // N blocks bound the scratch of a B packed here. A B packed ahead of time
     // needs none, and each block would only add a parallel phase and another
-    // packing of A (resnet.s5, 9.4 MB of filters: +3-10 % at two threads).
+    // packing of A.
     blk.nc = std::max(blk.nc, round_up(n, nr));
   }
   const std::int64_t kc_max = blk.kc, k_blocks = blk.k_blocks, k_alloc = blk.k_alloc;
@@ -330,16 +329,15 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
     }
 
     // A packed B this small stays in L2 from one panel to the next (resnet50
-    // conv1's filters: 37 KiB); fetching it ahead would only cost instructions
-    // (conv1: +1 % at one thread, same-process A/B).
+    // conv1's filters: 37 KiB); fetching it ahead would only cost instructions.
     const std::int64_t b_bytes = k_alloc * nc_pad * std::int64_t(sizeof(T));
     const bool b_small = !stream_b && b_bytes <= kSmallB;
     // Few micro-panels per task (small M cut for two threads) would fetch the
     // next B panel in bursts of up to 256 lines per call, which stall the core
     // on its miss buffers; at most kMaxPrefetchPerCall lines then, and the
-    // hardware prefetcher follows the rest (same-process A/B, resnet.s4 at two
-    // threads: +2-4 % warm, +1-3 % with cold caches). A B of more than kBurstB
-    // wants every line fetched ahead (resnet.s5, 9.4 MB: -1 to -4 % capped).
+    // hardware prefetcher follows the rest. A B of more than kBurstB is too
+    // large for the hardware prefetcher to keep up with and wants every line
+    // fetched ahead.
     const bool b_burst_cap = b_bytes <= kBurstB;
 
     // Phase 2: each task packs its rows of A per k-block and sweeps its tiles.
@@ -418,7 +416,7 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
           }
           // The next B micro-panel was packed long before and has fallen out to
           // L3. Fetch it into L2 a slice per micro-kernel call, so that the first
-          // call on it does not stall (measured: about +10% on 1024^3).
+          // call on it does not stall.
           const T* b_next =
               (!stream_b && !b_small && jr + nr < j_hi) ? bpanel + kc * nr : nullptr;
           const std::int64_t next_lines =
@@ -433,8 +431,8 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
             if (kb == 0 && cs_c == 1 && ir + mr < mcur) {
               // The first K block writes C, which is usually not in cache (a
               // large layer's output): ask for the next tile's lines now, so
-              // that the kernel's stores do not wait on them (resnet50 conv1,
-              // K = 147: +3-5 %).
+              // that the kernel's stores do not wait on them (this matters most
+              // for a short K, such as resnet50 conv1's 147).
               const std::int64_t rows_next = std::min<std::int64_t>(mr, mcur - ir - mr);
               const T* c_next = c + (ic + ir + mr) * rs_c + jc + jr;
               for (std::int64_t i = 0; i < rows_next; ++i) {

@@ -66,8 +66,7 @@ class StridedMatrix final : public ASource<T>, public BSource<T> {
                  std::int64_t kc) const override;
   bool reads_in_place() const override { return cs_ == 1; }
   // Rows of at least 1 KiB: shorter ones stream from memory better as the
-  // packer's one contiguous copy than as MR interleaved reads (measured: -10%
-  // at K = 147, +2-4% at K >= 256).
+  // packer's one contiguous copy than as MR interleaved reads.
   const T* rows_in_place(std::int64_t r0, std::int64_t /*rows*/, std::int64_t k0,
                          std::int64_t kc, std::int64_t* ld, std::int64_t* /*run*/,
                          std::int64_t* /*run_step*/) const override {
@@ -134,9 +133,8 @@ std::int64_t gemm_workspace_bytes(std::int64_t m, std::int64_t n, std::int64_t k
 // Channel runs shorter than this are cheaper to pack than to block K around.
 constexpr std::int64_t kMinInPlaceRun = 32;
 // Strips of a kernel row (k_w taps of few channels) shorter than this are
-// packed rather than read in place run by run. (Same-process A/B against
-// packing every panel: resnet50 conv1, strips of 21, +8-10 %; 3x3 layers of
-// 3 to 16 channels, strips of 9 to 48, +8-24 %, at one and two threads.)
+// packed rather than read in place run by run: below it the micro-kernel's
+// per-run overhead outweighs the copy it saves.
 constexpr std::int64_t kMinInPlaceStrip = 8;
 
 // The K block an NHWC implicit-im2col GEMM uses: whole taps of one kernel row

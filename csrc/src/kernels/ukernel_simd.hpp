@@ -42,12 +42,10 @@ void ukernel_simd(std::int64_t k, const T* a, std::int64_t lda, std::int64_t run
     }
   }
   // Unrolled by eight, with the row and B addresses as constant offsets from
-  // a few pointers: on AVX2 (6x16) a step takes 21.4 instructions for its 12
-  // FMAs instead of 27, and the core's front end, which it shares with a busy
-  // neighbour at times on a VM, keeps up. Same-process A/B on the conv suite:
-  // +12-20 % at one and two threads against the plain loop, +2-5 % against
-  // unrolling by four. The order of the sum over p is unchanged. A packed
-  // block is a single run; a patch read in place is one run per kernel row.
+  // a few pointers, so that a step costs few instructions beyond its FMAs and
+  // the core's front end (shared with a busy neighbour at times on a VM)
+  // keeps up. The order of the sum over p is unchanged. A packed block is a
+  // single run; a patch read in place is one run per kernel row.
   for (std::int64_t p0 = 0; p0 < k; p0 += run, a += run_step) {
     const std::int64_t len = k - p0 < run ? k - p0 : run;
     const T* grp[kGroups];

@@ -56,10 +56,9 @@ namespace {
 constexpr int kMaxThreads = 1024;
 
 // How long a worker (or a waiting caller) spins before it sleeps. Waking a
-// sleeping worker costs tens to hundreds of microseconds on a VM. With a spin
-// of 30 us, workers fell asleep in the gaps between back-to-back calls from
-// Python; at 250 us the median two-thread call on the 2-4 ms resnet layers
-// was about 10% faster (noisy 2-vCPU VM, benchmark's block timing).
+// sleeping worker costs tens to hundreds of microseconds on a VM; the spin is
+// long enough to bridge the gaps between back-to-back calls from Python (a
+// network's layers), and short enough that an idle pool soon costs no CPU.
 constexpr auto kSpinTime = std::chrono::microseconds(250);
 
 inline void cpu_relax() {
