@@ -142,43 +142,43 @@ std::vector<Layer> prepare_layers() {
   return out;
 }
 
-TEST_CASE_ISA("threads: concurrent conv2d calls equal a one-thread run bit for bit") {
-  const ThreadCountGuard guard;
-  const std::vector<Layer> net = prepare_layers();
-  // Callers start at different layers, so different kinds of job overlap.
-  const int64_t mismatches = run_concurrently([&](int caller) {
+// Every caller runs every layer kRounds times through `conv(layer, y)` and
+// counts the outputs that differ from the one-thread run. Callers start at
+// different layers, so different kinds of job overlap.
+template <typename Conv>
+int64_t concurrent_mismatches(const std::vector<Layer>& net, const Conv& conv) {
+  return run_concurrently([&](int caller) {
     int64_t bad = 0;
     for (int round = 0; round < kRounds; ++round) {
       for (std::size_t i = 0; i < net.size(); ++i) {
         const Layer& l = net[(i + static_cast<std::size_t>(caller)) % net.size()];
         std::vector<float> y(l.want.size());
-        convx::conv2d<float>(l.s, l.x.data(), l.w.data(), l.bias.data(), y.data(),
-                             convx::Activation::ReLU);
+        conv(l, y.data());
         if (!bitwise_equal(y, l.want)) ++bad;
       }
     }
     return bad;
   });
-  CHECK_EQ(mismatches, int64_t{0});
+}
+
+TEST_CASE_ISA("threads: concurrent conv2d calls equal a one-thread run bit for bit") {
+  const ThreadCountGuard guard;
+  const std::vector<Layer> net = prepare_layers();
+  CHECK_EQ(concurrent_mismatches(net, [](const Layer& l, float* y) {
+             convx::conv2d<float>(l.s, l.x.data(), l.w.data(), l.bias.data(), y,
+                                  convx::Activation::ReLU);
+           }),
+           int64_t{0});
 }
 
 TEST_CASE_ISA("threads: concurrent calls sharing one ConvWeights equal a one-thread run") {
   const ThreadCountGuard guard;
   const std::vector<Layer> net = prepare_layers();
-  const int64_t mismatches = run_concurrently([&](int caller) {
-    int64_t bad = 0;
-    for (int round = 0; round < kRounds; ++round) {
-      for (std::size_t i = 0; i < net.size(); ++i) {
-        const Layer& l = net[(i + static_cast<std::size_t>(caller)) % net.size()];
-        std::vector<float> y(l.want.size());
-        convx::conv2d<float>(l.s, l.x.data(), *l.prepared, l.bias.data(), y.data(),
-                             convx::Activation::ReLU);
-        if (!bitwise_equal(y, l.want)) ++bad;
-      }
-    }
-    return bad;
-  });
-  CHECK_EQ(mismatches, int64_t{0});
+  CHECK_EQ(concurrent_mismatches(net, [](const Layer& l, float* y) {
+             convx::conv2d<float>(l.s, l.x.data(), *l.prepared, l.bias.data(), y,
+                                  convx::Activation::ReLU);
+           }),
+           int64_t{0});
 }
 
 TEST_CASE_ISA("threads: concurrent gemm calls equal a one-thread run bit for bit") {
