@@ -13,7 +13,8 @@ from typing import Any
 from convx import _core
 from convx._conv_matrix import conv_bias_vector, conv_matrix
 from convx._threadpoolctl import register as _register_with_threadpoolctl
-from convx.functional import conv2d, gemm, im2col, output_shape, pad, workspace_bytes
+from convx import functional as _functional
+from convx.functional import conv2d, explain, gemm, im2col, output_shape, pad, workspace_bytes
 from convx.layers import Conv2D
 
 __version__: str = _core.__version__
@@ -29,6 +30,7 @@ __all__ = [
     "conv_bias_vector",
     "conv_matrix",
     "cpu_info",
+    "explain",
     "gemm",
     "get_flush_denormal",
     "get_num_threads",
@@ -53,6 +55,14 @@ def cpu_info() -> dict[str, Any]:
     build_flags. Set CONVX_ISA=scalar|avx2|avx512 before import to force a path.
     """
     return dict(_core.cpu_info())
+
+
+def _set_isa(name: str) -> None:
+    """Select the kernel path ("scalar", "avx2" or "avx512") for operators created from
+    now on; for testing and benchmarking. Existing layers keep the kernels they bound;
+    conv2d's cached operators are dropped so that its next calls use the new path."""
+    _core._set_isa(name)
+    _functional._OPS.clear()
 
 
 def get_num_threads() -> int:

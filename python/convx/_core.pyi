@@ -16,13 +16,14 @@ import numpy.typing as npt
 _Array = npt.NDArray[Any]
 _Int2 = tuple[int, int]
 _Int4 = tuple[int, int, int, int]
-# What ConvPlan.bind returns: bound_conv(x, out=None), positional only.
+# What Conv2dOp.bind returns: bound_conv(x, out=None), positional only.
 _BoundConv = Callable[[object, object], _Array | None]
 
 __version__: str
 
-class PreparedWeights:
-    """A layer's filters copied and packed once, in the dtype of `weight`.
+class PackedWeights:
+    """A layer's filters copied and packed once (convx::ConvWeights), in the dtype of
+    `weight`, for the kernels of the ISA active when it is made.
 
     weight is OHWI (c_out, k_h, k_w, c_in/groups) for layout "NHWC" or OIHW
     (c_out, c_in/groups, k_h, k_w) for "NCHW", C-contiguous float32/float64.
@@ -31,21 +32,25 @@ class PreparedWeights:
     def __init__(self, weight: _Array, groups: int, layout: str) -> None: ...
     @property
     def nbytes(self) -> int:
-        """Bytes held by the packed copy."""
+        """Bytes held by the copy and its packed forms."""
 
 class LayerBase:
-    """Base of convx.Conv2D: __call__(x, *, out=None) runs the cached plan
+    """Base of convx.Conv2D: __call__(x, *, out=None) runs the bound operator
     self._fast(x, out), or self._call_slow(x, out=out) when it declines."""
 
     def __call__(self, x: npt.ArrayLike, *, out: _Array | None = None) -> _Array: ...
 
-class ConvPlan:
-    """One validated convolution geometry, reusable for any number of calls.
+class Conv2dOp:
+    """A forward convolution operator (convx::Conv2d) for one problem: validated, its
+    algorithm and kernels chosen, once; then called any number of times.
 
     input_dims is (n, h, w, c_in) whatever the layout; cout_kh is (c_out, k_h);
     pad is (top, bottom, left, right); layout is "NHWC" (x NHWC, weight OHWI,
     out NHWC) or "NCHW" (x NCHW, weight OIHW, out NCHW); activation is "none"
-    or "relu". Raises ValueError naming the bad argument.
+    or "relu"; batched=False drops the N axis of x and out. `weights` is a
+    PackedWeights the operator keeps (its dtype wins), or None for an operator
+    that takes the weights at every call, of float64 if f64 else float32.
+    Raises ValueError naming the bad argument.
     """
 
     def __init__(
@@ -59,27 +64,45 @@ class ConvPlan:
         groups: int,
         layout: str,
         activation: str,
-        batched: bool = True,
+        batched: bool,
+        weights: PackedWeights | None,
+        f64: bool,
     ) -> None: ...
-    def __call__(self, x: _Array, weight: _Array, bias: object, out: object = None) -> _Array:
-        """Forward convolution of x; bias has c_out values or is None. Writes a new array,
-        or `out` (which must have the output's exact shape, x's dtype, be C-contiguous,
-        writeable and not overlap the inputs), and returns it. The output is 3-D when the
-        plan was made with batched=False. Checks every buffer's dtype, contiguity and size."""
+    def __call__(self, x: _Array, weight: _Array | None, bias: object, out: object) -> _Array:
+        """Forward convolution of x with `weight` (None: the operator's own); bias has
+        c_out values or is None. Writes a new array, or `out` (which must have the
+        output's exact shape and dtype, be C-contiguous, writeable and not overlap the
+        inputs), and returns it. Checks every buffer's dtype, contiguity and size."""
 
-    def bind(self, weight: PreparedWeights, bias: _Array | None) -> _BoundConv:
-        """This plan with a layer's prepared weights (same dtype as x) and bias attached:
-        a builtin function bound_conv(x, out=None), positional only. It computes as
-        ConvPlan.__call__ with the bound weights and bias, or returns None (computing
-        nothing) when x is not a C-contiguous ndarray of exactly the plan's input shape
-        and the weights' dtype."""
+    def try_call(self, x: object, weight: object, bias: object, out: object) -> _Array | None:
+        """__call__, or None (computing nothing) when x, weight or bias is not an ndarray
+        the operator takes as it is (exact shape and dtype, C-contiguous, native byte
+        order), or out is not one it can write (also writeable)."""
 
-    def workspace_bytes(self, f64: bool) -> int:
-        """Scratch memory one run needs, in bytes, for float64 (f64=True) or float32."""
+    def bind(self, bias: _Array | None) -> _BoundConv:
+        """This operator (which must have weights) with a bias attached: a builtin
+        function bound_conv(x, out=None), positional only, that computes as __call__ or
+        returns None when x is not an input it takes as it is."""
 
     @property
-    def output_dims(self) -> _Int4:
-        """(n, h_out, w_out, c_out)."""
+    def algorithm(self) -> str:
+        """"gemm", "pointwise", "direct" or "depthwise"."""
+
+    @property
+    def kernel(self) -> str:
+        """The micro-kernel, dtype, tile and ISA in the name, e.g. "f32 12x32 avx512"."""
+
+    @property
+    def workspace_bytes(self) -> int:
+        """Scratch memory one run needs at most, over all threads, in bytes."""
+
+    @property
+    def flops(self) -> float:
+        """2 * the multiply-adds of one run."""
+
+    @property
+    def output_dims(self) -> tuple[int, ...]:
+        """The output's NumPy shape."""
 
 def im2col(
     x: _Array,

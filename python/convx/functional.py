@@ -19,7 +19,7 @@ names the argument.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -41,7 +41,7 @@ from convx._args import (
     resolve_padding,
 )
 
-__all__ = ["conv2d", "gemm", "im2col", "output_shape", "pad", "workspace_bytes"]
+__all__ = ["conv2d", "explain", "gemm", "im2col", "output_shape", "pad", "workspace_bytes"]
 
 Array = npt.NDArray[Any]
 _ACTIVATIONS = {None: "none", "relu": "relu"}
@@ -127,34 +127,31 @@ def conv2d(
     Returns:
         The output, float32 for float32 inputs and float64 for float64, in ``layout``.
     """
-    # Fast path: a call signature seen before reuses its validated plan. The compiled
-    # plan re-checks every buffer (dtype, contiguity, size), so anything unusual
-    # raises there and is re-run through the full validation below for a clear error.
-    if (flip is False and type(x) is np.ndarray and type(weight) is np.ndarray
-            and (type(stride) is int or _plain(stride))  # the int tests spare a call
-            and (type(dilation) is int or _plain(dilation))
-            and (type(padding) is int or _plain(padding)) and type(groups) is int):
-        try:
-            key = (x.shape, x.dtype, weight.shape, bias is None, stride, padding, dilation,
-                   groups, layout, activation)
-            plan = _PLANS.get(key)
-        except TypeError:  # an unhashable argument such as a list: not cached
-            plan = key = None
-        if plan is not None:
-            try:
-                return plan(x, weight, bias, out)
-            except (TypeError, ValueError):
-                pass
-    else:
-        key = None
-    return _conv2d_checked(x, weight, bias, stride, padding, dilation, groups, layout,
-                           activation, flip, out, _PLANS, key)
+    # A call signature seen before reuses its operator. The operator computes only when
+    # x, weight and bias are arrays it can take as they are; otherwise it returns None
+    # and the arguments are normalised below (copied, or rejected with a clear error).
+    key = _op_key(x, weight, bias, stride, padding, dilation, groups, layout, activation, flip)
+    if key is not None:
+        op = _OPS.get(key)
+        if op is not None:
+            y = op.try_call(x, weight, bias, out)
+            if y is not None:
+                return y
+    call = _normalise(x, weight, bias, stride, padding, dilation, groups, layout, activation,
+                      flip, out)
+    op = _make_op(call)
+    result = op(call.x, call.weight, call.bias, out)
+    if key is not None and call.x is x and call.weight is weight and call.bias is bias:
+        if len(_OPS) >= _MAX_OPS:
+            _OPS.clear()
+        _OPS[key] = op
+    return result
 
 
 def _plain(v: Any) -> bool:
     """True for arguments whose equality implies identity of meaning: exact ints, strings
     and (nested) tuples of them. 1.0 == 1 and True == 1 in Python, so a float or bool
-    must never hit a plan cached for an int: those take the validating path."""
+    must never hit an operator cached for an int: those take the normalising path."""
     t = type(v)
     if t is int or t is str:
         return True
@@ -162,14 +159,47 @@ def _plain(v: Any) -> bool:
         type(f) is int for f in e)) for e in v)
 
 
+def _op_key(x: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any,
+            groups: Any, layout: Any, activation: Any, flip: Any) -> tuple[Any, ...] | None:
+    """The cache key of a call, or None for a call whose operator is not cached: inputs
+    that are not plain arrays, or arguments that are not plain values (see _plain)."""
+    if not (flip is False and type(x) is np.ndarray and type(weight) is np.ndarray
+            and (type(stride) is int or _plain(stride))  # the int tests spare a call
+            and (type(dilation) is int or _plain(dilation))
+            and (type(padding) is int or _plain(padding)) and type(groups) is int
+            and type(layout) is str and (activation is None or type(activation) is str)):
+        return None
+    return (x.shape, x.dtype, weight.shape, bias is None, stride, padding, dilation, groups,
+            layout, activation)
+
+
 _FLOAT_TYPES = (np.float32, np.float64)
 
-# Validated plans by call signature; bounded so that varied shapes cannot grow it forever.
-_PLANS: dict[Any, _core.ConvPlan] = {}
-_MAX_PLANS = 512
+# Operators by call signature; bounded so that varied shapes cannot grow it forever.
+_OPS: dict[Any, _core.Conv2dOp] = {}
+_MAX_OPS = 512
 
 
-def _conv2d_checked(
+class _ConvCall(NamedTuple):
+    """A conv2d call's arguments, normalised: arrays the core takes as they are, and the
+    geometry as plain ints and strings."""
+
+    x: Array
+    weight: Array
+    bias: Array | None
+    dims: tuple[int, int, int, int]  # n, h, w, c_in
+    batched: bool
+    c_out: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    pads: tuple[int, int, int, int]  # top, bottom, left, right
+    groups: int
+    layout: str
+    activation: str  # "none" or "relu"
+
+
+def _normalise(
     x: npt.ArrayLike,
     weight: npt.ArrayLike,
     bias: npt.ArrayLike | None,
@@ -181,24 +211,15 @@ def _conv2d_checked(
     activation: Any,
     flip: bool,
     out: Array | None,
-    cache: dict[Any, Any] | None = None,
-    key: Any = None,
-    prepared: Any = None,
-) -> Array:
-    """conv2d with full validation.
-
-    When `key` is given, the validated plan is remembered in `cache` under it (only if
-    no argument needed a copy, so the fast path sees the same arrays). `prepared` is a
-    _core.PreparedWeights made from `weight`, used instead of it.
-    """
+) -> _ConvCall:
+    """Normalise and check every argument of conv2d (the geometry's own rules, such as
+    groups dividing the channels, are the core's, which names the argument)."""
     layout = check_layout(layout)
     xa = as_float_array(x, "x")
     wa = as_float_array(weight, "weight")
     ba = None if bias is None else as_float_array(bias, "bias")
     common_dtype(xa, "x", (wa, "weight"), (ba, "bias"))
     n, h, w, c_in, batched = _split_input(xa.shape, layout)
-    if c_in < 1:
-        raise ValueError(f"x has {c_in} channels; it needs at least one")
     if type(flip) is not bool:
         raise TypeError(f"flip must be True or False, got {flip!r}")
     if wa.ndim != 4:
@@ -210,18 +231,11 @@ def _conv2d_checked(
     else:
         c_out, c_in_g, k_h, k_w = wa.shape
     g = check_groups(groups)
-    if c_in % g != 0:
-        raise ValueError(f"groups: in_channels {c_in} is not divisible by groups={g}")
-    if c_out % g != 0:
-        raise ValueError(f"groups: out_channels {c_out} (weight.shape[0]) is not divisible "
-                         f"by groups={g}")
-    if c_in_g * g != c_in:
+    if c_in % g == 0 and c_in_g * g != c_in:
         raise ValueError(
             f"weight expects C_in/groups = {c_in_g} input channels per group, but x has "
             f"C_in = {c_in} with groups={g} (C_in/groups = {c_in // g})"
         )
-    if k_h < 1 or k_w < 1 or c_out < 1:
-        raise ValueError(f"weight: kernel_size and out_channels must be >= 1, got {wa.shape}")
     if ba is not None and ba.shape != (c_out,):
         raise ValueError(f"bias must have shape ({c_out},), got {ba.shape}")
     act = _ACTIVATIONS.get(activation) if isinstance(activation, (str, type(None))) else None
@@ -235,22 +249,66 @@ def _conv2d_checked(
     check_array_size(out_shape, xa.itemsize, "padding")
     if out is not None:
         check_out(out, out_shape, xa.dtype, (xa, wa, ba))
-    plan = _core.ConvPlan((n, h, w, c_in), (c_out, k_h), k_w, s, d, pads, g, layout, act,
-                          batched)
-    if prepared is not None:
-        bound = plan.bind(prepared, ba)
-        maybe = bound(xa, out)
-        if maybe is None:  # xa was made C-contiguous, of this shape and dtype, above
-            raise RuntimeError("convx internal error: a validated input did not fit its plan")
-        result = maybe
-    else:
-        result = plan(xa, wa, ba, out)
-    if cache is not None and key is not None and not flip and xa is x \
-            and wa is weight and (ba is None or ba is bias):
-        if len(cache) >= _MAX_PLANS:
-            cache.clear()
-        cache[key] = bound if prepared is not None else plan
-    return result
+    return _ConvCall(xa, wa, ba, (n, h, w, c_in), batched, int(c_out), (int(k_h), int(k_w)),
+                     s, d, pads, g, layout, act)
+
+
+def _make_op(call: _ConvCall, packed: _core.PackedWeights | None = None) -> _core.Conv2dOp:
+    """The operator for a normalised call: with `packed` weights (a layer's), or taking
+    the weights at every call."""
+    return _core.Conv2dOp(call.dims, (call.c_out, call.kernel[0]), call.kernel[1], call.stride,
+                          call.dilation, call.pads, call.groups, call.layout, call.activation,
+                          call.batched, packed, call.x.dtype == np.float64)
+
+
+def explain(
+    input_shape: tuple[int, ...],
+    weight_shape: tuple[int, ...],
+    *,
+    stride: Any = 1,
+    padding: PaddingArg = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+    layout: str = "NHWC",
+    dtype: Any = np.float32,
+    activation: str | None = None,
+) -> dict[str, Any]:
+    """How conv2d would compute this problem, without computing it.
+
+    Returns a dict with
+      algorithm: "gemm", "pointwise", "direct" or "depthwise" (see docs/design.md);
+      kernel: the micro-kernel it runs, dtype, tile and ISA, e.g. "f32 12x32 avx512";
+      workspace_bytes: the scratch memory it uses over all threads (see workspace_bytes);
+      flops: 2 * the multiply-adds of one call;
+      output_shape: the shape of the result.
+    """
+    op, out_shape = _shape_op(input_shape, weight_shape, stride, padding, dilation, groups,
+                              layout, dtype, activation)
+    return {"algorithm": op.algorithm, "kernel": op.kernel,
+            "workspace_bytes": int(op.workspace_bytes), "flops": int(op.flops),
+            "output_shape": out_shape}
+
+
+def _shape_op(input_shape: Any, weight_shape: Any, stride: Any, padding: Any, dilation: Any,
+              groups: Any, layout: Any, dtype: Any, activation: Any
+              ) -> tuple[_core.Conv2dOp, tuple[int, ...]]:
+    """An operator (taking weights at every call) for a problem given by shapes, and the
+    output shape."""
+    layout = check_layout(layout)
+    n, h, w, c_in, batched = _split_input(check_shape(input_shape, "input_shape"), layout,
+                                          "input_shape")
+    c_out, k_h, k_w = _weight_dims(check_shape(weight_shape, "weight_shape"), layout)
+    dt = float_dtype(dtype)
+    act = _ACTIVATIONS.get(activation) if isinstance(activation, (str, type(None))) else None
+    if act is None:
+        raise ValueError(f"activation must be None or 'relu', got {activation!r}")
+    check_array_size((n, h, w, c_in), dt.itemsize, "input_shape")
+    s, d, pads, h_out, w_out = _geometry(h, w, (k_h, k_w), stride, padding, dilation)
+    out_shape = _out_shape(n, h_out, w_out, c_out, layout, batched)
+    check_array_size(out_shape, dt.itemsize, "padding")
+    op = _core.Conv2dOp((n, h, w, c_in), (c_out, k_h), k_w, s, d, pads, check_groups(groups),
+                        layout, act, batched, None, dt == np.float64)
+    return op, out_shape
 
 
 def output_shape(
@@ -306,17 +364,9 @@ def workspace_bytes(
     per-thread buffers of fixed size, plus one packed copy of the weights. The figure
     therefore does not grow with the image (try doubling H and W).
     """
-    layout = check_layout(layout)
-    n, h, w, c_in, _ = _split_input(check_shape(input_shape, "input_shape"), layout,
-                                    "input_shape")
-    c_out, k_h, k_w = _weight_dims(check_shape(weight_shape, "weight_shape"), layout)
-    dt = float_dtype(dtype)
-    check_array_size((n, h, w, c_in), dt.itemsize, "input_shape")
-    s, d, pads, h_out, w_out = _geometry(h, w, (k_h, k_w), stride, padding, dilation)
-    check_array_size(_out_shape(n, h_out, w_out, c_out, layout, True), dt.itemsize, "padding")
-    plan = _core.ConvPlan((n, h, w, c_in), (c_out, k_h), k_w, s, d, pads,
-                          check_groups(groups), layout, "none")
-    return int(plan.workspace_bytes(dt == np.float64))
+    op, _ = _shape_op(input_shape, weight_shape, stride, padding, dilation, groups, layout,
+                      dtype, None)
+    return int(op.workspace_bytes)
 
 
 def pad(x: npt.ArrayLike, padding: PaddingArg, *, layout: str = "NHWC") -> Array:

@@ -20,7 +20,7 @@ from convx._args import (
     normalize_pair,
     resolve_padding,
 )
-from convx.functional import _conv2d_checked, _plain, output_shape
+from convx.functional import _make_op, _normalise, _plain, output_shape
 
 __all__ = ["Conv2D"]
 
@@ -28,22 +28,23 @@ __all__ = ["Conv2D"]
 # the order _LayerState.geometry holds them.
 _SIGNATURE_ATTRS = ("stride", "padding", "dilation", "activation", "groups", "layout")
 # What copies and pickles rebuild rather than carry: the state (its arrays travel as
-# "_weight" and "_bias"), the published plan and the lock.
-_REBUILT_ATTRS = ("_state", "_fast", "_lock")
+# "_weight" and "_bias"), the published operator and the lock.
+_REBUILT_ATTRS = ("_state", "_fast", "_op", "_lock")
 
-# A plan bound to a layer's packed weights and bias: bound(x, out) (see ConvPlan.bind).
-_BoundPlan = Callable[[Any, Any], "npt.NDArray[Any] | None"]
+# An operator bound to a layer's packed weights and bias: bound(x, out) (see Conv2dOp.bind).
+_BoundOp = Callable[[Any, Any], "npt.NDArray[Any] | None"]
 
 
-def _no_plan(x: Any, out: Any) -> None:
-    """Conv2D._fast before a plan is cached: every input takes the validating path."""
+def _no_op(x: Any, out: Any) -> None:
+    """Conv2D._fast before an operator is published: every input takes the normalising
+    path."""
     return None
 
 
-def _plan_signature(geometry: tuple[Any, ...]) -> tuple[Any, ...] | bool:
-    """The geometry, or False when plans must not be cached for it: unhashable values,
-    or values that compare equal to others of a different meaning (1.0 == 1), which
-    must take the validating path on every call."""
+def _op_signature(geometry: tuple[Any, ...]) -> tuple[Any, ...] | bool:
+    """The geometry, or False when operators must not be cached for it: unhashable
+    values, or values that compare equal to others of a different meaning (1.0 == 1),
+    which must take the normalising path on every call."""
     stride, padding, dilation, activation, groups, layout = geometry
     if not (_plain(stride) and _plain(padding) and _plain(dilation)):
         return False
@@ -54,35 +55,36 @@ def _plan_signature(geometry: tuple[Any, ...]) -> tuple[Any, ...] | bool:
     return geometry
 
 
-def _prepare(weight: npt.NDArray[Any], groups: Any, layout: Any) -> _core.PreparedWeights | None:
+def _pack(weight: npt.NDArray[Any], groups: Any, layout: Any) -> _core.PackedWeights | None:
     """The weights packed for this grouping and layout, or None when these values cannot
-    describe them (the call then validates and names the bad one)."""
-    try:
-        return _core.PreparedWeights(weight, groups, layout)
-    except (TypeError, ValueError):
-        return None
+    describe them (reassigned attributes that disagree: a call then names the bad one)."""
+    if (type(groups) is int and groups >= 1 and weight.shape[0] % groups == 0
+            and layout in ("NHWC", "NCHW")):
+        return _core.PackedWeights(weight, groups, layout)
+    return None
 
 
 class _LayerState:
     """One version of a layer's numbers: the weight and bias arrays, their packed form,
-    the geometry (values of _SIGNATURE_ATTRS) and the plans bound to exactly these.
+    the geometry (values of _SIGNATURE_ATTRS) and the operators made for exactly these,
+    one per input shape and dtype, each with its bound call.
 
-    Nothing in it changes after it is made except that plans are added to `plans`. An
+    Nothing in it changes after it is made except that operators are added to `ops`. An
     assignment to the layer installs a new state with one attribute store, so a call
     that reads ``layer._state`` once computes with a single version from start to end,
-    and a plan made from an old version only ever lands in that version's `plans`.
+    and an operator made from an old version only ever lands in that version's `ops`.
     """
 
-    __slots__ = ("bias", "geometry", "plans", "prepared", "sig", "weight")
+    __slots__ = ("bias", "geometry", "ops", "prepared", "sig", "weight")
 
     def __init__(self, weight: npt.NDArray[Any], bias: npt.NDArray[Any] | None,
-                 prepared: _core.PreparedWeights | None, geometry: tuple[Any, ...]) -> None:
+                 prepared: _core.PackedWeights | None, geometry: tuple[Any, ...]) -> None:
         self.weight = weight
         self.bias = bias
         self.prepared = prepared
         self.geometry = geometry
-        self.sig = _plan_signature(geometry)
-        self.plans: dict[Any, _BoundPlan] = {}
+        self.sig = _op_signature(geometry)
+        self.ops: dict[Any, tuple[_core.Conv2dOp, _BoundOp]] = {}
 
 
 class Conv2D(_core.LayerBase):
@@ -94,9 +96,12 @@ class Conv2D(_core.LayerBase):
     fan_in = in_channels/groups * k_h * k_w, reproducibly when ``seed`` is given.
 
     ``layer(x, *, out=None)`` applies the layer to a batch (4-D) or a single image (3-D)
-    in the layer's layout, into ``out`` when given. The call itself is implemented in C
-    (``_core.LayerBase``): a repeated call with an input of the same shape and dtype runs
-    the plan cached for it with no Python frame; anything else takes ``_call_slow``.
+    in the layer's layout, into ``out`` when given. The layer keeps one compiled operator
+    per input shape it has seen (the algorithm and kernels chosen, the weights packed
+    once for all of them); ``layer.algorithm`` and ``layer.kernel`` say what the last
+    call ran. The call itself is implemented in C (``_core.LayerBase``): a repeated call
+    with an input of the same shape and dtype runs its operator with no Python frame;
+    anything else takes ``_call_slow``.
 
     Threads may call a layer while another assigns its weight, bias or geometry. A call
     computes with the state before the assignment or the one after it, never a mix of
@@ -105,8 +110,9 @@ class Conv2D(_core.LayerBase):
     """
 
     _state: _LayerState  # see _LayerState
-    _fast: _BoundPlan  # see __call__; it holds its own weights and bias
-    _lock: threading.Lock  # serialises installing a state and publishing a plan
+    _fast: _BoundOp  # see __call__; it holds its own weights and bias
+    _op: _core.Conv2dOp | None  # the operator _fast calls
+    _lock: threading.Lock  # serialises installing a state and publishing an operator
 
     def __init__(
         self,
@@ -176,10 +182,10 @@ class Conv2D(_core.LayerBase):
         # Packed outside the lock: packing releases the GIL, and a lock held then would
         # stay held forever in a child forked meanwhile.
         packed_for = (self.groups, self.layout)
-        prepared = _prepare(arr, *packed_for)
+        prepared = _pack(arr, *packed_for)
         with self._lock:
             if (self.groups, self.layout) != packed_for:  # reassigned meanwhile
-                prepared = _prepare(arr, self.groups, self.layout)
+                prepared = _pack(arr, self.groups, self.layout)
             old = self.__dict__.get("_state")
             self._install(arr, None if old is None else old.bias, prepared)
 
@@ -208,59 +214,77 @@ class Conv2D(_core.LayerBase):
             return (self.out_channels, k_h, k_w, c_g)
         return (self.out_channels, c_g, k_h, k_w)
 
+    @property
+    def algorithm(self) -> str | None:
+        """The algorithm of the last call: "gemm", "pointwise", "direct" or "depthwise"
+        (None before the first call). See convx.explain."""
+        op = self._op
+        return None if op is None else op.algorithm
+
+    @property
+    def kernel(self) -> str | None:
+        """The micro-kernel of the last call, e.g. "f32 12x32 avx512" (None before the
+        first call)."""
+        op = self._op
+        return None if op is None else op.kernel
+
     def _call_slow(self, x: npt.ArrayLike, *, out: npt.NDArray[Any] | None = None
                    ) -> npt.NDArray[Any]:
-        """The layer's call when the cached plan ``_fast`` declined it (see the class
-        docstring): self._fast(x, out) is the plan of the last input shape, bound to this
-        layer's weights and bias. It returns None for an input it cannot take as is
-        (another shape or dtype, or one that needs a copy) and raises for a bad out."""
-        return self._call_checked(x, out)
-
-    def _call_checked(self, x: Any, out: npt.NDArray[Any] | None) -> npt.NDArray[Any]:
+        """The layer's call when the bound operator ``_fast`` declined it (see the class
+        docstring): self._fast(x, out) is the operator of the last input shape, bound to
+        this layer's weights and bias. It returns None for an input it cannot take as is
+        (another shape or dtype, or one that needs a copy)."""
         state = self._state  # the one version this call computes with
         key = None
         if type(x) is np.ndarray and state.sig and state.prepared is not None:
-            # A state's plans are all made from its own weights, bias and geometry, so the
-            # input's shape and dtype are the whole key.
+            # A state's operators are all made from its own weights, bias and geometry, so
+            # the input's shape and dtype are the whole key.
             key = (x.shape, x.dtype)
-            bound = state.plans.get(key)
-            if bound is not None:
-                try:
-                    y = bound(x, out)
-                except (TypeError, ValueError):
-                    y = None  # re-run with full validation for a clear error
+            entry = state.ops.get(key)
+            if entry is not None:
+                y = entry[1](x, out)
                 if y is not None:
-                    self._publish(state, bound)
+                    self._publish(state, entry)
                     return y
         stride, padding, dilation, activation, groups, layout = state.geometry
-        result = _conv2d_checked(x, state.weight, state.bias, stride, padding, dilation,
-                                 groups, layout, activation, False, out, state.plans, key,
-                                 state.prepared)
-        if key is not None:
-            bound = state.plans.get(key)
-            if bound is not None:
-                self._publish(state, bound)
-        return result
+        call = _normalise(x, state.weight, state.bias, stride, padding, dilation, groups,
+                          layout, activation, False, out)
+        if state.prepared is None:
+            # Attributes reassigned to values that do not describe the weights: the core
+            # names the problem.
+            return _make_op(call)(call.x, call.weight, call.bias, out)
+        op = _make_op(call, state.prepared)
+        bound = op.bind(call.bias)
+        y = bound(call.x, out)
+        if y is None:  # call.x is a C-contiguous array of the operator's shape and dtype
+            raise RuntimeError("convx internal error: a normalised input did not fit its "
+                               "operator")
+        if key is not None and call.x is x:
+            state.ops[key] = (op, bound)
+            self._publish(state, (op, bound))
+        return y
 
-    def _publish(self, state: _LayerState, bound: _BoundPlan) -> None:
-        """Make `bound`, a plan of `state`, the plan the C call tries first, unless an
-        assignment has installed another state since `state` was read: then the plan is
-        stale and must not outlive the assignment."""
+    def _publish(self, state: _LayerState, entry: tuple[_core.Conv2dOp, _BoundOp]) -> None:
+        """Make `entry`, an operator of `state`, the one the C call tries first, unless an
+        assignment has installed another state since `state` was read: then the operator
+        is stale and must not outlive the assignment."""
         with self._lock:
             if self._state is state:
-                object.__setattr__(self, "_fast", bound)
+                object.__setattr__(self, "_op", entry[0])
+                object.__setattr__(self, "_fast", entry[1])
 
     def _install(self, weight: npt.NDArray[Any], bias: npt.NDArray[Any] | None,
-                 prepared: _core.PreparedWeights | None) -> None:
+                 prepared: _core.PackedWeights | None) -> None:
         """Replace the state with one of these arrays and the current geometry, and drop
-        the published plan, which belongs to the old state. The caller holds _lock."""
+        the published operator, which belongs to the old state. The caller holds _lock."""
         geometry = tuple(getattr(self, name) for name in _SIGNATURE_ATTRS)
         object.__setattr__(self, "_state", _LayerState(weight, bias, prepared, geometry))
-        object.__setattr__(self, "_fast", _no_plan)
+        object.__setattr__(self, "_fast", _no_op)
+        object.__setattr__(self, "_op", None)
 
     def __getstate__(self) -> dict[str, Any]:
         """What copy.deepcopy and pickle carry: the configuration and the arrays. The packed
-        weights and the cached plans hold compiled objects and are rebuilt from them."""
+        weights and the operators hold compiled objects and are rebuilt from them."""
         with self._lock:
             state = {k: v for k, v in self.__dict__.items() if k not in _REBUILT_ATTRS}
             state["_weight"] = self._state.weight
@@ -287,7 +311,7 @@ class Conv2D(_core.LayerBase):
             if old is not None:
                 prepared = old.prepared
                 if name in ("groups", "layout"):
-                    prepared = _prepare(old.weight, self.groups, self.layout)
+                    prepared = _pack(old.weight, self.groups, self.layout)
                 self._install(old.weight, old.bias, prepared)
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:

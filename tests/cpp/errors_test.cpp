@@ -101,9 +101,13 @@ TEST_CASE("pad, im2col and conv2d: bad arguments") {
   CHECK_THROWS_WITH(convx::conv2d<float>(s, nullptr, buf.data(), nullptr, buf.data()),
                     std::invalid_argument, "conv2d");
   convx::ConvShape forged = s;
-  forged.p.groups = 0;  // not from make_conv_shape
+  forged.p.groups = 0;  // not from make_conv_shape: validated again, the bad field named
   CHECK_THROWS_WITH(convx::conv2d<float>(forged, buf.data(), buf.data(), nullptr, buf.data()),
-                    std::invalid_argument, "conv2d");
+                    std::invalid_argument, "groups");
+  convx::ConvShape wrong_out = s;
+  wrong_out.h_out = 7;
+  CHECK_THROWS_WITH(convx::conv2d<float>(wrong_out, buf.data(), buf.data(), nullptr, buf.data()),
+                    std::invalid_argument, "make_conv_shape");
 }
 
 TEST_CASE("runtime: ISA names and thread counts") {

@@ -4,10 +4,16 @@
 #include <cstdint>
 #include <memory>
 
+#include "convx/context.hpp"
 #include "convx/shape.hpp"
 #include "convx/types.hpp"
 
 namespace convx {
+
+namespace detail {
+template <typename T>
+struct KernelSet;
+}  // namespace detail
 
 // Logical extents of a 4-D activation tensor; the Layout says how they are
 // laid out in memory. Tensors are dense and C-contiguous in that layout.
@@ -32,33 +38,38 @@ template <typename T>
 void im2col(const T* x, const Dims4& dims, std::int64_t k_h, std::int64_t k_w,
             const ConvParams& params, PatchOrder order, T* cols);
 
-// Forward convolution: for every image, output pixel (i, j) and filter m,
-//   y[i, j, m] = act(bias[m] + sum_{u,v,c} x_pad[i*s_h + u*d_h, j*s_w + v*d_w, g*C_g + c]
-//                                           * w[m, u, v, c])
-// where g is m's group. Computed as implicit im2col (patches are packed tile
-// by tile, never materialised in full) followed by a blocked GEMM whose
-// epilogue adds the bias and applies the activation.
-//   x:    shape.n x shape.h x shape.w x shape.c_in in shape.p.layout
-//   w:    OHWI (c_out, k_h, k_w, c_in/groups) for NHWC,
-//         OIHW (c_out, c_in/groups, k_h, k_w) for NCHW
-//   bias: c_out values, or nullptr for none
-//   y:    n x h_out x w_out x c_out in shape.p.layout; fully overwritten, never
-//         read, and must not overlap x, w or bias.
-template <typename T>
-void conv2d(const ConvShape& shape, const T* x, const T* w, const T* bias, T* y,
-            Activation activation = Activation::None);
+// How an operator computes its convolution; chosen once, when it is created.
+//   Gemm:      implicit im2col (patches packed tile by tile, never
+//              materialised) feeding the blocked GEMM, one GEMM per group.
+//   Pointwise: a 1x1, stride-1, unpadded layer: the input already is the
+//              im2col matrix, and the GEMM reads it in place.
+//   Direct:    NHWC, one group, patches of at most a few dozen values (3x3
+//              over 1 channel): a kernel reads the image directly, no packing.
+//   Depthwise: groups == C_in == C_out: one filter per channel, vectorised
+//              across channels (NHWC) or along rows (NCHW).
+enum class Algorithm { Gemm, Pointwise, Direct, Depthwise };
 
-// Filters prepared once for many convolutions, as a layer holds them. For
-// NHWC the weights are packed into the GEMM kernel's panel layout up front, so
-// conv2d() does not re-pack them on every call (ONNX Runtime and oneDNN do the
-// same when a model is loaded). The object owns a copy of the weights, never
-// changes, and may be shared by concurrent calls. Dimensions are as for the
-// `w` argument of conv2d(): OHWI for NHWC, OIHW for NCHW.
+// "gemm", "pointwise", "direct" or "depthwise".
+const char* algorithm_name(Algorithm algorithm);
+
+// The algorithm an operator for this problem uses (the one place that
+// chooses): Depthwise, else Direct, else Pointwise, else Gemm, each where its
+// condition above holds. It depends on the shape alone, not on the data, the
+// element type or the ISA.
+Algorithm choose_algorithm(const ConvShape& shape);
+
+// Filters prepared once for many convolutions: a copy of the weights and their
+// packed forms for the kernels of the context they were made on. A layer
+// holds one and shares it among the operators of every input shape it sees.
+// Immutable, so concurrent runs may share it. Dimensions are as for the `w`
+// argument of conv2d(): OHWI for NHWC, OIHW for NCHW.
 template <typename T>
 class ConvWeights {
  public:
+  // Throws std::invalid_argument on a bad dimension or a null pointer.
   ConvWeights(const T* w, std::int64_t c_out, std::int64_t k_h, std::int64_t k_w,
-              std::int64_t c_in_per_group, std::int64_t groups, Layout layout);
+              std::int64_t c_in_per_group, std::int64_t groups, Layout layout,
+              Context& context = Context::default_context());
   ~ConvWeights();
   ConvWeights(const ConvWeights&) = delete;
   ConvWeights& operator=(const ConvWeights&) = delete;
@@ -70,7 +81,8 @@ class ConvWeights {
   std::int64_t c_in_per_group() const { return c_in_per_group_; }
   std::int64_t groups() const { return groups_; }
   Layout layout() const { return layout_; }
-  // Bytes held: the copy of the weights plus their packed form.
+  Context& context() const { return *context_; }
+  // Bytes held: the copy of the weights plus their packed forms.
   std::int64_t bytes() const;
 
   struct Impl;
@@ -79,8 +91,90 @@ class ConvWeights {
  private:
   std::int64_t c_out_, k_h_, k_w_, c_in_per_group_, groups_;
   Layout layout_;
+  Context* context_;
   std::unique_ptr<Impl> impl_;
 };
+
+// A forward convolution operator for one problem (shape, parameters,
+// activation, element type), in the spirit of a oneDNN primitive: created
+// once, it validates the problem, chooses the algorithm and binds the
+// kernels of its context's ISA; then run() computes, any number of times,
+// from any number of threads at once:
+//   y[i, j, m] = act(bias[m] + sum_{u,v,c} x_pad[i*s_h + u*d_h, j*s_w + v*d_w, g*C_g + c]
+//                                           * w[m, u, v, c])
+// where g is m's group, for every image of the batch.
+//   x:    shape.n x shape.h x shape.w x shape.c_in in shape.p.layout
+//   w:    OHWI (c_out, k_h, k_w, c_in/groups) for NHWC,
+//         OIHW (c_out, c_in/groups, k_h, k_w) for NCHW
+//   bias: c_out values, or nullptr for none
+//   y:    n x h_out x w_out x c_out in shape.p.layout; fully overwritten, never
+//         read, and must not overlap x, w or bias.
+// Tensors are dense and C-contiguous in their layout. Results are bitwise
+// identical for any thread count.
+template <typename T>
+class Conv2d {
+ public:
+  // An operator owning a packed copy of `weights`.
+  static std::unique_ptr<Conv2d> create(const ConvShape& shape, const T* weights,
+                                        Activation activation = Activation::None,
+                                        Context& context = Context::default_context());
+  // An operator sharing prepared weights, on their context and kernels.
+  // Throws std::invalid_argument when their dimensions, groups or layout do
+  // not match `shape`.
+  static std::unique_ptr<Conv2d> create(const ConvShape& shape,
+                                        std::shared_ptr<const ConvWeights<T>> weights,
+                                        Activation activation = Activation::None);
+  // An operator without weights: each run() is given them, as the free
+  // function conv2d() is. Nothing is packed ahead of time.
+  static std::unique_ptr<Conv2d> create_for_any_weights(
+      const ConvShape& shape, Activation activation = Activation::None,
+      Context& context = Context::default_context());
+
+  ~Conv2d();
+  Conv2d(const Conv2d&) = delete;
+  Conv2d& operator=(const Conv2d&) = delete;
+
+  // With the operator's own weights; throws std::logic_error on an operator
+  // made by create_for_any_weights().
+  void run(const T* x, const T* bias, T* y) const;
+  // With the weights `w` (any operator).
+  void run(const T* x, const T* w, const T* bias, T* y) const;
+
+  Algorithm algorithm() const { return algorithm_; }
+  // The micro-kernel the algorithm runs, e.g. "f32 12x32 avx512".
+  const char* kernel() const { return kernel_; }
+  // Scratch bytes a run uses at most, over all threads of the context at its
+  // present size (packed tiles, staged rows); the packed weights, which the
+  // operator or its ConvWeights holds, are not included.
+  std::int64_t workspace_bytes() const;
+  // Multiply-adds times two of one run (bias and activation not counted).
+  double flops() const;
+  const ConvShape& shape() const { return shape_; }
+  Activation activation() const { return activation_; }
+  bool has_weights() const { return weights_ != nullptr; }
+  Context& context() const { return *context_; }
+
+ private:
+  Conv2d(const ConvShape& shape, Activation activation, Context& context,
+         std::shared_ptr<const ConvWeights<T>> weights);
+  void run_impl(const T* x, const T* w, const T* bias, T* y) const;
+
+  ConvShape shape_;
+  Activation activation_;
+  Context* context_;
+  std::shared_ptr<const ConvWeights<T>> weights_;
+  Algorithm algorithm_;
+  const detail::KernelSet<T>* kernels_;  // bound at creation
+  const char* kernel_;
+};
+
+// Free functions: each makes an operator for the call and runs it once. A
+// program that convolves the same shape repeatedly should keep an operator.
+
+// conv2d with weights given per call, on the default context.
+template <typename T>
+void conv2d(const ConvShape& shape, const T* x, const T* w, const T* bias, T* y,
+            Activation activation = Activation::None);
 
 // conv2d() with prepared weights. Throws std::invalid_argument if the
 // weights' dimensions, groups or layout do not match `shape`.
@@ -88,10 +182,10 @@ template <typename T>
 void conv2d(const ConvShape& shape, const T* x, const ConvWeights<T>& w, const T* bias, T* y,
             Activation activation = Activation::None);
 
-// Scratch memory conv2d() uses for this shape, in bytes, over all threads of
-// the pool: packed tiles of patches and weights. It is bounded by the blocking
-// (a few hundred KiB per thread plus the packed weights) and does not grow
-// with the image size; the im2col matrix is never materialised.
+// Scratch memory conv2d() uses for this shape on the default context, in
+// bytes, over all threads of its pool: packed tiles of patches and weights. It
+// is bounded by the blocking (a few hundred KiB per thread plus the packed
+// weights) and does not grow with the image size.
 template <typename T>
 std::int64_t conv2d_workspace_bytes(const ConvShape& shape);
 

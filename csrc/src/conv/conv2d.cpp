@@ -1,110 +1,103 @@
-// Forward convolution: implicit im2col feeding the blocked GEMM, with three
-// shortcuts: a pointwise (1x1, stride 1, unpadded) layer is a GEMM on the
-// input itself, a depthwise layer runs its own direct kernel, and so does a
-// layer whose patches are only a handful of values (e.g. 3x3 over 1 channel).
+// The forward convolution operator: validation, the choice of algorithm, the
+// packed weights, and the dispatch of a run to conv/{gemm_conv, direct,
+// depthwise}.cpp.
 #include "convx/conv2d.hpp"
 
-#include <cmath>
-#include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "common/checked.hpp"
 #include "conv/depthwise.hpp"
 #include "conv/direct.hpp"
-#include "convx/runtime.hpp"
-#include "conv/patch_source.hpp"
-#include "gemm/driver.hpp"
-#include "kernels/direct.hpp"
+#include "conv/gemm_conv.hpp"
+#include "runtime/context_state.hpp"
 #include "runtime/float_mode.hpp"
-#include "runtime/thread_pool.hpp"
 
 namespace convx {
+
+const char* algorithm_name(Algorithm algorithm) {
+  switch (algorithm) {
+    case Algorithm::Gemm: return "gemm";
+    case Algorithm::Pointwise: return "pointwise";
+    case Algorithm::Direct: return "direct";
+    case Algorithm::Depthwise: return "depthwise";
+  }
+  return "unknown";
+}
+
+Algorithm choose_algorithm(const ConvShape& s) {
+  if (detail::is_depthwise(s)) return Algorithm::Depthwise;
+  if (detail::suits_direct(s)) return Algorithm::Direct;
+  if (detail::is_pointwise(s)) return Algorithm::Pointwise;
+  return Algorithm::Gemm;
+}
+
+// The packed forms of a ConvWeights, one per algorithm its filters can take:
+// the algorithm follows from the filter's dimensions and layout alone, except
+// Pointwise, which packs as Gemm does.
+template <typename T>
+struct ConvWeights<T>::Impl {
+  const detail::KernelSet<T>* kernels = nullptr;
+  std::vector<T> raw;
+  std::vector<T> taps_hwc;                                        // Depthwise, NHWC
+  detail::DirectWeights<T> direct;                                // Direct
+  std::vector<std::unique_ptr<detail::PrepackedB<T>>> packed;    // Gemm, NHWC, per group
+};
+
 namespace {
 
-// Below this many flops a GEMM gains little from splitting it across threads.
-constexpr double kSmallGemmFlops = 2.0e7;
-
-// NCHW, one group: Y_b[m, (oh,ow)] = W[m, :] . patches_b[(oh,ow), :]^T, one GEMM
-// per image. Small per-image GEMMs run one image per task (each task serial);
-// large ones run image after image, each GEMM parallel over its tiles. The
-// arithmetic is the same either way.
-template <typename T>
-void nchw_conv_group(const ConvShape& s, const T* x, const T* w, std::int64_t g, T* y,
-                     const Epilogue<T>& ep, bool pointwise) {
-  const std::int64_t cout_g = s.c_out_per_group(), K = s.patch_size();
-  const std::int64_t pixels = s.h_out * s.w_out;
-  const detail::StridedMatrix<T> weights(w + g * cout_g * K, K, 1);
-  auto one_image = [&](std::int64_t b, detail::Executor* exec) {
-    const T* image = x + (b * s.c_in + g * s.c_in_per_group()) * s.h * s.w;
-    T* out = y + (b * s.c_out + g * cout_g) * pixels;
-    if (pointwise) {
-      const detail::StridedMatrix<T> input(image, pixels, 1);
-      detail::gemm_blocked<T>(cout_g, pixels, K, weights, input, out, pixels, 1, false, ep, exec);
-    } else {
-      const detail::NchwPatchColumns<T> patches(s, image);
-      detail::gemm_blocked<T>(cout_g, pixels, K, weights, patches, out, pixels, 1, false, ep,
-                              exec);
-    }
-  };
-  const double flops_per_image = 2.0 * double(cout_g) * double(pixels) * double(K);
-  if (s.n > 1 && num_threads() > 1 && flops_per_image < kSmallGemmFlops) {
-    detail::PoolLease lease;
-    lease.run(s.n, num_threads(), [&](std::int64_t b, detail::WorkerScratch& scratch) {
-      detail::SerialExecutor serial(scratch);
-      one_image(b, &serial);
-    });
-  } else {
-    for (std::int64_t b = 0; b < s.n; ++b) one_image(b, nullptr);
-  }
-}
-
-bool has_padding(const ConvShape& s) {
-  return s.p.pad.top > 0 || s.p.pad.bottom > 0 || s.p.pad.left > 0 || s.p.pad.right > 0;
-}
-
-template <typename T>
-bool all_finite(const T* w, std::int64_t count) {
-  for (std::int64_t i = 0; i < count; ++i) {
-    if (!std::isfinite(w[i])) return false;
-  }
-  return true;
+// A 1x1 problem with these filters, for asking which algorithm they take.
+ConvShape filter_probe(std::int64_t c_out, std::int64_t k_h, std::int64_t k_w,
+                       std::int64_t c_in_per_group, std::int64_t groups, Layout layout) {
+  ConvShape s;
+  s.n = 1;
+  s.h = k_h;
+  s.w = k_w;
+  s.c_in = c_in_per_group * groups;
+  s.c_out = c_out;
+  s.k_h = k_h;
+  s.k_w = k_w;
+  s.h_out = s.w_out = 1;
+  s.p.groups = groups;
+  s.p.layout = layout;
+  return s;
 }
 
 }  // namespace
 
 template <typename T>
-struct ConvWeights<T>::Impl {
-  std::vector<T> raw;
-  // NHWC only: per group, the (K x cout_g) transposed weights packed for the GEMM.
-  std::vector<std::unique_ptr<detail::PrepackedB<T>>> packed;
-  // NHWC, groups == 1, short patches: the weights in the direct kernel's layout.
-  detail::DirectWeights<T> direct;
-};
-
-template <typename T>
 ConvWeights<T>::ConvWeights(const T* w, std::int64_t c_out, std::int64_t k_h, std::int64_t k_w,
-                            std::int64_t c_in_per_group, std::int64_t groups, Layout layout)
+                            std::int64_t c_in_per_group, std::int64_t groups, Layout layout,
+                            Context& context)
     : c_out_(c_out), k_h_(k_h), k_w_(k_w), c_in_per_group_(c_in_per_group), groups_(groups),
-      layout_(layout), impl_(std::make_unique<Impl>()) {
+      layout_(layout), context_(&context), impl_(std::make_unique<Impl>()) {
   detail::require(c_out >= 1 && k_h >= 1 && k_w >= 1 && c_in_per_group >= 1,
                   "weight: every dimension must be >= 1");
   detail::require(groups >= 1 && c_out % groups == 0,
                   "groups: out_channels must be divisible by groups");
   detail::require(w != nullptr, "weight: null pointer");
+  detail::checked_product("weight", c_in_per_group, groups);
   const std::int64_t K = detail::checked_product("weight", k_h, k_w, c_in_per_group);
   const std::int64_t count = detail::checked_product("weight", c_out, K);
-  impl_->raw.assign(w, w + count);
-  if (layout == Layout::NHWC && groups == 1 && K <= detail::kMaxDirectPatch) {
-    impl_->direct = detail::prepare_direct_weights<T>(impl_->raw.data(), c_out, K);
-  }
-  if (layout == Layout::NHWC && !(groups > 1 && groups == c_out && c_in_per_group == 1)) {
-    const std::int64_t cout_g = c_out / groups;
-    const std::int64_t kc = detail::nhwc_k_block<T>(k_w, c_in_per_group);
-    for (std::int64_t g = 0; g < groups; ++g) {
-      impl_->packed.push_back(std::make_unique<detail::PrepackedB<T>>(
-          impl_->raw.data() + g * cout_g * K, 1, K, K, cout_g, kc));
-    }
+  Impl& d = *impl_;
+  d.kernels = &detail::kernels_for<T>(context.isa());
+  d.raw.assign(w, w + count);
+  if (layout != Layout::NHWC) return;  // NCHW algorithms read the filters as given
+  const ConvShape probe = filter_probe(c_out, k_h, k_w, c_in_per_group, groups, layout);
+  switch (choose_algorithm(probe)) {
+    case Algorithm::Depthwise:
+      d.taps_hwc.resize(static_cast<std::size_t>(count));
+      detail::depthwise_taps_hwc(d.raw.data(), c_out, k_h * k_w, d.taps_hwc.data());
+      break;
+    case Algorithm::Direct:
+      d.direct = detail::prepare_direct_weights(d.kernels->direct, d.raw.data(), c_out, K);
+      break;
+    case Algorithm::Pointwise:
+    case Algorithm::Gemm:
+      d.packed = detail::pack_gemm_filters(d.kernels->gemm, d.raw.data(), c_out, k_h, k_w,
+                                           c_in_per_group, groups);
+      break;
   }
 }
 
@@ -118,123 +111,178 @@ const T* ConvWeights<T>::data() const {
 
 template <typename T>
 std::int64_t ConvWeights<T>::bytes() const {
-  std::int64_t total = std::int64_t(impl_->raw.size() * sizeof(T));
-  for (const auto& p : impl_->packed) total += p->bytes();
-  total += std::int64_t(impl_->direct.wt.size() * sizeof(T));
+  const Impl& d = *impl_;
+  std::int64_t values = std::int64_t(d.raw.size() + d.taps_hwc.size() + d.direct.wt.size());
+  std::int64_t total = values * std::int64_t(sizeof(T));
+  for (const auto& p : d.packed) total += p->bytes();
   return total;
 }
 
 namespace {
 
-template <typename T>
-void conv2d_impl(const ConvShape& s, const T* x, const T* w, const ConvWeights<T>* prepared,
-                 const T* bias, T* y, Activation activation) {
-  detail::require(s.groups() >= 1 && s.c_in % s.groups() == 0 && s.c_out % s.groups() == 0,
+// The shape as make_conv_shape() would make it from the same sizes and
+// parameters: the operator's public entry points accept nothing else.
+ConvShape validated(const ConvShape& s) {
+  const ConvShape v = make_conv_shape(s.n, s.h, s.w, s.c_in, s.c_out, s.k_h, s.k_w, s.p);
+  detail::require(v.h_out == s.h_out && v.w_out == s.w_out && v.p.stride_h == s.p.stride_h &&
+                      v.p.stride_w == s.p.stride_w && v.p.dilation_h == s.p.dilation_h &&
+                      v.p.dilation_w == s.p.dilation_w,
                   "conv2d: shape was not made by make_conv_shape");
-  if (s.output_size() == 0) return;
-  detail::require(x != nullptr && w != nullptr && y != nullptr, "conv2d: null pointer");
-  const detail::FloatModeScope float_mode(flush_denormal());
-  const std::int64_t G = s.groups();
-  const std::int64_t cout_g = s.c_out_per_group();
-  const std::int64_t K = s.patch_size();
-  const std::int64_t pixels = s.h_out * s.w_out;
-  // The depthwise kernels leave out the taps that fall on the padding, which
-  // equals the formula (those inputs are 0) only for finite weights: an inf or
-  // NaN weight times a padded zero is NaN. Such filters take the grouped GEMM
-  // below, which multiplies the padding like any other input.
-  if (detail::is_depthwise(s) && !(has_padding(s) && !all_finite(w, s.weight_size()))) {
-    detail::conv2d_depthwise<T>(s, x, w, bias, y, activation);
-    return;
-  }
-  if (detail::use_direct<T>(s)) {
-    detail::conv2d_direct<T>(s, x, w, prepared != nullptr ? &prepared->impl().direct : nullptr,
-                             bias, y, activation);
-    return;
-  }
-  // Every patch is one pixel's channels, so the input already is the im2col matrix.
-  const bool pointwise = s.k_h == 1 && s.k_w == 1 && s.p.stride_h == 1 && s.p.stride_w == 1 &&
-                         s.p.pad.top == 0 && s.p.pad.bottom == 0 && s.p.pad.left == 0 &&
-                         s.p.pad.right == 0;
+  return v;
+}
 
-  for (std::int64_t g = 0; g < G; ++g) {
-    Epilogue<T> ep;
-    ep.activation = activation;
-    if (bias != nullptr) ep.bias = bias + g * cout_g;
-    // Weights of the group are (cout_g x K) row-major; NHWC uses their transpose,
-    // packed ahead of time when the weights were prepared.
-    const detail::StridedMatrix<T> weights_t(w + g * cout_g * K, 1, K);
-    const detail::BSource<T>& w_b =
-        prepared != nullptr && !prepared->impl().packed.empty()
-            ? static_cast<const detail::BSource<T>&>(*prepared->impl().packed[g])
-            : weights_t;
-    if (s.p.layout == Layout::NHWC) {
-      // Y[(b,oh,ow), m] = patches[(b,oh,ow), :] . W[m, :]: the whole batch is one GEMM.
-      if (bias != nullptr) ep.bias_mode = BiasMode::PerColumn;
-      T* out = y + g * cout_g;
-      const std::int64_t kc = detail::nhwc_k_block<T>(s.k_w, s.c_in_per_group());
-      if (pointwise) {
-        const detail::StridedMatrix<T> input(x + g * K, s.c_in, 1);
-        detail::gemm_blocked<T>(s.n * pixels, cout_g, K, input, w_b, out, s.c_out, 1, false,
-                                ep, nullptr, kc);
-      } else {
-        const detail::NhwcPatchRows<T> patches(s, x, g);
-        detail::gemm_blocked<T>(s.n * pixels, cout_g, K, patches, w_b, out, s.c_out, 1, false,
-                                ep, nullptr, kc);
-      }
-    } else {
-      if (bias != nullptr) ep.bias_mode = BiasMode::PerRow;
-      nchw_conv_group(s, x, w, g, y, ep, pointwise);
-    }
+template <typename T>
+const char* kernel_name(Algorithm algorithm, const ConvShape& s, const detail::KernelSet<T>& k) {
+  switch (algorithm) {
+    case Algorithm::Depthwise:
+      if (s.p.layout == Layout::NHWC) return k.dw.name;
+      return sizeof(T) == 4 ? "f32 depthwise-nchw portable" : "f64 depthwise-nchw portable";
+    case Algorithm::Direct: return k.direct.name;
+    case Algorithm::Pointwise:
+    case Algorithm::Gemm: return k.gemm.name;
   }
+  return "";
 }
 
 }  // namespace
 
 template <typename T>
+Conv2d<T>::Conv2d(const ConvShape& shape, Activation activation, Context& context,
+                  std::shared_ptr<const ConvWeights<T>> weights)
+    : shape_(validated(shape)), activation_(activation), context_(&context),
+      weights_(std::move(weights)), algorithm_(choose_algorithm(shape_)),
+      kernels_(weights_ != nullptr ? weights_->impl().kernels
+                                   : &detail::kernels_for<T>(context.isa())),
+      kernel_(kernel_name(algorithm_, shape_, *kernels_)) {
+  detail::require(activation == Activation::None || activation == Activation::ReLU,
+                  "activation: unknown value");
+}
+
+template <typename T>
+Conv2d<T>::~Conv2d() = default;
+
+template <typename T>
+std::unique_ptr<Conv2d<T>> Conv2d<T>::create(const ConvShape& shape, const T* weights,
+                                             Activation activation, Context& context) {
+  const ConvShape s = validated(shape);
+  auto packed = std::make_shared<const ConvWeights<T>>(
+      weights, s.c_out, s.k_h, s.k_w, s.c_in_per_group(), s.groups(), s.p.layout, context);
+  return create(s, std::move(packed), activation);
+}
+
+template <typename T>
+std::unique_ptr<Conv2d<T>> Conv2d<T>::create(const ConvShape& shape,
+                                             std::shared_ptr<const ConvWeights<T>> weights,
+                                             Activation activation) {
+  detail::require(weights != nullptr, "weight: null");
+  const ConvWeights<T>& w = *weights;
+  if (!(w.layout() == shape.p.layout && w.groups() == shape.groups() &&
+        w.c_out() == shape.c_out && w.k_h() == shape.k_h && w.k_w() == shape.k_w &&
+        w.c_in_per_group() * w.groups() == shape.c_in)) {
+    detail::fail_arg(std::string("weight: prepared weights do not match the convolution (") +
+                     (shape.p.layout == Layout::NHWC ? "NHWC" : "NCHW") + ")");
+  }
+  Context& context = w.context();
+  return std::unique_ptr<Conv2d>(new Conv2d(shape, activation, context, std::move(weights)));
+}
+
+template <typename T>
+std::unique_ptr<Conv2d<T>> Conv2d<T>::create_for_any_weights(const ConvShape& shape,
+                                                             Activation activation,
+                                                             Context& context) {
+  return std::unique_ptr<Conv2d>(new Conv2d(shape, activation, context, nullptr));
+}
+
+template <typename T>
+void Conv2d<T>::run(const T* x, const T* bias, T* y) const {
+  if (weights_ == nullptr) {
+    throw std::logic_error("conv2d: this operator has no weights; pass them to run()");
+  }
+  run_impl(x, weights_->data(), bias, y);
+}
+
+template <typename T>
+void Conv2d<T>::run(const T* x, const T* w, const T* bias, T* y) const {
+  run_impl(x, w, bias, y);
+}
+
+template <typename T>
+void Conv2d<T>::run_impl(const T* x, const T* w, const T* bias, T* y) const {
+  const ConvShape& s = shape_;
+  if (s.output_size() == 0) return;
+  detail::require(x != nullptr && w != nullptr && y != nullptr, "conv2d: null pointer");
+  detail::ContextState& state = context_->state();
+  const detail::FloatModeScope float_mode(state.flush.load(std::memory_order_relaxed));
+  detail::PoolLease lease(state);
+  const detail::ConvJob<T> job{s, *kernels_, lease, activation_};
+  // The packed forms apply only to the weights they were made from.
+  const auto* ready = weights_ != nullptr && w == weights_->data() ? &weights_->impl() : nullptr;
+  switch (algorithm_) {
+    case Algorithm::Depthwise:
+      detail::run_depthwise(job, x, w, ready != nullptr && !ready->taps_hwc.empty()
+                                           ? ready->taps_hwc.data() : nullptr, bias, y);
+      return;
+    case Algorithm::Direct:
+      detail::run_direct(job, x, w, ready != nullptr && ready->direct.ld > 0
+                                        ? &ready->direct : nullptr, bias, y);
+      return;
+    case Algorithm::Pointwise:
+    case Algorithm::Gemm:
+      detail::run_gemm_conv(job, algorithm_ == Algorithm::Pointwise, x, w,
+                            ready != nullptr && !ready->packed.empty() ? &ready->packed : nullptr,
+                            bias, y);
+      return;
+  }
+}
+
+template <typename T>
+std::int64_t Conv2d<T>::workspace_bytes() const {
+  const ConvShape& s = shape_;
+  if (s.output_size() == 0) return 0;
+  const int threads = context_->num_threads();
+  const bool own = weights_ != nullptr;
+  switch (algorithm_) {
+    case Algorithm::Depthwise: return detail::depthwise_workspace_bytes<T>(s, own, threads);
+    case Algorithm::Direct: return detail::direct_workspace_bytes<T>(s, kernels_->direct, threads);
+    case Algorithm::Pointwise:
+    case Algorithm::Gemm: return detail::gemm_conv_workspace_bytes<T>(s, kernels_->gemm, threads);
+  }
+  return 0;
+}
+
+template <typename T>
+double Conv2d<T>::flops() const {
+  return 2.0 * double(shape_.output_size()) * double(shape_.patch_size());
+}
+
+template <typename T>
 void conv2d(const ConvShape& s, const T* x, const T* w, const T* bias, T* y,
             Activation activation) {
-  conv2d_impl<T>(s, x, w, nullptr, bias, y, activation);
+  Conv2d<T>::create_for_any_weights(s, activation)->run(x, w, bias, y);
 }
 
 template <typename T>
 void conv2d(const ConvShape& s, const T* x, const ConvWeights<T>& w, const T* bias, T* y,
             Activation activation) {
-  const bool nhwc = s.p.layout == Layout::NHWC;
-  if (!(w.layout() == s.p.layout && w.groups() == s.groups() && w.c_out() == s.c_out &&
-        w.k_h() == s.k_h && w.k_w() == s.k_w && w.c_in_per_group() == s.c_in_per_group())) {
-    detail::fail_arg(std::string("weight: prepared weights do not match the convolution (") +
-                     (nhwc ? "NHWC" : "NCHW") + ")");
-  }
-  conv2d_impl<T>(s, x, w.data(), &w, bias, y, activation);
+  // A non-owning handle: the caller's weights outlive this call.
+  const std::shared_ptr<const ConvWeights<T>> view(&w, [](const ConvWeights<T>*) {});
+  Conv2d<T>::create(s, view, activation)->run(x, bias, y);
 }
 
 template <typename T>
 std::int64_t conv2d_workspace_bytes(const ConvShape& s) {
-  if (s.output_size() == 0) return 0;
-  if (detail::is_depthwise(s)) {
-    // NHWC transposes the taps to (k_h, k_w, C); NCHW reads them as given.
-    return s.p.layout == Layout::NHWC ? s.k_h * s.k_w * s.c_in * std::int64_t(sizeof(T)) : 0;
-  }
-  if (detail::use_direct<T>(s)) return detail::direct_workspace_bytes<T>(s);
-  const std::int64_t pixels = s.h_out * s.w_out;
-  if (s.p.layout == Layout::NHWC) {
-    return detail::gemm_workspace_bytes<T>(s.n * pixels, s.c_out_per_group(), s.patch_size(),
-                                           detail::nhwc_k_block<T>(s.k_w, s.c_in_per_group()));
-  }
-  return detail::gemm_workspace_bytes<T>(s.c_out_per_group(), pixels, s.patch_size());
+  return Conv2d<T>::create_for_any_weights(s)->workspace_bytes();
 }
 
-template std::int64_t conv2d_workspace_bytes<float>(const ConvShape&);
-template std::int64_t conv2d_workspace_bytes<double>(const ConvShape&);
-template class ConvWeights<float>;
-template class ConvWeights<double>;
-template void conv2d<float>(const ConvShape&, const float*, const ConvWeights<float>&,
-                            const float*, float*, Activation);
-template void conv2d<double>(const ConvShape&, const double*, const ConvWeights<double>&,
-                             const double*, double*, Activation);
-template void conv2d<float>(const ConvShape&, const float*, const float*, const float*, float*,
-                            Activation);
-template void conv2d<double>(const ConvShape&, const double*, const double*, const double*,
-                             double*, Activation);
+#define CONVX_INSTANTIATE(T)                                                                 \
+  template class ConvWeights<T>;                                                             \
+  template class Conv2d<T>;                                                                  \
+  template void conv2d<T>(const ConvShape&, const T*, const T*, const T*, T*, Activation);   \
+  template void conv2d<T>(const ConvShape&, const T*, const ConvWeights<T>&, const T*, T*,   \
+                          Activation);                                                       \
+  template std::int64_t conv2d_workspace_bytes<T>(const ConvShape&);
+CONVX_INSTANTIATE(float)
+CONVX_INSTANTIATE(double)
+#undef CONVX_INSTANTIATE
 
 }  // namespace convx

@@ -1,12 +1,11 @@
 #include "conv/depthwise.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 #include "common/relu.hpp"
 #include "conv/rows.hpp"
-#include "convx/runtime.hpp"
-#include "runtime/kernel_table.hpp"
-#include "runtime/thread_pool.hpp"
 
 namespace convx::detail {
 
@@ -87,15 +86,14 @@ void depthwise_nchw_row_3x3(const ConvShape& s, const T* plane, const T* taps, T
 }
 
 template <typename T>
-void depthwise_nchw(const ConvShape& s, const T* x, const T* w, const T* bias, T* y,
-                    Activation activation) {
+void depthwise_nchw(const ConvJob<T>& job, const T* x, const T* w, const T* bias, T* y) {
+  const ConvShape& s = job.s;
   const std::int64_t C = s.c_in, taps = s.k_h * s.k_w;
   const std::int64_t rows = s.n * C * s.h_out;  // output rows of all planes
-  const double work = double(rows) * double(s.w_out) * double(taps);
-  const int threads = static_cast<int>(
-      std::clamp<double>(work / kWorkPerThread, 1.0, double(num_threads())));
-  const bool relu = activation == Activation::ReLU;
-  PoolLease lease;
+  const int threads =
+      job.threads_for(double(rows) * double(s.w_out) * double(taps), kWorkPerThread);
+  const bool relu = job.relu();
+  Executor& lease = job.exec;
   const bool is_3x3 = s.k_h == 3 && s.k_w == 3 && s.p.stride_h == 1 && s.p.stride_w == 1 &&
                       s.p.dilation_h == 1 && s.p.dilation_w == 1;
   lease.run_items(rows, threads, [&](std::int64_t r, WorkerScratch& scratch) {
@@ -111,30 +109,26 @@ void depthwise_nchw(const ConvShape& s, const T* x, const T* w, const T* bias, T
   });
 }
 
-}  // namespace
-
+// NHWC: the ISA kernel computes one output row of every channel at a time.
 template <typename T>
-void conv2d_depthwise(const ConvShape& s, const T* x, const T* w, const T* bias, T* y,
-                      Activation activation) {
-  if (s.p.layout == Layout::NCHW) {
-    depthwise_nchw(s, x, w, bias, y, activation);
-    return;
-  }
+void depthwise_nhwc(const ConvJob<T>& job, const T* x, const T* w, const T* taps_hwc,
+                    const T* bias, T* y) {
+  const ConvShape& s = job.s;
   const std::int64_t C = s.c_in, taps = s.k_h * s.k_w;
   const std::int64_t rows = s.n * s.h_out;
-  const DwRowFn<T> kernel = dwconv_row_kernel<T>();
+  const DwKernel<T>& kernel = job.kernels.dw;
   // Work per output row, in multiply-adds; rows are cheap, so batch them
   // into tasks of about this much work.
   const double row_work = double(s.w_out) * double(C) * double(taps);
-  const int threads = static_cast<int>(
-      std::clamp<double>(row_work * double(rows) / kWorkPerThread, 1.0, double(num_threads())));
-
-  PoolLease lease;
+  const int threads = job.threads_for(row_work * double(rows), kWorkPerThread);
+  Executor& lease = job.exec;
   // OHWI depthwise weights are (C, k_h, k_w, 1); the kernel wants (k_h, k_w, C)
   // so that one tap's weights are contiguous across channels.
-  T* wt = lease.shared().as<T>(static_cast<std::size_t>(taps * C));
-  for (std::int64_t c = 0; c < C; ++c) {
-    for (std::int64_t t = 0; t < taps; ++t) wt[t * C + c] = w[c * taps + t];
+  const T* wt = taps_hwc;
+  if (wt == nullptr) {
+    T* own = lease.shared().as<T>(static_cast<std::size_t>(taps * C));
+    depthwise_taps_hwc(w, C, taps, own);
+    wt = own;
   }
   lease.run_items(rows, threads, [&](std::int64_t r, WorkerScratch&) {
     DwRow<T> row;
@@ -144,14 +138,79 @@ void conv2d_depthwise(const ConvShape& s, const T* x, const T* w, const T* bias,
     row.bias = bias;
     row.y = y + r * s.w_out * C;
     row.channels = C;
-    row.relu = activation == Activation::ReLU;
-    kernel(row);
+    row.relu = job.relu();
+    kernel.fn(row);
   });
 }
 
-template void conv2d_depthwise<float>(const ConvShape&, const float*, const float*, const float*,
-                                      float*, Activation);
-template void conv2d_depthwise<double>(const ConvShape&, const double*, const double*,
-                                       const double*, double*, Activation);
+// The kernels leave out the taps that fall on the padding, which equals the
+// formula (those inputs are 0) only for finite weights: an inf or NaN weight
+// times a padded zero is NaN. For each output value whose patch puts such a
+// weight on the padding, this writes the NaN the formula gives.
+template <typename T>
+void poison_padded_nonfinite_taps(const ConvShape& s, const T* w, T* y) {
+  const std::int64_t C = s.c_in, taps = s.k_h * s.k_w;
+  const bool nhwc = s.p.layout == Layout::NHWC;
+  for (std::int64_t c = 0; c < C; ++c) {
+    for (std::int64_t t = 0; t < taps; ++t) {
+      if (std::isfinite(w[c * taps + t])) continue;
+      const std::int64_t u = t / s.k_w, v = t % s.k_w;
+      for (std::int64_t oh = 0; oh < s.h_out; ++oh) {
+        const std::int64_t ih = oh * s.p.stride_h - s.p.pad.top + u * s.p.dilation_h;
+        const bool row_out = ih < 0 || ih >= s.h;
+        for (std::int64_t ow = 0; ow < s.w_out; ++ow) {
+          const std::int64_t iw = ow * s.p.stride_w - s.p.pad.left + v * s.p.dilation_w;
+          if (!row_out && iw >= 0 && iw < s.w) continue;
+          for (std::int64_t b = 0; b < s.n; ++b) {
+            const std::int64_t at = nhwc ? ((b * s.h_out + oh) * s.w_out + ow) * C + c
+                                         : ((b * C + c) * s.h_out + oh) * s.w_out + ow;
+            y[at] = std::numeric_limits<T>::quiet_NaN();
+          }
+        }
+      }
+    }
+  }
+}
+
+bool has_padding(const ConvShape& s) {
+  return s.p.pad.top > 0 || s.p.pad.bottom > 0 || s.p.pad.left > 0 || s.p.pad.right > 0;
+}
+
+}  // namespace
+
+template <typename T>
+void depthwise_taps_hwc(const T* w, std::int64_t channels, std::int64_t taps, T* wt) {
+  for (std::int64_t c = 0; c < channels; ++c) {
+    for (std::int64_t t = 0; t < taps; ++t) wt[t * channels + c] = w[c * taps + t];
+  }
+}
+
+template <typename T>
+std::int64_t depthwise_workspace_bytes(const ConvShape& s, bool taps_ready, int threads) {
+  const bool nhwc = s.p.layout == Layout::NHWC;
+  const std::int64_t staged = nhwc ? 0 : 3 * (s.w_out + 2) * threads;  // 3x3 row windows
+  const std::int64_t taps = nhwc && !taps_ready ? s.k_h * s.k_w * s.c_in : 0;
+  return (taps + staged) * std::int64_t(sizeof(T));
+}
+
+template <typename T>
+void run_depthwise(const ConvJob<T>& job, const T* x, const T* w, const T* taps_hwc,
+                   const T* bias, T* y) {
+  const ConvShape& s = job.s;
+  if (s.p.layout == Layout::NCHW) {
+    depthwise_nchw(job, x, w, bias, y);
+  } else {
+    depthwise_nhwc(job, x, w, taps_hwc, bias, y);
+  }
+  if (has_padding(s)) poison_padded_nonfinite_taps(s, w, y);
+}
+
+#define CONVX_INSTANTIATE(T)                                                                   \
+  template void depthwise_taps_hwc<T>(const T*, std::int64_t, std::int64_t, T*);               \
+  template std::int64_t depthwise_workspace_bytes<T>(const ConvShape&, bool, int);             \
+  template void run_depthwise<T>(const ConvJob<T>&, const T*, const T*, const T*, const T*, T*);
+CONVX_INSTANTIATE(float)
+CONVX_INSTANTIATE(double)
+#undef CONVX_INSTANTIATE
 
 }  // namespace convx::detail

@@ -3,19 +3,17 @@
 #include <algorithm>
 
 #include "conv/rows.hpp"
-#include "convx/runtime.hpp"
-#include "runtime/kernel_table.hpp"
-#include "runtime/thread_pool.hpp"
 
 namespace convx::detail {
 
 // Patches up to kMaxDirectPatch values go direct. Beyond that the packed GEMM
 // wins: its register tile reuses each loaded value many more times.
-template <typename T>
-bool use_direct(const ConvShape& s) {
-  return s.p.layout == Layout::NHWC && s.groups() == 1 && s.patch_size() <= kMaxDirectPatch &&
-         direct_kernel<T>().fn != nullptr;
+bool suits_direct(const ConvShape& s) {
+  return s.p.layout == Layout::NHWC && s.groups() == 1 && s.patch_size() <= kMaxDirectPatch;
 }
+
+// Below this many multiply-adds a job stays on one thread.
+constexpr double kWorkPerThread = 2.0e5;
 
 // A batch whose padded input fits in this many bytes (a share of L1) is
 // staged whole before the rows run.
@@ -59,10 +57,11 @@ DirectLayout direct_layout(const ConvShape& s, std::int64_t lanes) {
 }  // namespace
 
 template <typename T>
-std::int64_t direct_workspace_bytes(const ConvShape& s) {
-  const DirectLayout g = direct_layout<T>(s, direct_kernel<T>().lanes);
-  const std::int64_t threads = std::min<std::int64_t>(num_threads(), s.n * s.h_out);
-  return (g.shared + g.per_thread * threads) * std::int64_t(sizeof(T));
+std::int64_t direct_workspace_bytes(const ConvShape& s, const DirectKernel<T>& kernel,
+                                    int threads) {
+  const DirectLayout g = direct_layout<T>(s, kernel.lanes);
+  const std::int64_t used = std::min<std::int64_t>(threads, s.n * s.h_out);
+  return (g.shared + g.per_thread * used) * std::int64_t(sizeof(T));
 }
 
 namespace {
@@ -78,10 +77,9 @@ void transpose_weights(const T* w, std::int64_t c_out, std::int64_t K, std::int6
 }  // namespace
 
 template <typename T>
-DirectWeights<T> prepare_direct_weights(const T* w, std::int64_t c_out, std::int64_t K) {
+DirectWeights<T> prepare_direct_weights(const DirectKernel<T>& kernel, const T* w,
+                                        std::int64_t c_out, std::int64_t K) {
   DirectWeights<T> d;
-  const DirectKernel<T> kernel = direct_kernel<T>();
-  if (kernel.fn == nullptr || K > kMaxDirectPatch) return d;
   d.ld = (c_out + kernel.lanes - 1) / kernel.lanes * kernel.lanes;
   d.wt.resize(static_cast<std::size_t>(K * d.ld));
   transpose_weights(w, c_out, K, d.ld, d.wt.data());
@@ -89,20 +87,19 @@ DirectWeights<T> prepare_direct_weights(const T* w, std::int64_t c_out, std::int
 }
 
 template <typename T>
-void conv2d_direct(const ConvShape& s, const T* x, const T* w, const DirectWeights<T>* ready,
-                   const T* bias, T* y, Activation activation) {
-  const DirectKernel<T> kernel = direct_kernel<T>();
+void run_direct(const ConvJob<T>& job, const T* x, const T* w, const DirectWeights<T>* ready,
+                const T* bias, T* y) {
+  const ConvShape& s = job.s;
+  const DirectKernel<T>& kernel = job.kernels.direct;
   const std::int64_t K = s.patch_size();
   const std::int64_t rows = s.n * s.h_out;
-  const double work = double(s.output_size()) * double(K);
-  const int threads =
-      static_cast<int>(std::clamp<double>(work / 2.0e5, 1.0, double(num_threads())));
+  const int threads = job.threads_for(double(s.output_size()) * double(K), kWorkPerThread);
 
   const DirectLayout g = direct_layout<T>(s, kernel.lanes);
   const std::int64_t ld = g.ld, width = g.width, span_h = g.span_h, image_len = g.image_len;
   const bool cols_inside = g.cols_inside, stage_all = g.stage_all;
 
-  PoolLease lease;
+  Executor& lease = job.exec;
   // The weights transposed to (K x ld) and the bias, both zero-padded: whole
   // vectors of output channels can then always be loaded. Then the staged
   // batch, if it is staged whole.
@@ -153,7 +150,7 @@ void conv2d_direct(const ConvShape& s, const T* x, const T* w, const DirectWeigh
     row.c_in = s.c_in;
     row.c_out = s.c_out;
     row.ld = ld;
-    row.relu = activation == Activation::ReLU;
+    row.relu = job.relu();
     return row;
   };
   if (stage_all) {
@@ -176,8 +173,7 @@ void conv2d_direct(const ConvShape& s, const T* x, const T* w, const DirectWeigh
       kernel.fn(row);
     };
     if (threads == 1) {
-      // On this thread, without the pool's task machinery (with the offsets
-      // from locals: 4.4K -> 4.3K instructions in the tiny layer's call).
+      // On this thread, without the pool's task machinery.
       for (std::int64_t t = 0; t < s.n * runs_per_image; ++t) run_rows(t);
     } else {
       lease.run(s.n * runs_per_image, threads,
@@ -206,18 +202,15 @@ void conv2d_direct(const ConvShape& s, const T* x, const T* w, const DirectWeigh
   });
 }
 
-template std::int64_t direct_workspace_bytes<float>(const ConvShape&);
-template std::int64_t direct_workspace_bytes<double>(const ConvShape&);
-template bool use_direct<float>(const ConvShape&);
-template bool use_direct<double>(const ConvShape&);
-template DirectWeights<float> prepare_direct_weights<float>(const float*, std::int64_t,
-                                                            std::int64_t);
-template DirectWeights<double> prepare_direct_weights<double>(const double*, std::int64_t,
-                                                              std::int64_t);
-template void conv2d_direct<float>(const ConvShape&, const float*, const float*,
-                                   const DirectWeights<float>*, const float*, float*, Activation);
-template void conv2d_direct<double>(const ConvShape&, const double*, const double*,
-                                    const DirectWeights<double>*, const double*, double*,
-                                    Activation);
+#define CONVX_INSTANTIATE(T)                                                                 \
+  template std::int64_t direct_workspace_bytes<T>(const ConvShape&, const DirectKernel<T>&,  \
+                                                  int);                                      \
+  template DirectWeights<T> prepare_direct_weights<T>(const DirectKernel<T>&, const T*,      \
+                                                      std::int64_t, std::int64_t);           \
+  template void run_direct<T>(const ConvJob<T>&, const T*, const T*, const DirectWeights<T>*, \
+                              const T*, T*);
+CONVX_INSTANTIATE(float)
+CONVX_INSTANTIATE(double)
+#undef CONVX_INSTANTIATE
 
 }  // namespace convx::detail

@@ -17,6 +17,27 @@ inline void fill_zero(T* dst, std::int64_t n) {
   for (std::int64_t t = 0; t < n; ++t) dst[t] = T(0);
 }
 
+// SHIM
+template <typename T>
+class PointwiseRows final : public ASource<T> {
+ public:
+  PointwiseRows(const ConvShape& s, const T* x, std::int64_t group)
+      : s_(s), m_(x + group * s.c_in_per_group(), s.c_in, 1) {}
+  std::int64_t k_block(const GemmKernel<T>& kern) const override {
+    return nhwc_k_block<T>(kern, 1, s_.c_in_per_group());
+  }
+  void pack_rows(T* dst, std::int64_t ld, std::int64_t r0, std::int64_t rows, std::int64_t k0,
+                 std::int64_t kc) const override { m_.pack_rows(dst, ld, r0, rows, k0, kc); }
+  bool reads_in_place() const override { return m_.reads_in_place(); }
+  const T* rows_in_place(std::int64_t r0, std::int64_t rows, std::int64_t k0, std::int64_t kc,
+                         std::int64_t* ld, std::int64_t* run, std::int64_t* step) const override {
+    return m_.rows_in_place(r0, rows, k0, kc, ld, run, step);
+  }
+ private:
+  const ConvShape& s_;
+  StridedMatrix<T> m_;
+};
+
 // NHWC patches as rows of A. Row r is output pixel (b, oh, ow) of the whole
 // batch (r = (b*h_out + oh)*w_out + ow); K index p = (u*k_w + v)*C_g + c, the
 // HWC patch order in which OHWI weights are stored. Within one tap the C_g
@@ -26,6 +47,9 @@ class NhwcPatchRows final : public ASource<T> {
  public:
   NhwcPatchRows(const ConvShape& s, const T* x, std::int64_t group)
       : s_(s), x_(x + group * s.c_in_per_group()) {}
+  std::int64_t k_block(const GemmKernel<T>& kern) const override {
+    return nhwc_k_block<T>(kern, s_.k_w, s_.c_in_per_group());
+  }
 
   // Short channel runs get no K blocks of their own (nhwc_k_block). They are
   // read in place only as whole kernel rows (strips of k_w taps), and only

@@ -11,6 +11,7 @@
 #include "convx/runtime.hpp"
 #include "runtime/kernel_table.hpp"
 #include "runtime/thread_pool.hpp"
+#include "runtime/context_state.hpp"
 
 namespace convx::detail {
 
@@ -69,7 +70,7 @@ bool rows_spread(std::int64_t ld_bytes, int mr) {
 int threads_for(std::int64_t m, std::int64_t n, std::int64_t k) {
   const double flops = 2.0 * double(m) * double(n) * double(std::max<std::int64_t>(k, 1));
   const double by_work = std::max(1.0, flops / kFlopsPerThread);
-  return static_cast<int>(std::min<double>(num_threads(), by_work));
+  return static_cast<int>(std::min<double>(num_threads(), by_work));  // SHIM
 }
 
 }  // namespace
@@ -294,7 +295,7 @@ void gemm_blocked(std::int64_t m, std::int64_t n, std::int64_t k, const ASource<
   }
   std::unique_ptr<PoolLease> own_lease;
   if (exec == nullptr) {
-    own_lease = std::make_unique<PoolLease>();
+    own_lease = std::make_unique<PoolLease>(Context::default_context().state());
     exec = own_lease.get();
   }
   Executor& lease = *exec;

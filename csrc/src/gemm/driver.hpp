@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "convx/gemm.hpp"
+#include "kernels/ukernel.hpp"
 
 namespace convx::detail {
 
@@ -18,6 +19,7 @@ template <typename T>
 class ASource {
  public:
   virtual ~ASource() = default;
+  virtual std::int64_t k_block(const GemmKernel<T>& kern) const { return kern.kc; }
   // Copies rows [r0, r0+rows), K range [k0, k0+kc), row-major into dst with
   // row stride ld: element (r0 + i, k0 + p) goes to dst[i*ld + p].
   virtual void pack_rows(T* dst, std::int64_t ld, std::int64_t r0, std::int64_t rows,
@@ -94,6 +96,9 @@ class PrepackedB final : public BSource<T> {
   // blocks of kc (0: the kernel's own kc). The data must outlive this object.
   PrepackedB(const T* data, std::int64_t rs, std::int64_t cs, std::int64_t k, std::int64_t n,
              std::int64_t kc = 0);
+  PrepackedB(const GemmKernel<T>&, const T* data, std::int64_t rs, std::int64_t cs,
+             std::int64_t k, std::int64_t n, std::int64_t kc)
+      : PrepackedB(data, rs, cs, k, n, kc) {}
   ~PrepackedB() override;
   PrepackedB(const PrepackedB&) = delete;
   PrepackedB& operator=(const PrepackedB&) = delete;
@@ -144,4 +149,20 @@ constexpr std::int64_t kMinInPlaceStrip = 8;
 template <typename T>
 std::int64_t nhwc_k_block(std::int64_t k_w, std::int64_t c_per_group);
 
+template <typename T>
+inline std::int64_t nhwc_k_block(const GemmKernel<T>&, std::int64_t k_w, std::int64_t c) {
+  return nhwc_k_block<T>(k_w, c);
+}
+template <typename T>
+inline void gemm_blocked(const GemmKernel<T>& kern, Executor& exec, std::int64_t m,
+                         std::int64_t n, std::int64_t k, const ASource<T>& a,
+                         const BSource<T>& b, T* c, std::int64_t rs_c, std::int64_t cs_c,
+                         bool accumulate, const Epilogue<T>& ep) {
+  gemm_blocked<T>(m, n, k, a, b, c, rs_c, cs_c, accumulate, ep, &exec, a.k_block(kern));
+}
+template <typename T>
+inline std::int64_t gemm_workspace_bytes(const GemmKernel<T>&, int, std::int64_t m,
+                                         std::int64_t n, std::int64_t k, std::int64_t kc) {
+  return gemm_workspace_bytes<T>(m, n, k, kc);
+}
 }  // namespace convx::detail

@@ -56,6 +56,7 @@ template <typename T>
 struct DirectKernel {
   DirectRowFn<T> fn = nullptr;  // nullptr: no direct kernel on this path
   int lanes = 1;
+  const char* name = "";
 };
 
 }  // namespace convx::detail

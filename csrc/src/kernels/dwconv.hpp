@@ -31,4 +31,11 @@ struct DwRow : RowGeometry {
 template <typename T>
 using DwRowFn = void (*)(const DwRow<T>& row);
 
+template <typename T>
+struct DwKernel {
+  DwRowFn<T> fn = nullptr;
+  int lanes = 1;
+  const char* name = "";
+};
+
 }  // namespace convx::detail

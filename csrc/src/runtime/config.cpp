@@ -127,26 +127,6 @@ int usable_cpus() {
   return n;
 }
 
-namespace {
-std::atomic<bool>& flush_slot() {
-  static std::atomic<bool> on{[] {
-    const char* env = std::getenv("CONVX_FLUSH_DENORMAL");
-    if (env == nullptr || *env == '\0') return true;
-    const std::string v(env);
-    if (v == "1") return true;
-    if (v == "0") return false;
-    detail::add_config_warning("CONVX_FLUSH_DENORMAL='" + v +
-                               "' is not 0 or 1; using the default, 1 (flush)");
-    return true;
-  }()};
-  return on;
-}
-}  // namespace
-
-bool flush_denormal() { return flush_slot().load(std::memory_order_relaxed); }
-
-void set_flush_denormal(bool on) { flush_slot().store(on, std::memory_order_relaxed); }
-
 std::vector<std::string> config_warnings() {
   // Each setting reads its variable on first use; make sure all have been read.
   (void)active_isa();

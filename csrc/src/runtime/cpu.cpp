@@ -1,6 +1,7 @@
 // CPU feature detection (cpuid + xgetbv), the kernel table, and the CONVX_ISA
 // override.
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cctype>
@@ -12,6 +13,7 @@
 #include "convx/runtime.hpp"
 #include "kernels/kernels.hpp"
 #include "runtime/config.hpp"
+#include "runtime/context_state.hpp"
 #include "runtime/kernel_table.hpp"
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -101,7 +103,13 @@ Isa best_isa() {
   return Isa::Scalar;
 }
 
-Isa initial_isa() {
+}  // namespace
+
+namespace detail {
+
+Isa best_available_isa() { return best_isa(); }
+
+Isa isa_from_environment() {
   const char* env = std::getenv("CONVX_ISA");
   if (env == nullptr || *env == '\0') return best_isa();
   // An unusable value falls back to the best path, so that the rest of the
@@ -125,12 +133,7 @@ Isa initial_isa() {
   return want;
 }
 
-std::atomic<int>& active_slot() {
-  static std::atomic<int> slot{static_cast<int>(initial_isa())};
-  return slot;
-}
-
-}  // namespace
+}  // namespace detail
 
 const char* isa_name(Isa isa) {
   switch (isa) {
@@ -153,17 +156,6 @@ Isa parse_isa(const std::string& name) {
 }
 
 bool isa_available(Isa isa) { return compiled(isa) && supported(isa); }
-
-Isa active_isa() { return static_cast<Isa>(active_slot().load(std::memory_order_relaxed)); }
-
-void set_active_isa(Isa isa) {
-  if (!isa_available(isa)) {
-    throw std::invalid_argument(std::string("isa: the ") + isa_name(isa) +
-                                " path is not available here (best available: " +
-                                isa_name(best_isa()) + ")");
-  }
-  active_slot().store(static_cast<int>(isa));
-}
 
 CpuInfo cpu_info() {
   CpuInfo info;
@@ -216,14 +208,14 @@ namespace {
 // compiled holds the next lower path's kernel; it is never selected anyway,
 // because set_active_isa() refuses paths that are not available.
 template <typename T>
-struct KernelSet {
+struct KernelCatalogue {
   GemmKernel<T> gemm[3];
   DwRowFn<T> dw[3];
   DirectKernel<T> direct[3];  // none on the scalar path
 };
 
 template <typename T>
-void fill_upwards(KernelSet<T>& s) {
+void fill_upwards(KernelCatalogue<T>& s) {
   for (int i = 1; i < 3; ++i) {
     if (s.gemm[i].fn == nullptr) s.gemm[i] = s.gemm[i - 1];
     if (s.dw[i] == nullptr) s.dw[i] = s.dw[i - 1];
@@ -231,11 +223,11 @@ void fill_upwards(KernelSet<T>& s) {
 }
 
 template <typename T>
-KernelSet<T> make_kernel_set();
+KernelCatalogue<T> make_kernel_set();
 
 template <>
-KernelSet<float> make_kernel_set<float>() {
-  KernelSet<float> s{};
+KernelCatalogue<float> make_kernel_set<float>() {
+  KernelCatalogue<float> s{};
   s.gemm[0] = sgemm_kernel_scalar();
   s.dw[0] = sdwconv_row_scalar();
 #if defined(CONVX_HAVE_AVX2_KERNELS)
@@ -256,8 +248,8 @@ KernelSet<float> make_kernel_set<float>() {
 }
 
 template <>
-KernelSet<double> make_kernel_set<double>() {
-  KernelSet<double> s{};
+KernelCatalogue<double> make_kernel_set<double>() {
+  KernelCatalogue<double> s{};
   s.gemm[0] = dgemm_kernel_scalar();
   s.dw[0] = ddwconv_row_scalar();
 #if defined(CONVX_HAVE_AVX2_KERNELS)
@@ -275,12 +267,36 @@ KernelSet<double> make_kernel_set<double>() {
 }
 
 template <typename T>
-const KernelSet<T>& kernel_set() {
-  static const KernelSet<T> set = make_kernel_set<T>();
+const KernelCatalogue<T>& kernel_set() {
+  static const KernelCatalogue<T> set = make_kernel_set<T>();
   return set;
 }
 
+template <typename T>
+std::array<KernelSet<T>, 3> make_sets() {
+  std::array<KernelSet<T>, 3> sets;
+  const auto& c = kernel_set<T>();
+  for (int i = 0; i < 3; ++i) {
+    sets[i].isa = static_cast<Isa>(i);
+    sets[i].gemm = c.gemm[i];
+    sets[i].dw.fn = c.dw[i];
+    sets[i].dw.name = "dw";
+    sets[i].direct = c.direct[i];
+    sets[i].direct.name = "direct";
+  }
+  return sets;
+}
+
 }  // namespace
+
+template <typename T>
+const KernelSet<T>& kernels_for(Isa isa) {
+  static const std::array<KernelSet<T>, 3> sets = make_sets<T>();
+  return sets[static_cast<int>(isa)];
+}
+
+template const KernelSet<float>& kernels_for<float>(Isa);
+template const KernelSet<double>& kernels_for<double>(Isa);
 
 template <typename T>
 const GemmKernel<T>& gemm_kernel() {

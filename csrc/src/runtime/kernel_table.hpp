@@ -6,8 +6,20 @@
 #include "kernels/direct.hpp"
 #include "kernels/dwconv.hpp"
 #include "kernels/ukernel.hpp"
+#include "convx/runtime.hpp"
 
 namespace convx::detail {
+
+template <typename T>
+struct KernelSet {
+  Isa isa = Isa::Scalar;
+  GemmKernel<T> gemm;
+  DwKernel<T> dw;
+  DirectKernel<T> direct;
+};
+
+template <typename T>
+const KernelSet<T>& kernels_for(Isa isa);
 
 template <typename T>
 const GemmKernel<T>& gemm_kernel();

@@ -9,10 +9,8 @@
 
 #include "convx/runtime.hpp"
 #include "runtime/config.hpp"
+#include "runtime/context_state.hpp"
 
-#if defined(__unix__) || defined(__APPLE__)
-#include <pthread.h>
-#endif
 
 namespace convx::detail {
 
@@ -53,7 +51,6 @@ ThreadPool::~ThreadPool() {
 
 namespace {
 
-constexpr int kMaxThreads = 1024;
 
 // How long a worker (or a waiting caller) spins before it sleeps. Waking a
 // sleeping worker costs tens to hundreds of microseconds on a VM; the spin is
@@ -154,90 +151,43 @@ void ThreadPool::run(std::int64_t tasks, int max_threads, const TaskFn& fn) {
   if (error_) std::rethrow_exception(error_);
 }
 
-namespace {
-
-int default_thread_count() {
-  const char* env = std::getenv("CONVX_NUM_THREADS");
-  if (env != nullptr && *env != '\0') {  // empty means unset, as for CONVX_ISA
-    char* end = nullptr;
-    errno = 0;
-    const long v = std::strtol(env, &end, 10);
-    if (end != env && *end == '\0' && errno == 0 && v >= 1 && v <= kMaxThreads) {
-      return static_cast<int>(v);
+PoolLease::PoolLease(ContextState& context) {
+  PoolHolder* h = context.holder.load(std::memory_order_acquire);
+  const std::uint64_t generation = fork_generation();
+  while (h->fork_generation != generation) {
+    // Made by an ancestor process: abandon it (see ContextState::holder).
+    auto* fresh = new PoolHolder;
+    if (context.holder.compare_exchange_strong(h, fresh, std::memory_order_acq_rel)) {
+      h = fresh;
+    } else {
+      delete fresh;  // another thread replaced it first; h is now its holder
     }
-    add_config_warning("CONVX_NUM_THREADS='" + std::string(env) +
-                       "' is not an integer in [1, 1024]; using the default, " +
-                       std::to_string(usable_cpus()) + " (the CPUs this process may use)");
   }
-  return usable_cpus();
-}
-
-// The library's pool. Guarded by its mutex: whoever holds it owns the pool
-// and all its scratch for one job.
-struct PoolHolder {
-  std::mutex mutex;
-  std::unique_ptr<ThreadPool> pool;
-  int threads = 0;
-};
-
-// In a child made by fork() only the forking thread exists: the pool's
-// workers are gone, and its mutex may have been held by a thread of the
-// parent. The child abandons that holder (destroying it would join threads
-// that do not exist) and makes a new one, whose pool starts on first use.
-// The handler runs before any other thread can exist in the child.
-std::atomic<PoolHolder*>& holder_slot();
-
-void after_fork_in_child() {
-  holder_slot().store(new PoolHolder, std::memory_order_release);
-}
-
-// Holders are never destroyed, so a thread still inside a call while the
-// process exits (a daemon thread at interpreter shutdown) finds its pool
-// intact rather than joined and freed under it.
-std::atomic<PoolHolder*>& holder_slot() {
-  static std::atomic<PoolHolder*> slot{[] {
-#if defined(__unix__) || defined(__APPLE__)
-    pthread_atfork(nullptr, nullptr, &after_fork_in_child);
-#endif
-    return new PoolHolder;
-  }()};
-  return slot;
-}
-
-std::atomic<int>& configured_threads() {
-  static std::atomic<int> n{default_thread_count()};
-  return n;
-}
-
-}  // namespace
-
-PoolLease::PoolLease() {
-  PoolHolder& h = *holder_slot().load(std::memory_order_acquire);
-  lock_ = std::unique_lock<std::mutex>(h.mutex, std::try_to_lock);
+  lock_ = std::unique_lock<std::mutex>(h->mutex, std::try_to_lock);
   if (!lock_.owns_lock()) {
     own_shared_ = std::make_unique<AlignedBuffer>();
     own_scratch_ = std::make_unique<WorkerScratch>();
     return;
   }
-  const int want = configured_threads().load();
-  if (!h.pool || h.threads != want) {
-    h.pool.reset();
-    h.threads = 0;
-    h.pool = std::make_unique<ThreadPool>(want);
-    const int started = h.pool->size();
-    h.threads = started;
+  const int want = context.threads.load();
+  if (!h->pool || h->threads != want) {
+    h->pool.reset();
+    h->threads = 0;
+    h->pool = std::make_unique<ThreadPool>(want);
+    const int started = h->pool->size();
+    h->threads = started;
     if (started < want) {
       // The pool keeps the threads that started; this call reports the failure
       // once, and set_num_threads() tries again.
-      configured_threads().store(started);
-      throw std::system_error(h.pool->start_error(),
+      context.threads.store(started);
+      throw std::system_error(h->pool->start_error(),
                               "convx: could start only " + std::to_string(started) + " of " +
                                   std::to_string(want) + " threads, and runs with " +
                                   std::to_string(started) +
                                   " until set_num_threads() is called again");
     }
   }
-  pool_ = h.pool.get();
+  pool_ = h->pool.get();
 }
 
 PoolLease::~PoolLease() = default;
@@ -255,17 +205,3 @@ AlignedBuffer& PoolLease::shared() {
 }
 
 }  // namespace convx::detail
-
-namespace convx {
-
-int num_threads() { return detail::configured_threads().load(); }
-
-void set_num_threads(int n) {
-  if (n < 1 || n > detail::kMaxThreads) {
-    throw std::invalid_argument("set_num_threads: n must be in [1, 1024], got " +
-                                std::to_string(n));
-  }
-  detail::configured_threads().store(n);
-}
-
-}  // namespace convx

@@ -109,6 +109,8 @@ class Executor {
   }
   // Memory shared by all phases and tasks of this job.
   virtual AlignedBuffer& shared() = 0;
+  // The most threads run() may use.
+  virtual int threads() const = 0;
 
   // Runs fn(i, scratch) for i in [0, items), grouped into tasks of consecutive
   // items, about kTasksPerThread per thread. For small items (an output row
@@ -134,6 +136,7 @@ class SerialExecutor final : public Executor {
  public:
   explicit SerialExecutor(WorkerScratch& scratch) : scratch_(scratch) {}
   AlignedBuffer& shared() override { return scratch_.shared; }
+  int threads() const override { return 1; }
 
  private:
   void run_job(std::int64_t tasks, int, const TaskFn& fn) override {
@@ -143,18 +146,21 @@ class SerialExecutor final : public Executor {
   WorkerScratch& scratch_;
 };
 
-// A lease on the library's pool (sized by set_num_threads()) for one job,
+struct ContextState;
+
+// A lease on a context's pool (sized by its thread count) for one job,
 // which may run several parallel phases that share scratch. If another
 // caller holds the pool, the lease runs every phase on the calling thread
 // alone with private scratch, so concurrent callers never share memory.
 class PoolLease final : public Executor {
  public:
-  PoolLease();
+  explicit PoolLease(ContextState& context);
   ~PoolLease();
   PoolLease(const PoolLease&) = delete;
   PoolLease& operator=(const PoolLease&) = delete;
 
   AlignedBuffer& shared() override;
+  int threads() const override { return pool_ != nullptr ? pool_->size() : 1; }
 
  private:
   void run_job(std::int64_t tasks, int max_threads, const TaskFn& fn) override;
