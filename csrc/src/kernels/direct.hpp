@@ -51,10 +51,12 @@ struct DirectRow : RowGeometry {
 template <typename T>
 using DirectRowFn = void (*)(const DirectRow<T>& row);
 
-// The vector width (in values) a DirectRowFn needs `ld` to be a multiple of.
+// A direct row kernel, built on every path (the scalar one included), and the
+// vector width `lanes` (in values) that its `ld` must be a multiple of.
+// `name` reads like "f32 direct 16-lane avx512".
 template <typename T>
 struct DirectKernel {
-  DirectRowFn<T> fn = nullptr;  // nullptr: no direct kernel on this path
+  DirectRowFn<T> fn = nullptr;
   int lanes = 1;
   const char* name = "";
 };

@@ -6,9 +6,12 @@
 
 namespace convx::detail {
 
-DirectKernel<float> sdirect_kernel_avx2() { return {&direct_row<Avx2F32, float>, Avx2F32::kLanes}; }
-DirectKernel<double> ddirect_kernel_avx2() {
-  return {&direct_row<Avx2F64, double>, Avx2F64::kLanes};
+DirectKernel<float> direct_f32_avx2() {
+  return {&direct_row<Avx2F32, float>, Avx2F32::kLanes, "f32 direct 8-lane avx2"};
+}
+
+DirectKernel<double> direct_f64_avx2() {
+  return {&direct_row<Avx2F64, double>, Avx2F64::kLanes, "f64 direct 4-lane avx2"};
 }
 
 }  // namespace convx::detail

@@ -6,9 +6,12 @@
 
 namespace convx::detail {
 
-DirectKernel<float> sdirect_kernel_avx512() { return {&direct_row<Avx512F32, float>, Avx512F32::kLanes}; }
-DirectKernel<double> ddirect_kernel_avx512() {
-  return {&direct_row<Avx512F64, double>, Avx512F64::kLanes};
+DirectKernel<float> direct_f32_avx512() {
+  return {&direct_row<Avx512F32, float>, Avx512F32::kLanes, "f32 direct 16-lane avx512"};
+}
+
+DirectKernel<double> direct_f64_avx512() {
+  return {&direct_row<Avx512F64, double>, Avx512F64::kLanes, "f64 direct 8-lane avx512"};
 }
 
 }  // namespace convx::detail

@@ -1,6 +1,7 @@
 // Body of the small-K direct convolution kernel (contract in direct.hpp),
-// written against vector traits S (simd_avx2.hpp, simd_avx512.hpp) and
-// instantiated by the ISA files. Anonymous namespace: one copy per file.
+// written against vector traits S (simd_scalar.hpp, simd_avx2.hpp,
+// simd_avx512.hpp) and instantiated by each path's kernel file. Anonymous
+// namespace: one copy per file.
 #pragma once
 
 #include "kernels/direct.hpp"

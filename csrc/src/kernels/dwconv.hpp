@@ -31,6 +31,9 @@ struct DwRow : RowGeometry {
 template <typename T>
 using DwRowFn = void (*)(const DwRow<T>& row);
 
+// A depthwise row kernel and what it is: `lanes` is the vector width its
+// channel loops run at (1 on the scalar path); callers need not pad anything
+// to it. `name` reads like "f64 dwconv 4-lane avx2".
 template <typename T>
 struct DwKernel {
   DwRowFn<T> fn = nullptr;

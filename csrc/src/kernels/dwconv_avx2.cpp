@@ -6,7 +6,12 @@
 
 namespace convx::detail {
 
-DwRowFn<float> sdwconv_row_avx2() { return &dw_row_simd<Avx2F32, float>; }
-DwRowFn<double> ddwconv_row_avx2() { return &dw_row_simd<Avx2F64, double>; }
+DwKernel<float> dwconv_f32_avx2() {
+  return {&dw_row_simd<Avx2F32, float>, Avx2F32::kLanes, "f32 dwconv 8-lane avx2"};
+}
+
+DwKernel<double> dwconv_f64_avx2() {
+  return {&dw_row_simd<Avx2F64, double>, Avx2F64::kLanes, "f64 dwconv 4-lane avx2"};
+}
 
 }  // namespace convx::detail

@@ -6,7 +6,12 @@
 
 namespace convx::detail {
 
-DwRowFn<float> sdwconv_row_avx512() { return &dw_row_simd<Avx512F32, float>; }
-DwRowFn<double> ddwconv_row_avx512() { return &dw_row_simd<Avx512F64, double>; }
+DwKernel<float> dwconv_f32_avx512() {
+  return {&dw_row_simd<Avx512F32, float>, Avx512F32::kLanes, "f32 dwconv 16-lane avx512"};
+}
+
+DwKernel<double> dwconv_f64_avx512() {
+  return {&dw_row_simd<Avx512F64, double>, Avx512F64::kLanes, "f64 dwconv 8-lane avx512"};
+}
 
 }  // namespace convx::detail

@@ -10,16 +10,15 @@
 
 namespace convx::detail {
 
-GemmKernel<float> sgemm_kernel_avx2() {
+GemmKernel<float> gemm_f32_6x16_avx2() {
   GemmKernel<float> k{&ukernel_simd<Avx2F32, float, 6, 2>, 6, 16, 144, 256, 4096,
-                      "sgemm_ukernel_6x16__avx2"};
+                      "f32 6x16 avx2"};
   k.pack_columns = &pack_columns_f32_avx2;
   return k;
 }
 
-GemmKernel<double> dgemm_kernel_avx2() {
-  return {&ukernel_simd<Avx2F64, double, 6, 2>, 6, 8, 96, 256, 4096,
-          "dgemm_ukernel_6x8__avx2"};
+GemmKernel<double> gemm_f64_6x8_avx2() {
+  return {&ukernel_simd<Avx2F64, double, 6, 2>, 6, 8, 96, 256, 4096, "f64 6x8 avx2"};
 }
 
 namespace {

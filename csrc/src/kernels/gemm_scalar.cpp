@@ -27,12 +27,12 @@ void ukernel_scalar(std::int64_t k, const T* a, std::int64_t lda, std::int64_t r
 
 }  // namespace
 
-GemmKernel<float> sgemm_kernel_scalar() {
-  return {&ukernel_scalar<float, 4, 8>, 4, 8, 128, 256, 2048, "sgemm_ukernel_4x8__scalar"};
+GemmKernel<float> gemm_f32_4x8_scalar() {
+  return {&ukernel_scalar<float, 4, 8>, 4, 8, 128, 256, 2048, "f32 4x8 scalar"};
 }
 
-GemmKernel<double> dgemm_kernel_scalar() {
-  return {&ukernel_scalar<double, 4, 4>, 4, 4, 128, 256, 2048, "dgemm_ukernel_4x4__scalar"};
+GemmKernel<double> gemm_f64_4x4_scalar() {
+  return {&ukernel_scalar<double, 4, 4>, 4, 4, 128, 256, 2048, "f64 4x4 scalar"};
 }
 
 }  // namespace convx::detail

@@ -65,7 +65,7 @@ struct GemmKernel {
   UKernelFn<T> fn = nullptr;
   int mr = 0, nr = 0;
   std::int64_t mc = 0, kc = 0, nc = 0;
-  const char* name = "";
+  const char* name = "";  // dtype, MR x NR and ISA, e.g. "f32 12x32 avx512"
   // Optional transposing packer for nr a multiple of 8; nullptr: the driver's
   // portable loop packs such sources.
   PackColumnsFn<T> pack_columns = nullptr;

@@ -1,7 +1,6 @@
 // CPU feature detection (cpuid + xgetbv), the kernel table, and the CONVX_ISA
 // override.
 #include <algorithm>
-#include <array>
 #include <atomic>
 #include <chrono>
 #include <cctype>
@@ -204,121 +203,60 @@ double measure_fma_peak_gflops(double seconds) {
 namespace detail {
 namespace {
 
-// Every kernel of one element type, indexed by Isa. A slot whose ISA was not
-// compiled holds the next lower path's kernel; it is never selected anyway,
-// because set_active_isa() refuses paths that are not available.
+// One KernelSet per path, indexed by Isa. A path that is not compiled in
+// keeps an empty slot: kernels_for() refuses it before reading the slot.
 template <typename T>
-struct KernelCatalogue {
-  GemmKernel<T> gemm[3];
-  DwRowFn<T> dw[3];
-  DirectKernel<T> direct[3];  // none on the scalar path
+struct KernelTable {
+  KernelSet<T> path[3];
 };
 
 template <typename T>
-void fill_upwards(KernelCatalogue<T>& s) {
-  for (int i = 1; i < 3; ++i) {
-    if (s.gemm[i].fn == nullptr) s.gemm[i] = s.gemm[i - 1];
-    if (s.dw[i] == nullptr) s.dw[i] = s.dw[i - 1];
-  }
-}
-
-template <typename T>
-KernelCatalogue<T> make_kernel_set();
+KernelTable<T> make_kernel_table();
 
 template <>
-KernelCatalogue<float> make_kernel_set<float>() {
-  KernelCatalogue<float> s{};
-  s.gemm[0] = sgemm_kernel_scalar();
-  s.dw[0] = sdwconv_row_scalar();
+KernelTable<float> make_kernel_table<float>() {
+  KernelTable<float> t{};
+  t.path[0] = {Isa::Scalar, gemm_f32_4x8_scalar(), dwconv_f32_scalar(), direct_f32_scalar()};
 #if defined(CONVX_HAVE_AVX2_KERNELS)
-  s.gemm[1] = sgemm_kernel_avx2();
-  s.dw[1] = sdwconv_row_avx2();
-  s.direct[1] = sdirect_kernel_avx2();
+  t.path[1] = {Isa::AVX2, gemm_f32_6x16_avx2(), dwconv_f32_avx2(), direct_f32_avx2()};
 #endif
 #if defined(CONVX_HAVE_AVX512_KERNELS)
-  s.gemm[2] = sgemm_kernel_avx512();
+  t.path[2] = {Isa::AVX512, gemm_f32_12x32_avx512(), dwconv_f32_avx512(), direct_f32_avx512()};
 #if defined(CONVX_HAVE_AVX2_KERNELS)
-  s.gemm[2].pack_columns = &pack_columns_f32_avx2;  // every AVX-512 CPU has AVX2
+  t.path[2].gemm.pack_columns = &pack_columns_f32_avx2;  // every AVX-512 CPU has AVX2
 #endif
-  s.dw[2] = sdwconv_row_avx512();
-  s.direct[2] = sdirect_kernel_avx512();
 #endif
-  fill_upwards(s);
-  return s;
+  return t;
 }
 
 template <>
-KernelCatalogue<double> make_kernel_set<double>() {
-  KernelCatalogue<double> s{};
-  s.gemm[0] = dgemm_kernel_scalar();
-  s.dw[0] = ddwconv_row_scalar();
+KernelTable<double> make_kernel_table<double>() {
+  KernelTable<double> t{};
+  t.path[0] = {Isa::Scalar, gemm_f64_4x4_scalar(), dwconv_f64_scalar(), direct_f64_scalar()};
 #if defined(CONVX_HAVE_AVX2_KERNELS)
-  s.gemm[1] = dgemm_kernel_avx2();
-  s.dw[1] = ddwconv_row_avx2();
-  s.direct[1] = ddirect_kernel_avx2();
+  t.path[1] = {Isa::AVX2, gemm_f64_6x8_avx2(), dwconv_f64_avx2(), direct_f64_avx2()};
 #endif
 #if defined(CONVX_HAVE_AVX512_KERNELS)
-  s.gemm[2] = dgemm_kernel_avx512();
-  s.dw[2] = ddwconv_row_avx512();
-  s.direct[2] = ddirect_kernel_avx512();
+  t.path[2] = {Isa::AVX512, gemm_f64_12x16_avx512(), dwconv_f64_avx512(), direct_f64_avx512()};
 #endif
-  fill_upwards(s);
-  return s;
-}
-
-template <typename T>
-const KernelCatalogue<T>& kernel_set() {
-  static const KernelCatalogue<T> set = make_kernel_set<T>();
-  return set;
-}
-
-template <typename T>
-std::array<KernelSet<T>, 3> make_sets() {
-  std::array<KernelSet<T>, 3> sets;
-  const auto& c = kernel_set<T>();
-  for (int i = 0; i < 3; ++i) {
-    sets[i].isa = static_cast<Isa>(i);
-    sets[i].gemm = c.gemm[i];
-    sets[i].dw.fn = c.dw[i];
-    sets[i].dw.name = "dw";
-    sets[i].direct = c.direct[i];
-    sets[i].direct.name = "direct";
-  }
-  return sets;
+  return t;
 }
 
 }  // namespace
 
 template <typename T>
 const KernelSet<T>& kernels_for(Isa isa) {
-  static const std::array<KernelSet<T>, 3> sets = make_sets<T>();
-  return sets[static_cast<int>(isa)];
+  static const KernelTable<T> table = make_kernel_table<T>();
+  if (!isa_available(isa)) {
+    throw std::invalid_argument(std::string("kernels: the ") + isa_name(isa) +
+                                " path is not available here (best available: " +
+                                isa_name(best_isa()) + ")");
+  }
+  return table.path[static_cast<int>(isa)];
 }
 
 template const KernelSet<float>& kernels_for<float>(Isa);
 template const KernelSet<double>& kernels_for<double>(Isa);
-
-template <typename T>
-const GemmKernel<T>& gemm_kernel() {
-  return kernel_set<T>().gemm[static_cast<int>(active_isa())];
-}
-
-template <typename T>
-DwRowFn<T> dwconv_row_kernel() {
-  return kernel_set<T>().dw[static_cast<int>(active_isa())];
-}
-
-template <typename T>
-DirectKernel<T> direct_kernel() {
-  return kernel_set<T>().direct[static_cast<int>(active_isa())];
-}
-
-template const GemmKernel<float>& gemm_kernel<float>();
-template const GemmKernel<double>& gemm_kernel<double>();
-template DwRowFn<float> dwconv_row_kernel<float>();
-template DwRowFn<double> dwconv_row_kernel<double>();
-template DirectKernel<float> direct_kernel<float>();
-template DirectKernel<double> direct_kernel<double>();
 
 }  // namespace detail
 }  // namespace convx

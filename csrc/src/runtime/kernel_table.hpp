@@ -1,15 +1,18 @@
-// The one place that maps the active ISA to micro-kernels. Portable code asks
-// for "the GEMM kernel" and receives {fn, mr, nr, blocking}; it never names an
-// ISA.
+// The one place that maps an ISA path to micro-kernels. Portable code asks
+// for the kernels of a path (or of the active one) and receives descriptors:
+// {fn, mr, nr, blocking} for the GEMM, {fn, lanes} for the row kernels, each
+// with a name. It never names an ISA itself.
 #pragma once
 
+#include "convx/runtime.hpp"
 #include "kernels/direct.hpp"
 #include "kernels/dwconv.hpp"
 #include "kernels/ukernel.hpp"
-#include "convx/runtime.hpp"
 
 namespace convx::detail {
 
+// Every kernel of one element type on one path. Each path has all three
+// families, the scalar one included; `isa` is the path they were built for.
 template <typename T>
 struct KernelSet {
   Isa isa = Isa::Scalar;
@@ -18,18 +21,27 @@ struct KernelSet {
   DirectKernel<T> direct;
 };
 
+// The kernels of `isa`, built once per process; the reference stays valid for
+// its lifetime. `isa` must be available (isa_available()): asking for a path
+// that is not compiled in or that this CPU lacks throws std::invalid_argument,
+// since its kernels could not run here. T is float or double.
 template <typename T>
 const KernelSet<T>& kernels_for(Isa isa);
 
+// The active path's kernels, for code that has not bound a path of its own.
 template <typename T>
-const GemmKernel<T>& gemm_kernel();
+const GemmKernel<T>& gemm_kernel() {
+  return kernels_for<T>(active_isa()).gemm;
+}
 
 template <typename T>
-DwRowFn<T> dwconv_row_kernel();
+DwRowFn<T> dwconv_row_kernel() {
+  return kernels_for<T>(active_isa()).dw.fn;
+}
 
-// The small-K direct convolution kernel; fn is nullptr on the scalar path,
-// where the GEMM route is used instead.
 template <typename T>
-DirectKernel<T> direct_kernel();
+DirectKernel<T> direct_kernel() {
+  return kernels_for<T>(active_isa()).direct;
+}
 
 }  // namespace convx::detail
