@@ -10,7 +10,7 @@ and for the AVX2 comparison (convx forced to its AVX2 path, OpenBLAS to Haswell)
 
 At 1 thread the two libraries are timed round-robin, so a slow spell on this shared
 machine slows both alike; at 2 threads each is timed in its own block (see
-interleaved_medians in convx/_bench_conv.py for why). It prints the kernel threadpoolctl names for
+interleaved_medians in convx/bench/timing.py for why). It prints the kernel threadpoolctl names for
 OpenBLAS, the measured FMA peak of one core on convx's active path, and per shape: GFLOP/s
 of both, the ratio, and convx's % of peak, at 1 and 2 threads.
 """
@@ -23,7 +23,7 @@ import sys
 import numpy as np
 
 import convx
-from convx._bench_conv import interleaved_medians
+from convx.bench.timing import interleaved_medians
 
 SQUARES = [64, 128, 256, 512, 1024, 2048]
 CONV_SHAPES = [  # (M, K, N, name)

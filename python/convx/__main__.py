@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                    add_help=False)
     args, rest = parser.parse_known_args(argv)
     if args.command == "bench":
-        from convx._bench_conv import main as bench_main
+        from convx.bench import main as bench_main
 
         return bench_main(rest)
     if rest:

@@ -1,0 +1,201 @@
+"""Figures derived from the benchmark's results, and their text and Markdown renderings.
+
+The results are the JSON document that `python -m convx bench --json PATH` writes (see
+`convx.bench.conv.run`). The bench's own printout and benchmarks/make_benchmarks_md.py both
+render from here, so the terminal and BENCHMARKS.md always show the same figures.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any
+
+from convx.bench.suite import ANCHORS, LIBRARIES
+
+SCHEMA = "convx-bench/1"
+Doc = dict[str, Any]
+
+
+def geomean(values: list[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
+
+
+def conv_table(threads: int, layers: list[dict[str, Any]], seconds: dict[str, dict[str, float]],
+               peak: float) -> dict[str, Any]:
+    """One thread count's results: per layer the median seconds and GFLOP/s of each library,
+    convx's % of the FMA peak and its ratio to the fastest anchor; and the geometric means."""
+    rows = []
+    ratios: dict[str, list[float]] = {"convx": [], "convx_fn": []}
+    for layer in layers:
+        secs = seconds.get(layer["name"])
+        if secs is None:
+            continue
+        gflops = {lib: layer["gflop"] / t for lib, t in secs.items()}
+        anchors = {a: gflops[a] for a in ANCHORS if a in gflops}
+        best = max(anchors, key=lambda a: anchors[a]) if anchors else None
+        row: dict[str, Any] = {
+            "layer": layer["name"], "gflop": layer["gflop"], "seconds": secs, "gflops": gflops,
+            "pct_peak": 100 * gflops["convx"] / (peak * threads) if peak > 0 else None,
+            "best_anchor": best, "ratio": None, "ratio_fn": None,
+        }
+        if best is not None:
+            for lib, key in (("convx", "ratio"), ("convx_fn", "ratio_fn")):
+                if lib in gflops:
+                    row[key] = gflops[lib] / anchors[best]
+                    ratios[lib].append(row[key])
+        rows.append(row)
+    means = {lib: geomean(v) if v else None for lib, v in ratios.items()}
+    return {"threads": threads, "rows": rows, "geomean_ratio": means}
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "-" if value is None or math.isnan(value) else format(value, fmt)
+
+
+def conv_markdown(table: dict[str, Any], heading: str = "###") -> list[str]:
+    """The GFLOP/s table of one thread count and its geometric-mean line."""
+    threads = table["threads"]
+    columns = ["convx_fn", "torch", "torch_cl", "ort", "numpy"]
+    lines = [f"{heading} {threads} thread{'s' if threads > 1 else ''} (GFLOP/s, median)", "",
+             "| layer | GFLOP | convx Conv2D | % peak | "
+             + " | ".join(LIBRARIES[c] for c in columns) + " | convx / best anchor |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in table["rows"]:
+        g = row["gflops"]
+        pct = "-" if row["pct_peak"] is None else f"{row['pct_peak']:.0f}%"
+        cells = [_num(g.get(c), ".1f") for c in columns]
+        lines.append(f"| {row['layer']} | {row['gflop']:.3f} | {g['convx']:.1f} | {pct} | "
+                     + " | ".join(cells) + f" | {_num(row['ratio'], '.2f')} |")
+    means = table["geomean_ratio"]
+    lines += ["", f"geometric mean of convx / best anchor: {_num(means['convx'], '.2f')} "
+                  f"(Conv2D), {_num(means['convx_fn'], '.2f')} (conv2d)"]
+    return lines
+
+
+def peak_lines(doc: Doc) -> list[str]:
+    peak = doc["fma_peak"]
+    samples = peak["per_core_samples"]
+    lines = [f"f32 FMA peak of one core, the fastest of {len(samples)} samples: "
+             f"{peak['per_core_gflops']:.0f} GFLOP/s (slowest {min(samples):.0f})"]
+    for threads, rates in peak["concurrent_gflops"].items():
+        lines.append(f"FMA peak of {threads} threads at once, sampled before each layer: "
+                     f"{min(rates):.0f}-{max(rates):.0f} GFLOP/s (median "
+                     f"{statistics.median(rates):.0f}; {threads} full cores give about "
+                     f"{int(threads) * peak['per_core_gflops']:.0f})")
+    return lines
+
+
+def tiny_lines(tiny: dict[str, float]) -> list[str]:
+    return (["tiny-call overhead (1x8x8x1 -> 4, 3x3, pad 1; median of interleaved batches):"]
+            + [f"  {name:13s} {us:6.2f} us" for name, us in tiny.items()])
+
+
+def denormal_lines(times: dict[str, float]) -> list[str]:
+    lines = ["denormal data (Conv2D 28x28x128 -> 128, 3x3, 1 thread; 10% of weights and inputs "
+             "+-1e-40; median ms):"]
+    for name, ms in times.items():
+        base = times["torch normal" if name.startswith("torch") else "convx normal"]
+        lines.append(f"  {name:30s} {ms:8.3f} ms  {ms / base:6.2f}x its normal time")
+    return lines
+
+
+def bitwise_line(check: dict[str, Any]) -> str:
+    same: dict[str, bool] = check["layers"]
+    bad = [name for name, ok in same.items() if not ok]
+    counts = " and ".join(str(t) for t in check["threads"])
+    return (f"bitwise identical at {counts} threads: {len(same) - len(bad)}/{len(same)} layers"
+            + (f" (differs: {', '.join(bad)})" if bad else ""))
+
+
+def memory_lines(memory: dict[str, float | None]) -> list[str]:
+    return (["extra peak memory of one vgg16.conv2_2 call beyond its output (1 thread):"]
+            + [f"  {lib:9s} " + ("not available" if mib is None else f"{mib:6.2f} MiB")
+               for lib, mib in memory.items()])
+
+
+def text_sections(doc: Doc) -> list[list[str]]:
+    """What the bench prints after its run, section by section, from the results."""
+    sections = []
+    if doc.get("conv"):
+        sections.append(peak_lines(doc))
+        for table in doc["conv"]:
+            sections.append(conv_markdown(table))
+    for key, render in (("tiny_call_us", tiny_lines), ("denormal_ms", denormal_lines),
+                        ("extra_memory_mib", memory_lines)):
+        if doc.get(key) is not None:
+            sections.append(render(doc[key]))
+    if doc.get("bitwise_identical") is not None:
+        sections.append([bitwise_line(doc["bitwise_identical"])])
+    return sections
+
+
+def _meta_table(meta: dict[str, Any]) -> list[str]:
+    v = meta["versions"]
+    others = ", ".join(f"{k} {v[k]}" for k in ("numpy", "torch", "onnxruntime", "python")
+                       if v.get(k))
+    rows = [
+        ("CPU", f"{meta['cpu_model']} ({meta['machine']}, {meta['usable_cpus']} usable CPUs)"),
+        ("convx path", f"`{meta['isa_path']}` (available: {', '.join(meta['isa_available'])})"),
+        ("threads", ", ".join(str(t) for t in meta["thread_counts"])),
+        ("date (UTC)", meta["date_utc"]),
+        ("versions", f"convx {v['convx']}; {others}"),
+        ("command", f"`{meta['command']}`"),
+        ("environment", ", ".join(f"`{k}={val}`" for k, val in meta["environment"].items())
+         or "no CONVX_* or thread variables set"),
+        ("timing", f"min_time {meta['method']['min_time_s']} s, at least "
+                   f"{meta['method']['min_batches']} batches per library, medians"),
+    ]
+    return ["| | |", "|---|---|", *(f"| {k} | {val} |" for k, val in rows)]
+
+
+def run_markdown(doc: Doc, source: str) -> list[str]:
+    """One results file as a section of BENCHMARKS.md."""
+    meta = doc["meta"]
+    lines = [f"## {meta['cpu_model']}, `{meta['isa_path']}` path, {meta['date_utc'][:10]}", "",
+             f"From `{source}`.", "", *_meta_table(meta)]
+    if doc.get("conv"):
+        for line in peak_lines(doc):
+            lines += ["", line + "."]
+        for table in doc["conv"]:
+            lines += ["", *conv_markdown(table)]
+    if doc.get("bitwise_identical") is not None:
+        lines += ["", bitwise_line(doc["bitwise_identical"]) + "."]
+    for key, render in (("tiny_call_us", tiny_lines), ("denormal_ms", denormal_lines),
+                        ("extra_memory_mib", memory_lines)):
+        if doc.get(key) is not None:
+            lines += ["", "```", *render(doc[key]), "```"]
+    return lines
+
+
+def summary_markdown(doc: Doc) -> list[str]:
+    """The one performance table of README.md: convx's layer against the fastest anchor."""
+    meta, tables = doc["meta"], doc.get("conv") or []
+    heads = " | ".join(f"{t['threads']} thread{'s' if t['threads'] > 1 else ''}" for t in tables)
+    lines = [f"`{meta['command']}` on {meta['cpu_model']}, `{meta['isa_path']}` path, "
+             f"{meta['date_utc'][:10]}; NHWC float32, medians, all libraries in one process.",
+             "",
+             "| convx `Conv2D` / fastest of PyTorch (NCHW, channels_last) and ONNX Runtime | "
+             + heads + " |",
+             "|---|" + "---|" * len(tables)]
+
+    def row(label: str, cells: list[str]) -> None:
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+
+    row(f"geometric mean over the {len(doc['layers'])} layers",
+        [f"{_num(t['geomean_ratio']['convx'], '.2f')}x" for t in tables])
+    lowest = [min((r for r in t["rows"] if r["ratio"] is not None),
+                  key=lambda r: r["ratio"], default=None) for t in tables]
+    row("lowest layer", [f"{r['ratio']:.2f}x ({r['layer']})" if r else "-" for r in lowest])
+    tiny = doc.get("tiny_call_us") or {}
+    if "convx Conv2D" in tiny:
+        others = ", ".join(f"{k} {v:.1f} µs" for k, v in tiny.items() if k != "convx Conv2D")
+        lines.append(f"| tiny layer call, 1x8x8x1 -> 4, 1 thread | {tiny['convx Conv2D']:.2f} µs "
+                     f"({others}) |" + " |" * (len(tables) - 1))
+    memory = doc.get("extra_memory_mib") or {}
+    if memory.get("convx") is not None:
+        others = ", ".join(f"{k} {v:.2f}" for k, v in memory.items()
+                           if k != "convx" and v is not None)
+        lines.append(f"| extra memory of one vgg16.conv2_2 call | {memory['convx']:.2f} MiB "
+                     f"({others}) |" + " |" * (len(tables) - 1))
+    return lines
