@@ -6,7 +6,7 @@
   HYPOTHESIS_PROFILE=name. The session ends with the line "hypothesis: N examples
   run by M property tests", which .ci/run checks against the 2,000.
 * `isa`: a test that takes it runs once per instruction-set path this machine
-  offers, with that path selected through the private convx._core._set_isa; the
+  offers, with that path selected through the private convx._set_isa; the
   previously active path is restored afterwards.
 * `rng`: a NumPy generator seeded from the test's node id, so failures reproduce.
 """
@@ -102,8 +102,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 def _isa_setter():
-    core = getattr(convx, "_core", None)
-    return getattr(core, "_set_isa", None)
+    return getattr(convx, "_set_isa", None)
 
 
 def available_isas() -> list[str]:

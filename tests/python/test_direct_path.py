@@ -77,7 +77,7 @@ def test_staged_batch_in_row_runs_across_threads(restore_threads: int) -> None:
 def test_prepared_weights_follow_a_kernel_path_change() -> None:
     # A layer keeps its weights in the direct kernel's layout for the path active when
     # they were set; on another path it must not use them as they are.
-    setter = getattr(convx._core, "_set_isa", None)
+    setter = getattr(convx, "_set_isa", None)
     names = [str(n) for n in convx.cpu_info()["available"]]
     if setter is None or len(names) < 2:
         pytest.skip("only one kernel path can run here")

@@ -19,7 +19,7 @@ def test_big_endian_input_is_converted_not_rejected() -> None:
 
 
 def test_zero_input_channels_names_x() -> None:
-    with pytest.raises(ValueError, match="x has 0 channels"):
+    with pytest.raises(ValueError, match="channel count must be >= 1, got 0"):
         convx.conv2d(np.zeros((1, 4, 4, 0), np.float32), np.zeros((2, 1, 1, 0), np.float32))
 
 

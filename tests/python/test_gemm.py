@@ -255,7 +255,7 @@ def test_isa_paths_agree(isa_names: list[str], rng: np.random.Generator) -> None
     isas = isa_names
     if len(isas) < 2:
         pytest.skip("only one ISA path can be selected on this machine")
-    setter = convx._core._set_isa
+    setter = convx._set_isa
     previous = convx.cpu_info()["active"]
     a = uniform(rng, (97, 131), np.float32)
     b = uniform(rng, (131, 75), np.float32)

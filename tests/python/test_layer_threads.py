@@ -126,14 +126,14 @@ def test_assignments_while_threads_call_the_layer() -> None:
         state = states[-1]
 
 
-def _plan_class_running(pending: list[Callable[[], None]]) -> type:
-    """A ConvPlan whose bound plans run the functions in `pending` (each once) after they
+def _op_class_running(pending: list[Callable[[], None]]) -> type:
+    """A Conv2dOp whose bound calls run the functions in `pending` (each once) after they
     compute: the moment a call's C++ part has finished and the call has yet to cache its
-    plan, where an assignment from another thread lands while the GIL is released."""
+    operator, where an assignment from another thread lands while the GIL is released."""
 
-    class PlanRunningAssignments(_core.ConvPlan):  # type: ignore[misc]
-        def bind(self, weight: Any, bias: Any) -> Any:
-            bound = super().bind(weight, bias)
+    class OpRunningAssignments(_core.Conv2dOp):  # type: ignore[misc]
+        def bind(self, bias: Any) -> Any:
+            bound = super().bind(bias)
 
             def run(x: Any, out: Any = None) -> Any:
                 y = bound(x, out)
@@ -143,7 +143,7 @@ def _plan_class_running(pending: list[Callable[[], None]]) -> type:
 
             return run
 
-    return PlanRunningAssignments
+    return OpRunningAssignments
 
 
 _NEW_WEIGHT = np.random.default_rng(1).standard_normal((16, 3, 3, 3)).astype(np.float32)
@@ -160,8 +160,8 @@ def test_assignment_during_a_call_is_not_undone(name: str, value: Any,
     x = np.random.default_rng(3).standard_normal(_X_SHAPE).astype(np.float32)
     before = _answer(x, _public_state(layer))
     pending = [lambda: setattr(layer, name, value)]
-    monkeypatch.setattr(_core, "ConvPlan", _plan_class_running(pending))
-    # The first call validates, computes, and then caches its plan; the assignment lands
+    monkeypatch.setattr(_core, "Conv2dOp", _op_class_running(pending))
+    # The first call validates, computes, and then caches its operator; the assignment lands
     # in between. That call computed with the old state...
     np.testing.assert_array_equal(layer(x), before)
     assert pending == []
@@ -169,7 +169,7 @@ def test_assignment_during_a_call_is_not_undone(name: str, value: Any,
         np.testing.assert_array_equal(getattr(layer, name), value)
     else:
         assert getattr(layer, name) == value
-    # ...and every later one computes with the new state: its plan was not kept.
+    # ...and every later one computes with the new state: its operator was not kept.
     after = _answer(x, _public_state(layer))
     assert not np.array_equal(after, before)
     for _ in range(3):
@@ -184,7 +184,7 @@ def test_groups_assigned_during_a_call_is_not_undone(monkeypatch: pytest.MonkeyP
     x8 = rng.standard_normal((2, 9, 9, 8)).astype(np.float32)
     before = convx.conv2d(x4, layer.weight, layer.bias, padding=1)
     pending = [lambda: setattr(layer, "groups", 2)]
-    monkeypatch.setattr(_core, "ConvPlan", _plan_class_running(pending))
+    monkeypatch.setattr(_core, "Conv2dOp", _op_class_running(pending))
     np.testing.assert_array_equal(layer(x4), before)
     assert pending == [] and layer.groups == 2
     for _ in range(2):
