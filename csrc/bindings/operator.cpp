@@ -119,12 +119,35 @@ class TypedOp {
     const T* xp = input_ptr<T>(x, s.input_size(), "x");
     const T* wp = nullptr;
     if (!w.is_none()) wp = input_ptr<T>(array_arg(w, "weight"), s.weight_size(), "weight");
-    const T* bp = nullptr;
-    if (!bias.is_none()) {
-      const py::array b = array_arg(bias, "bias");
-      if (b.ndim() != 1) throw std::invalid_argument("bias: must be 1-D");
-      bp = input_ptr<T>(b, s.c_out, "bias");
-    }
+    return run_with(x, xp, wp, w, checked_bias(bias), bias, out);
+  }
+
+  // run() for arrays that takes() accepted, so their data need no more checks.
+  py::array run_taken(py::handle x, py::handle w, py::handle bias, py::handle out) const {
+    const auto data = [](py::handle a) {
+      return a.is_none() ? nullptr
+                         : static_cast<const T*>(py::reinterpret_borrow<py::array>(a).data());
+    };
+    return run_with(py::reinterpret_borrow<py::array>(x), data(x), data(w),
+                    py::reinterpret_borrow<py::object>(w), data(bias),
+                    py::reinterpret_borrow<py::object>(bias),
+                    py::reinterpret_borrow<py::object>(out));
+  }
+
+  // The data of a bias (None: nullptr) after checking it: c_out values of T.
+  const T* checked_bias(const py::object& bias) const {
+    if (bias.is_none()) return nullptr;
+    const py::array b = array_arg(bias, "bias");
+    if (b.ndim() != 1) throw std::invalid_argument("bias: must be 1-D");
+    return input_ptr<T>(b, op_->shape().c_out, "bias");
+  }
+
+  // run() with the data of x, of the weights (wp, nullptr: the operator's own)
+  // and of the bias (bp) already checked; w and bias are their arrays (or
+  // None), for the overlap check of `out`.
+  py::array run_with(const py::array& x, const T* xp, const T* wp, const py::object& w,
+                     const T* bp, const py::object& bias, const py::object& out) const {
+    const convx::ConvShape& s = op_->shape();
     py::array y;
     T* yp = nullptr;
     if (out.is_none()) {
@@ -214,20 +237,42 @@ class Conv2dOp {
   // call(), or None (computing nothing) when x, w or bias is not an array the
   // operator takes as it is (another shape or dtype, a copy needed), or out is
   // not an array it can write as it is: the caller then normalises the
-  // arguments, or names what is wrong with them. A bias already checked by
-  // bind() is not checked again.
-  py::object try_call(py::handle x, py::handle w, py::handle bias, py::handle out,
-                      bool bias_checked = false) const {
-    const py::handle b = bias_checked ? py::handle(Py_None) : bias;
-    const bool ok = f32_ ? f32_->takes(x, w, b, out) : f64_->takes(x, w, b, out);
+  // arguments, or names what is wrong with them.
+  py::object try_call(py::handle x, py::handle w, py::handle bias, py::handle out) const {
+    const bool ok = f32_ ? f32_->takes(x, w, bias, out) : f64_->takes(x, w, bias, out);
     if (!ok || (w.is_none() && weights_.is_none())) return py::none();
-    return call(py::reinterpret_borrow<py::array>(x), py::reinterpret_borrow<py::object>(w),
-                py::reinterpret_borrow<py::object>(bias), py::reinterpret_borrow<py::object>(out));
+    if (f32_) return f32_->run_taken(x, w, bias, out);
+    return f64_->run_taken(x, w, bias, out);
   }
 
   // The operator with its weights and this bias attached: a builtin function
   // f(x, out=None), see bound_call.
   py::object bind(const py::object& self, const py::object& bias) const;
+
+  // The bound call: try_call with the operator's weights and a bias whose
+  // data `bias_data` bind() has checked.
+  py::object call_bound(py::handle x, const py::object& bias, const void* bias_data,
+                        py::handle out) const {
+    const py::handle none(Py_None);
+    if (f32_) {
+      if (!f32_->takes(x, none, none, out)) return py::none();
+      const auto a = py::reinterpret_borrow<py::array>(x);
+      return f32_->run_with(a, static_cast<const float*>(a.data()), nullptr, py::none(),
+                            static_cast<const float*>(bias_data), bias,
+                            py::reinterpret_borrow<py::object>(out));
+    }
+    if (!f64_->takes(x, none, none, out)) return py::none();
+    const auto a = py::reinterpret_borrow<py::array>(x);
+    return f64_->run_with(a, static_cast<const double*>(a.data()), nullptr, py::none(),
+                          static_cast<const double*>(bias_data), bias,
+                          py::reinterpret_borrow<py::object>(out));
+  }
+
+  // The data of a bias for bind(): checked as for a call.
+  const void* bias_data(const py::object& bias) const {
+    if (f32_) return f32_->checked_bias(bias);
+    return f64_->checked_bias(bias);
+  }
 
   std::string algorithm() const {
     return convx::algorithm_name(f32_ ? f32_->op().algorithm() : f64_->op().algorithm());
@@ -255,6 +300,7 @@ class Conv2dOp {
 struct BoundOp {
   py::object owner, bias;  // the Conv2dOp object, which `op` points into
   const Conv2dOp* op;
+  const void* bias_data;  // the bias's checked data, nullptr for none
 };
 
 // A layer's repeated call is a few microseconds in all, and pybind11's
@@ -272,8 +318,8 @@ PyObject* bound_call(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
   const auto* bound = static_cast<const BoundOp*>(PyCapsule_GetPointer(self, kBoundCapsule));
   if (bound == nullptr) return nullptr;
   try {
-    return bound->op->try_call(args[0], py::none(), bound->bias, nargs == 2 ? args[1] : Py_None,
-                               true)
+    return bound->op->call_bound(args[0], bound->bias, bound->bias_data,
+                                 nargs == 2 ? args[1] : Py_None)
         .release()
         .ptr();
   } CONVX_RETHROW_FORCED_UNWIND catch (...) {
@@ -295,15 +341,12 @@ void delete_bound(PyObject* capsule) {
 
 py::object Conv2dOp::bind(const py::object& self, const py::object& bias) const {
   if (weights_.is_none()) throw std::invalid_argument("bind: the operator has no weights");
-  if (!bias.is_none()) {  // checked once here, so that a call never declines for it
-    const bool ok = f32_ ? takes_as_is<float>(bias, {static_cast<py::ssize_t>(
-                                                        f32_->op().shape().c_out)})
-                         : takes_as_is<double>(bias, {static_cast<py::ssize_t>(
-                                                         f64_->op().shape().c_out)});
-    if (!ok) throw std::invalid_argument("bias: must be a C-contiguous (C_out,) array of the "
-                                         "weights' dtype");
+  if (!bias.is_none() && !py::reinterpret_borrow<py::array>(bias).attr("flags")["C_CONTIGUOUS"]
+                              .cast<bool>()) {
+    throw std::invalid_argument("bias: array must be C-contiguous");
   }
-  auto bound = std::make_unique<BoundOp>(BoundOp{self, bias, this});
+  // Checked once here (dtype, size), so that a call never checks it again.
+  auto bound = std::make_unique<BoundOp>(BoundOp{self, bias, this, bias_data(bias)});
   PyObject* capsule = PyCapsule_New(bound.get(), kBoundCapsule, &delete_bound);
   if (capsule == nullptr) throw py::error_already_set();
   bound.release();  // the capsule owns it now

@@ -130,8 +130,15 @@ def conv2d(
     # A call signature seen before reuses its operator. The operator computes only when
     # x, weight and bias are arrays it can take as they are; otherwise it returns None
     # and the arguments are normalised below (copied, or rejected with a clear error).
-    key = _op_key(x, weight, bias, stride, padding, dilation, groups, layout, activation, flip)
-    if key is not None:
+    key = None
+    if (flip is False and type(x) is np.ndarray and type(weight) is np.ndarray
+            and (type(stride) is int or _plain(stride))  # the int tests spare a call
+            and (type(dilation) is int or _plain(dilation))
+            and (type(padding) is int or _plain(padding)) and type(groups) is int
+            and type(layout) is str and (activation is None or type(activation) is str)):
+        # Plain arrays and plain values (see _plain): the operator can be cached.
+        key = (x.shape, x.dtype, weight.shape, bias is None, stride, padding, dilation,
+               groups, layout, activation)
         op = _OPS.get(key)
         if op is not None:
             y = op.try_call(x, weight, bias, out)
@@ -157,20 +164,6 @@ def _plain(v: Any) -> bool:
         return True
     return t is tuple and all(type(e) is int or (type(e) is tuple and all(
         type(f) is int for f in e)) for e in v)
-
-
-def _op_key(x: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any,
-            groups: Any, layout: Any, activation: Any, flip: Any) -> tuple[Any, ...] | None:
-    """The cache key of a call, or None for a call whose operator is not cached: inputs
-    that are not plain arrays, or arguments that are not plain values (see _plain)."""
-    if not (flip is False and type(x) is np.ndarray and type(weight) is np.ndarray
-            and (type(stride) is int or _plain(stride))  # the int tests spare a call
-            and (type(dilation) is int or _plain(dilation))
-            and (type(padding) is int or _plain(padding)) and type(groups) is int
-            and type(layout) is str and (activation is None or type(activation) is str)):
-        return None
-    return (x.shape, x.dtype, weight.shape, bias is None, stride, padding, dilation, groups,
-            layout, activation)
 
 
 _FLOAT_TYPES = (np.float32, np.float64)
