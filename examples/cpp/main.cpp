@@ -1,5 +1,6 @@
-// Runs one convolution through the installed convx C++ API and checks it
-// against answers worked out by hand. Exits non-zero on any mismatch.
+// Runs one convolution through the installed convx C++ API, as an operator
+// made once and run twice, and checks it against answers worked out by hand.
+// Exits non-zero on any mismatch.
 //
 // Input: one 4x4 single-channel image holding 1..16 (NHWC: 1x4x4x1).
 // Filters (OHWI: 2x3x3x1), zero padding 1, stride 1:
@@ -32,26 +33,38 @@ int main() {
     const convx::ConvShape shape =
         convx::make_conv_shape(/*n=*/1, /*h=*/4, /*w=*/4, /*c_in=*/1, /*c_out=*/2,
                                /*k_h=*/3, /*k_w=*/3, params);
+    // Validates the problem, chooses the algorithm and kernels, and packs the
+    // filters, once; run() may then be called any number of times, from any
+    // number of threads.
+    const auto conv = convx::Conv2d<float>::create(shape, w);
+    std::printf("convx %s: %s algorithm, kernel %s, %d threads, %lld bytes of scratch\n",
+                CONVX_VERSION_STRING, convx::algorithm_name(conv->algorithm()), conv->kernel(),
+                convx::num_threads(), static_cast<long long>(conv->workspace_bytes()));
     float y[4 * 4 * 2];
-    convx::conv2d<float>(shape, x, w, bias, y);
-
-    std::printf("convx %s, kernel path %s, %d threads\n", CONVX_VERSION_STRING,
-                convx::isa_name(convx::active_isa()), convx::num_threads());
     int bad = 0;
-    for (int i = 0; i < 4; ++i) {
-      for (int j = 0; j < 4; ++j) {
-        for (int m = 0; m < 2; ++m) {
-          const float got = y[(i * 4 + j) * 2 + m];
-          if (std::fabs(got - expected[i][j][m]) > 1e-5f) {
-            std::printf("MISMATCH y[%d][%d][%d] = %g, expected %g\n", i, j, m, got,
-                        expected[i][j][m]);
-            ++bad;
+    for (int run = 0; run < 2; ++run) {
+      conv->run(x, bias, y);
+      for (int i = 0; i < 4; ++i) {
+        for (int j = 0; j < 4; ++j) {
+          for (int m = 0; m < 2; ++m) {
+            const float got = y[(i * 4 + j) * 2 + m];
+            if (std::fabs(got - expected[i][j][m]) > 1e-5f) {
+              std::printf("MISMATCH y[%d][%d][%d] = %g, expected %g\n", i, j, m, got,
+                          expected[i][j][m]);
+              ++bad;
+            }
           }
         }
       }
     }
     if (bad != 0) return 1;
     std::printf("conv2d 1x4x4x1 -> 1x4x4x2 matches the hand-computed answer\n");
+
+    // The free function makes an operator for one call.
+    float y_once[4 * 4 * 2];
+    convx::conv2d<float>(shape, x, w, bias, y_once);
+    for (int i = 0; i < 4 * 4 * 2; ++i) bad += y_once[i] != y[i];
+    if (bad != 0) return 1;
 
     // Errors are C++ exceptions whose message names the bad argument.
     try {

@@ -1,6 +1,7 @@
 // The whole public C++ API of convx. Include this, link convx::core.
 #pragma once
 
+#include "convx/context.hpp"
 #include "convx/conv2d.hpp"
 #include "convx/conv_matrix.hpp"
 #include "convx/gemm.hpp"
