@@ -86,120 +86,155 @@ DirectWeights<T> prepare_direct_weights(const DirectKernel<T>& kernel, const T* 
   return d;
 }
 
-template <typename T>
-void run_direct(const ConvJob<T>& job, const T* x, const T* w, const DirectWeights<T>* ready,
-                const T* bias, T* y) {
-  const ConvShape& s = job.s;
-  const DirectKernel<T>& kernel = job.kernels.direct;
-  const std::int64_t K = s.patch_size();
-  const std::int64_t rows = s.n * s.h_out;
-  const int threads = job.threads_for(double(s.output_size()) * double(K), kWorkPerThread);
+namespace {
 
-  const DirectLayout g = direct_layout<T>(s, kernel.lanes);
-  const std::int64_t ld = g.ld, width = g.width, span_h = g.span_h, image_len = g.image_len;
-  const bool cols_inside = g.cols_inside, stage_all = g.stage_all;
-
-  Executor& lease = job.exec;
-  // The weights transposed to (K x ld) and the bias, both zero-padded: whole
-  // vectors of output channels can then always be loaded. Then the staged
-  // batch, if it is staged whole.
-  T* scratch = lease.shared().as<T>(static_cast<std::size_t>(g.shared));
-  T* bias_pad = scratch + K * ld;
-  T* staged = bias_pad + ld;
-  const T* wt = scratch;
-  if (ready != nullptr && ready->ld == ld) {
-    wt = ready->wt.data();
-  } else {
-    transpose_weights(w, s.c_out, K, ld, scratch);
-  }
-  std::fill(bias_pad, bias_pad + ld, T(0));
-  if (bias != nullptr) std::copy(bias, bias + s.c_out, bias_pad);
-  if (stage_all) {
-    for (std::int64_t b = 0; b < s.n; ++b) {
-      stage_image(staged + b * image_len, x + b * s.h * s.w * s.c_in, s.h, s.w, s.c_in,
-                  s.p.pad.top, span_h, s.p.pad.left, width);
-    }
-  }
-  // Patch offsets (DirectRow::off) for kernel rows row_step values apart: in
-  // the image, in a whole staged image, or in k_h staged rows (consecutive,
-  // whatever the dilation).
-  // (The geometry in locals: stores to off could alias the fields of s.)
+// Patch offsets (DirectRow::off) for kernel rows row_step values apart: in the
+// image, in a whole staged image, or in k_h staged rows (consecutive, whatever
+// the dilation).
+void patch_offsets(const ConvShape& s, std::int64_t row_step, std::int64_t* off) {
+  // The geometry in locals: stores to off could alias the fields of s.
   const std::int64_t k_h = s.k_h, k_w = s.k_w, c_in = s.c_in, tap_step = s.p.dilation_w * c_in;
-  auto offsets = [&](std::int64_t* off, std::int64_t row_step) {
-    for (std::int64_t u = 0, t = 0; u < k_h; ++u) {
-      for (std::int64_t v = 0; v < k_w; ++v) {
-        for (std::int64_t c = 0; c < c_in; ++c, ++t) off[t] = u * row_step + v * tap_step + c;
-      }
+  for (std::int64_t u = 0, t = 0; u < k_h; ++u) {
+    for (std::int64_t v = 0; v < k_w; ++v) {
+      for (std::int64_t c = 0; c < c_in; ++c, ++t) off[t] = u * row_step + v * tap_step + c;
     }
-  };
-  std::int64_t off_image[kMaxDirectPatch], off_rows[kMaxDirectPatch], off_whole[kMaxDirectPatch];
-  if (stage_all) {
-    offsets(off_whole, s.p.dilation_h * width * s.c_in);
-  } else {
-    offsets(off_image, s.p.dilation_h * s.w * s.c_in);
-    offsets(off_rows, width * s.c_in);
   }
-  auto base_row = [&](std::int64_t b, std::int64_t oh) {
+}
+
+// One run of the direct algorithm: the weights and bias in the kernel's layout
+// (in the job's shared scratch unless prepared), the staged batch when it is
+// staged whole, and the patch offsets.
+template <typename T>
+class DirectRun {
+ public:
+  DirectRun(const ConvJob<T>& job, const T* x, const T* w, const DirectWeights<T>* ready,
+            const T* bias, T* y)
+      : job_(job), s_(job.s), g_(direct_layout<T>(job.s, job.kernels.direct.lanes)), x_(x), y_(y) {
+    const std::int64_t K = s_.patch_size(), ld = g_.ld;
+    // The weights transposed to (K x ld) and the bias, both zero-padded: whole
+    // vectors of output channels can then always be loaded. Then the staged
+    // batch, if it is staged whole.
+    T* scratch = job.exec.shared().template as<T>(static_cast<std::size_t>(g_.shared));
+    bias_pad_ = scratch + K * ld;
+    staged_ = bias_pad_ + ld;
+    wt_ = scratch;
+    if (ready != nullptr && ready->ld == ld) {
+      wt_ = ready->wt.data();
+    } else {
+      transpose_weights(w, s_.c_out, K, ld, scratch);
+    }
+    std::fill(bias_pad_, bias_pad_ + ld, T(0));
+    if (bias != nullptr) std::copy(bias, bias + s_.c_out, bias_pad_);
+    if (g_.stage_all) {
+      for (std::int64_t b = 0; b < s_.n; ++b) {
+        stage_image(staged_ + b * g_.image_len, x + b * s_.h * s_.w * s_.c_in, s_.h, s_.w,
+                    s_.c_in, s_.p.pad.top, g_.span_h, s_.p.pad.left, g_.width);
+      }
+      patch_offsets(s_, s_.p.dilation_h * g_.width * s_.c_in, off_whole_);
+    } else {
+      patch_offsets(s_, s_.p.dilation_h * s_.w * s_.c_in, off_image_);
+      patch_offsets(s_, g_.width * s_.c_in, off_rows_);
+    }
+  }
+
+  void run(int threads) {
+    if (g_.stage_all) {
+      run_staged(threads);
+    } else {
+      run_by_rows(threads);
+    }
+  }
+
+ private:
+  // Output row oh of image b, reading the image in place.
+  DirectRow<T> base_row(std::int64_t b, std::int64_t oh) const {
     DirectRow<T> row;
-    static_cast<RowGeometry&>(row) = row_geometry(s, oh);
-    row.x = x + b * s.h * s.w * s.c_in;
-    row.off = off_image;
-    row.wt = wt;
-    row.bias = bias_pad;
-    row.y = y + (b * s.h_out + oh) * s.w_out * s.c_out;
-    row.c_in = s.c_in;
-    row.c_out = s.c_out;
-    row.ld = ld;
-    row.relu = job.relu();
+    static_cast<RowGeometry&>(row) = row_geometry(s_, oh);
+    row.x = x_ + b * s_.h * s_.w * s_.c_in;
+    row.off = off_image_;
+    row.wt = wt_;
+    row.bias = bias_pad_;
+    row.y = y_ + (b * s_.h_out + oh) * s_.w_out * s_.c_out;
+    row.c_in = s_.c_in;
+    row.c_out = s_.c_out;
+    row.ld = g_.ld;
+    row.relu = job_.relu();
     return row;
-  };
-  if (stage_all) {
-    // Every row reads the staged image the same way, so one kernel call takes
-    // a run of rows, never across images: a whole image on one thread (a tiny
-    // layer's rows are one call, not a call each), else about eight runs per
-    // thread.
+  }
+
+  // Every row reads the staged image the same way, so one kernel call takes a
+  // run of rows, never across images: a whole image on one thread (a tiny
+  // layer's rows are one call, not a call each), else about eight runs per
+  // thread.
+  void run_staged(int threads) {
+    const std::int64_t rows = s_.n * s_.h_out;
     const std::int64_t run =
-        threads == 1 ? s.h_out : std::clamp<std::int64_t>(rows / (8 * threads), 1, s.h_out);
-    const std::int64_t runs_per_image = (s.h_out + run - 1) / run;
+        threads == 1 ? s_.h_out : std::clamp<std::int64_t>(rows / (8 * threads), 1, s_.h_out);
+    const std::int64_t runs_per_image = (s_.h_out + run - 1) / run;
     auto run_rows = [&](std::int64_t t) {
       const std::int64_t b = t / runs_per_image, oh = t % runs_per_image * run;
       DirectRow<T> row = base_row(b, oh);
-      row.x = staged + b * image_len;
-      row.off = off_whole;
-      row.h = span_h;
-      row.w_in = width;
+      row.x = staged_ + b * g_.image_len;
+      row.off = off_whole_;
+      row.h = g_.span_h;
+      row.w_in = g_.width;
       row.pad_top = row.pad_left = 0;
-      row.rows = std::min(run, s.h_out - oh);
-      kernel.fn(row);
+      row.rows = std::min(run, s_.h_out - oh);
+      job_.kernels.direct.fn(row);
     };
     if (threads == 1) {
       // On this thread, without the pool's task machinery.
-      for (std::int64_t t = 0; t < s.n * runs_per_image; ++t) run_rows(t);
+      for (std::int64_t t = 0; t < s_.n * runs_per_image; ++t) run_rows(t);
     } else {
-      lease.run(s.n * runs_per_image, threads,
-                [&](std::int64_t t, WorkerScratch&) { run_rows(t); });
+      job_.exec.run(s_.n * runs_per_image, threads,
+                    [&](std::int64_t t, WorkerScratch&) { run_rows(t); });
     }
-    return;
   }
-  lease.run_items(rows, threads, [&](std::int64_t r, WorkerScratch& scratch) {
-    DirectRow<T> row = base_row(r / s.h_out, r % s.h_out);
-    const std::int64_t ih0 = row.oh * s.p.stride_h - s.p.pad.top;
-    if (!cols_inside || ih0 < 0 || ih0 + (s.k_h - 1) * s.p.dilation_h >= s.h) {
-      // A row that touches the padding: stage the k_h input rows it reads,
-      // zero-padded, so that every pixel takes the kernel's branch-free path.
-      T* window = scratch.pack.as<T>(static_cast<std::size_t>(g.per_thread));
-      stage_rows(window, row.x, s.h, s.w, s.c_in, ih0, s.p.dilation_h, s.k_h, s.p.pad.left,
-                 width);
-      row.x = window;
-      row.off = off_rows;
-      row.h = s.k_h;
-      row.w_in = width;
-      row.oh = 0;
-      row.s_h = row.d_h = 1;
-      row.pad_top = row.pad_left = 0;
-    }
-    kernel.fn(row);
-  });
+
+  // Row by row: rows that miss the top and bottom padding read the image in
+  // place; the others stage the k_h input rows they read, zero-padded, so that
+  // every pixel takes the kernel's branch-free path.
+  void run_by_rows(int threads) {
+    const ConvShape& s = s_;
+    job_.exec.run_items(s.n * s.h_out, threads, [&](std::int64_t r, WorkerScratch& scratch) {
+      DirectRow<T> row = base_row(r / s.h_out, r % s.h_out);
+      const std::int64_t ih0 = row.oh * s.p.stride_h - s.p.pad.top;
+      if (!g_.cols_inside || ih0 < 0 || ih0 + (s.k_h - 1) * s.p.dilation_h >= s.h) {
+        T* window = scratch.pack.as<T>(static_cast<std::size_t>(g_.per_thread));
+        stage_rows(window, row.x, s.h, s.w, s.c_in, ih0, s.p.dilation_h, s.k_h, s.p.pad.left,
+                   g_.width);
+        row.x = window;
+        row.off = off_rows_;
+        row.h = s.k_h;
+        row.w_in = g_.width;
+        row.oh = 0;
+        row.s_h = row.d_h = 1;
+        row.pad_top = row.pad_left = 0;
+      }
+      job_.kernels.direct.fn(row);
+    });
+  }
+
+  const ConvJob<T>& job_;
+  const ConvShape& s_;
+  const DirectLayout g_;
+  const T* x_;
+  T* y_;
+  const T* wt_ = nullptr;
+  T* bias_pad_ = nullptr;
+  T* staged_ = nullptr;
+  std::int64_t off_image_[kMaxDirectPatch] = {}, off_rows_[kMaxDirectPatch] = {},
+               off_whole_[kMaxDirectPatch] = {};
+};
+
+}  // namespace
+
+template <typename T>
+void run_direct(const ConvJob<T>& job, const T* x, const T* w, const DirectWeights<T>* ready,
+                const T* bias, T* y) {
+  const int threads =
+      job.threads_for(double(job.s.output_size()) * double(job.s.patch_size()), kWorkPerThread);
+  DirectRun<T>(job, x, w, ready, bias, y).run(threads);
 }
 
 #define CONVX_INSTANTIATE(T)                                                                 \
