@@ -430,23 +430,21 @@ def gemm(a: npt.ArrayLike, b: npt.ArrayLike, *, out: Array | None = None) -> Arr
     as every convx function does. out, if given, must be a C-contiguous writeable (M, N)
     array of the same dtype, in native byte order, that does not overlap a or b.
     """
-    # Fast path for plain float arrays: the compiled call checks shapes, dtypes, strides,
-    # writeability and overlap itself, and whatever it rejects is re-run through the
-    # validation below, which raises the clear error.
+    # Plain native float arrays of matching shapes go straight to the compiled call, which
+    # checks the buffers (strides, writeability, overlap) itself; anything else is
+    # normalised below, which names what is wrong.
     if (type(a) is np.ndarray and type(b) is np.ndarray and a.dtype is b.dtype
-            and a.dtype.type in _FLOAT_TYPES and a.ndim == 2 and b.ndim == 2):
+            and a.dtype.type in _FLOAT_TYPES and a.dtype.isnative and a.ndim == 2
+            and b.ndim == 2 and a.shape[1] == b.shape[0]):
+        shape = (a.shape[0], b.shape[1])
         if out is None:
-            fast = np.empty((a.shape[0], b.shape[1]), a.dtype)
-        elif type(out) is np.ndarray and out.flags.c_contiguous:
-            fast = out
-        else:
-            fast = None
-        if fast is not None:
-            try:
-                _core.gemm(a, b, fast, False)
-                return fast
-            except (TypeError, ValueError):
-                pass
+            result = np.empty(shape, a.dtype)
+            _core.gemm(a, b, result, False)
+            return result
+        if (type(out) is np.ndarray and out.dtype is a.dtype and out.shape == shape
+                and out.flags.c_contiguous and out.flags.writeable):
+            _core.gemm(a, b, out, False)
+            return out
     aa = a if type(a) is np.ndarray else np.asarray(a)
     ba = b if type(b) is np.ndarray else np.asarray(b)
     for arr, name in ((aa, "a"), (ba, "b")):
