@@ -410,9 +410,7 @@ def im2col(
     xa = as_float_array(x, "x")
     n, h, w, c, batched = _split_input(xa.shape, layout)
     k = normalize_pair(kernel_size, "kernel_size")
-    g = check_groups(groups)
-    if c % g != 0:
-        raise ValueError(f"groups: in_channels {c} is not divisible by groups={g}")
+    g = check_groups(groups)  # its divisibility is checked by the core, which names it
     s, d, pads, h_out, w_out = _geometry(h, w, k, stride, padding, dilation)
     tail: tuple[int, ...] = (k[0] * k[1] * c,) if g == 1 else (g, k[0] * k[1] * c // g)
     shape = (n, h_out, w_out, *tail) if batched else (h_out, w_out, *tail)

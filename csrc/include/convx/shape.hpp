@@ -50,4 +50,9 @@ ConvShape make_conv_shape(std::int64_t n, std::int64_t h, std::int64_t w, std::i
                           std::int64_t c_out, std::int64_t k_h, std::int64_t k_w,
                           const ConvParams& params);
 
+// The geometry of a convolution's patches alone (for im2col): every field of
+// ConvShape validated as make_conv_shape() does, except c_out, which is 0.
+ConvShape make_patch_shape(std::int64_t n, std::int64_t h, std::int64_t w, std::int64_t c_in,
+                           std::int64_t k_h, std::int64_t k_w, const ConvParams& params);
+
 }  // namespace convx

@@ -51,8 +51,7 @@ template <typename T>
 void im2col(const T* x, const Dims4& d, std::int64_t k_h, std::int64_t k_w,
             const ConvParams& params, PatchOrder order, T* cols) {
   check_dims(d);
-  // c_out = groups: any multiple of groups passes validation and is not used.
-  const ConvShape s = make_conv_shape(d.n, d.h, d.w, d.c, params.groups, k_h, k_w, params);
+  const ConvShape s = make_patch_shape(d.n, d.h, d.w, d.c, k_h, k_w, params);
   const std::int64_t G = s.groups(), cg = s.c_in_per_group(), taps = k_h * k_w;
   const std::int64_t K = s.patch_size();
   const bool nhwc = params.layout == Layout::NHWC;

@@ -33,9 +33,20 @@ std::int64_t conv_output_size(std::int64_t in, std::int64_t k, std::int64_t stri
 ConvShape make_conv_shape(std::int64_t n, std::int64_t h, std::int64_t w, std::int64_t c_in,
                           std::int64_t c_out, std::int64_t k_h, std::int64_t k_w,
                           const ConvParams& p) {
+  require(c_out >= 1, "weight: out_channels must be >= 1, got " + std::to_string(c_out));
+  ConvShape s = make_patch_shape(n, h, w, c_in, k_h, k_w, p);
+  require(c_out % p.groups == 0, "groups: out_channels " + std::to_string(c_out) +
+                                     " is not divisible by groups " + std::to_string(p.groups));
+  s.c_out = c_out;
+  detail::checked_product("output", n, s.h_out, s.w_out, c_out);
+  detail::checked_product("weight", c_out, k_h, k_w, c_in / p.groups);
+  return s;
+}
+
+ConvShape make_patch_shape(std::int64_t n, std::int64_t h, std::int64_t w, std::int64_t c_in,
+                           std::int64_t k_h, std::int64_t k_w, const ConvParams& p) {
   require(n >= 0 && h >= 0 && w >= 0, "input: sizes must be >= 0");
   require(c_in >= 1, "input: channel count must be >= 1, got " + std::to_string(c_in));
-  require(c_out >= 1, "weight: out_channels must be >= 1, got " + std::to_string(c_out));
   require(k_h >= 1 && k_w >= 1, "kernel_size must be >= 1, got (" + std::to_string(k_h) +
                                     ", " + std::to_string(k_w) + ")");
   require(p.stride_h >= 1 && p.stride_w >= 1, "stride must be >= 1, got (" +
@@ -49,15 +60,12 @@ ConvShape make_conv_shape(std::int64_t n, std::int64_t h, std::int64_t w, std::i
   require(p.groups >= 1, "groups must be >= 1, got " + std::to_string(p.groups));
   require(c_in % p.groups == 0, "groups: in_channels " + std::to_string(c_in) +
                                     " is not divisible by groups " + std::to_string(p.groups));
-  require(c_out % p.groups == 0, "groups: out_channels " + std::to_string(c_out) +
-                                     " is not divisible by groups " + std::to_string(p.groups));
 
   ConvShape s;
   s.n = n;
   s.h = h;
   s.w = w;
   s.c_in = c_in;
-  s.c_out = c_out;
   s.k_h = k_h;
   s.k_w = k_w;
   s.p = p;
@@ -74,8 +82,6 @@ ConvShape make_conv_shape(std::int64_t n, std::int64_t h, std::int64_t w, std::i
   if (k_w == 1) s.p.dilation_w = 1;
   // Every size the kernels index must fit in int64.
   detail::checked_product("input", n, h, w, c_in);
-  detail::checked_product("output", n, s.h_out, s.w_out, c_out);
-  detail::checked_product("weight", c_out, k_h, k_w, c_in / p.groups);
   detail::checked_product("im2col", s.h_out, s.w_out, k_h, k_w, c_in);
   detail::checked_product("padded input", n, h + p.pad.top + p.pad.bottom,
                           w + p.pad.left + p.pad.right, c_in);
