@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/checked.hpp"
+#include "conv/blocking.hpp"
 #include "conv/depthwise.hpp"
 #include "conv/direct.hpp"
 #include "convx/runtime.hpp"
@@ -17,6 +18,7 @@
 #include "gemm/driver.hpp"
 #include "kernels/direct.hpp"
 #include "runtime/float_mode.hpp"
+#include "runtime/kernel_table.hpp"
 #include "runtime/thread_pool.hpp"
 
 namespace convx {
@@ -34,17 +36,19 @@ void nchw_conv_group(const ConvShape& s, const T* x, const T* w, std::int64_t g,
                      const Epilogue<T>& ep, bool pointwise) {
   const std::int64_t cout_g = s.c_out_per_group(), K = s.patch_size();
   const std::int64_t pixels = s.h_out * s.w_out;
+  const detail::GemmKernel<T>& kern = detail::gemm_kernel<T>();
   const detail::StridedMatrix<T> weights(w + g * cout_g * K, K, 1);
-  auto one_image = [&](std::int64_t b, detail::Executor* exec) {
+  auto one_image = [&](std::int64_t b, detail::Executor& exec) {
     const T* image = x + (b * s.c_in + g * s.c_in_per_group()) * s.h * s.w;
     T* out = y + (b * s.c_out + g * cout_g) * pixels;
     if (pointwise) {
       const detail::StridedMatrix<T> input(image, pixels, 1);
-      detail::gemm_blocked<T>(cout_g, pixels, K, weights, input, out, pixels, 1, false, ep, exec);
+      detail::gemm_blocked<T>(kern, exec, cout_g, pixels, K, weights, input, out, pixels, 1,
+                              false, ep);
     } else {
       const detail::NchwPatchColumns<T> patches(s, image);
-      detail::gemm_blocked<T>(cout_g, pixels, K, weights, patches, out, pixels, 1, false, ep,
-                              exec);
+      detail::gemm_blocked<T>(kern, exec, cout_g, pixels, K, weights, patches, out, pixels, 1,
+                              false, ep);
     }
   };
   const double flops_per_image = 2.0 * double(cout_g) * double(pixels) * double(K);
@@ -52,10 +56,13 @@ void nchw_conv_group(const ConvShape& s, const T* x, const T* w, std::int64_t g,
     detail::PoolLease lease;
     lease.run(s.n, num_threads(), [&](std::int64_t b, detail::WorkerScratch& scratch) {
       detail::SerialExecutor serial(scratch);
-      one_image(b, &serial);
+      one_image(b, serial);
     });
   } else {
-    for (std::int64_t b = 0; b < s.n; ++b) one_image(b, nullptr);
+    for (std::int64_t b = 0; b < s.n; ++b) {
+      detail::PoolLease lease;
+      one_image(b, lease);
+    }
   }
 }
 
@@ -100,10 +107,13 @@ ConvWeights<T>::ConvWeights(const T* w, std::int64_t c_out, std::int64_t k_h, st
   }
   if (layout == Layout::NHWC && !(groups > 1 && groups == c_out && c_in_per_group == 1)) {
     const std::int64_t cout_g = c_out / groups;
-    const std::int64_t kc = detail::nhwc_k_block<T>(k_w, c_in_per_group);
+    // Packed for the K blocks of the GEMM's A operand (NhwcPatchRows, or the
+    // input itself when pointwise), which nhwc_k_block gives for both.
+    const detail::GemmKernel<T>& kern = detail::gemm_kernel<T>();
+    const std::int64_t kc = detail::nhwc_k_block(kern, k_w, c_in_per_group);
     for (std::int64_t g = 0; g < groups; ++g) {
       impl_->packed.push_back(std::make_unique<detail::PrepackedB<T>>(
-          impl_->raw.data() + g * cout_g * K, 1, K, K, cout_g, kc));
+          kern, impl_->raw.data() + g * cout_g * K, 1, K, K, cout_g, kc));
     }
   }
 }
@@ -171,15 +181,18 @@ void conv2d_impl(const ConvShape& s, const T* x, const T* w, const ConvWeights<T
       // Y[(b,oh,ow), m] = patches[(b,oh,ow), :] . W[m, :]: the whole batch is one GEMM.
       if (bias != nullptr) ep.bias_mode = BiasMode::PerColumn;
       T* out = y + g * cout_g;
-      const std::int64_t kc = detail::nhwc_k_block<T>(s.k_w, s.c_in_per_group());
+      const detail::GemmKernel<T>& kern = detail::gemm_kernel<T>();
+      detail::PoolLease lease;
       if (pointwise) {
-        const detail::StridedMatrix<T> input(x + g * K, s.c_in, 1);
-        detail::gemm_blocked<T>(s.n * pixels, cout_g, K, input, w_b, out, s.c_out, 1, false,
-                                ep, nullptr, kc);
+        // K blocked as NhwcPatchRows would, to match the prepacked weights.
+        const detail::StridedMatrix<T> input(x + g * K, s.c_in, 1,
+                                             detail::nhwc_k_block(kern, s.k_w, s.c_in_per_group()));
+        detail::gemm_blocked<T>(kern, lease, s.n * pixels, cout_g, K, input, w_b, out, s.c_out,
+                                1, false, ep);
       } else {
         const detail::NhwcPatchRows<T> patches(s, x, g);
-        detail::gemm_blocked<T>(s.n * pixels, cout_g, K, patches, w_b, out, s.c_out, 1, false,
-                                ep, nullptr, kc);
+        detail::gemm_blocked<T>(kern, lease, s.n * pixels, cout_g, K, patches, w_b, out,
+                                s.c_out, 1, false, ep);
       }
     } else {
       if (bias != nullptr) ep.bias_mode = BiasMode::PerRow;
@@ -217,11 +230,14 @@ std::int64_t conv2d_workspace_bytes(const ConvShape& s) {
   }
   if (detail::use_direct<T>(s)) return detail::direct_workspace_bytes<T>(s);
   const std::int64_t pixels = s.h_out * s.w_out;
+  const detail::GemmKernel<T>& kern = detail::gemm_kernel<T>();
   if (s.p.layout == Layout::NHWC) {
-    return detail::gemm_workspace_bytes<T>(s.n * pixels, s.c_out_per_group(), s.patch_size(),
-                                           detail::nhwc_k_block<T>(s.k_w, s.c_in_per_group()));
+    return detail::gemm_workspace_bytes<T>(kern, num_threads(), s.n * pixels,
+                                           s.c_out_per_group(), s.patch_size(),
+                                           detail::nhwc_k_block(kern, s.k_w, s.c_in_per_group()));
   }
-  return detail::gemm_workspace_bytes<T>(s.c_out_per_group(), pixels, s.patch_size());
+  return detail::gemm_workspace_bytes<T>(kern, num_threads(), s.c_out_per_group(), pixels,
+                                         s.patch_size(), kern.kc);
 }
 
 template std::int64_t conv2d_workspace_bytes<float>(const ConvShape&);

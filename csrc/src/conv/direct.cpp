@@ -191,7 +191,7 @@ void conv2d_direct(const ConvShape& s, const T* x, const T* w, const DirectWeigh
     if (!cols_inside || ih0 < 0 || ih0 + (s.k_h - 1) * s.p.dilation_h >= s.h) {
       // A row that touches the padding: stage the k_h input rows it reads,
       // zero-padded, so that every pixel takes the kernel's branch-free path.
-      T* window = scratch.pack.as<T>(static_cast<std::size_t>(g.per_thread));
+      T* window = scratch.primary.as<T>(static_cast<std::size_t>(g.per_thread));
       stage_rows(window, row.x, s.h, s.w, s.c_in, ih0, s.p.dilation_h, s.k_h, s.p.pad.left,
                  width);
       row.x = window;
