@@ -122,7 +122,7 @@ TEST_CASE_ISA("gemm: every m, n, k in 1..20, both accumulate modes") {
 
 template <typename T>
 void around_blocking() {
-  const auto& kern = convx::detail::gemm_kernel<T>();
+  const auto& kern = convx::detail::kernels_for<T>(convx::active_isa()).gemm;
   const int64_t mr = kern.mr, nr = kern.nr, mc = kern.mc, kc = kern.kc, nc = kern.nc;
   CONTEXT(kern.name, " mr=", mr, " nr=", nr, " mc=", mc, " kc=", kc, " nc=", nc);
   const Case cases[] = {

@@ -331,10 +331,6 @@ void check_names(convx::Isa isa, const char* dtype) {
         std::string::npos);
   CHECK(std::string(ks.gemm.name).find(check::str(" ", ks.gemm.mr, "x", ks.gemm.nr, " ")) !=
         std::string::npos);
-  // The active path's wrappers read the same table.
-  CHECK(&convx::detail::gemm_kernel<T>() == &ks.gemm);
-  CHECK(convx::detail::dwconv_row_kernel<T>() == ks.dw.fn);
-  CHECK(convx::detail::direct_kernel<T>().fn == ks.direct.fn);
 }
 
 TEST_CASE_ISA("kernel table: every path has all three families, named by dtype, tile and ISA") {

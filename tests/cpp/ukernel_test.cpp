@@ -18,7 +18,7 @@ using std::int64_t;
 
 template <typename T>
 void check_kernel() {
-  const convx::detail::GemmKernel<T>& kern = convx::detail::gemm_kernel<T>();
+  const convx::detail::GemmKernel<T>& kern = convx::detail::kernels_for<T>(convx::active_isa()).gemm;
   const int64_t mr = kern.mr, nr = kern.nr;
   REQUIRE(kern.fn != nullptr && mr >= 1 && nr >= 1);
   CONTEXT(kern.name);
@@ -113,7 +113,7 @@ TEST_CASE_ISA("ukernel: every partial tile, K, C layout, accumulate and epilogue
 // full tile, including runs that do not divide K and runs of one value.
 template <typename T>
 void check_runs() {
-  const convx::detail::GemmKernel<T>& kern = convx::detail::gemm_kernel<T>();
+  const convx::detail::GemmKernel<T>& kern = convx::detail::kernels_for<T>(convx::active_isa()).gemm;
   const int64_t mr = kern.mr, nr = kern.nr;
   CONTEXT(kern.name);
   for (int64_t k : {1, 7, 21, 40, 147}) {

@@ -101,7 +101,7 @@ void depthwise_nchw(const ConvJob<T>& job, const T* x, const T* w, const T* bias
     const T* in = x + plane * s.h * s.w;
     const T b = bias != nullptr ? bias[c] : T(0);
     if (is_3x3) {
-      T* window = scratch.pack.as<T>(static_cast<std::size_t>(3 * (s.w_out + 2)));
+      T* window = scratch.primary.as<T>(static_cast<std::size_t>(3 * (s.w_out + 2)));
       depthwise_nchw_row_3x3(s, in, w + c * taps, b, y + r * s.w_out, oh, relu, window);
     } else {
       depthwise_nchw_row(s, in, w + c * taps, b, y + r * s.w_out, oh, relu);

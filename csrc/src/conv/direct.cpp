@@ -200,7 +200,7 @@ class DirectRun {
       DirectRow<T> row = base_row(r / s.h_out, r % s.h_out);
       const std::int64_t ih0 = row.oh * s.p.stride_h - s.p.pad.top;
       if (!g_.cols_inside || ih0 < 0 || ih0 + (s.k_h - 1) * s.p.dilation_h >= s.h) {
-        T* window = scratch.pack.as<T>(static_cast<std::size_t>(g_.per_thread));
+        T* window = scratch.primary.as<T>(static_cast<std::size_t>(g_.per_thread));
         stage_rows(window, row.x, s.h, s.w, s.c_in, ih0, s.p.dilation_h, s.k_h, s.p.pad.left,
                    g_.width);
         row.x = window;

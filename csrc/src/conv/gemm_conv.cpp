@@ -1,5 +1,6 @@
 #include "conv/gemm_conv.hpp"
 
+#include "conv/blocking.hpp"
 #include "conv/patch_source.hpp"
 
 namespace convx::detail {
@@ -54,7 +55,8 @@ void nhwc_conv_group(const ConvJob<T>& job, bool pointwise, const T* x, const BS
   const std::int64_t rows = s.n * s.h_out * s.w_out;
   T* out = y + g * cout_g;
   if (pointwise) {
-    const PointwiseRows<T> input(s, x, g);
+    const StridedMatrix<T> input(x + g * s.c_in_per_group(), s.c_in, 1,
+                                 nhwc_k_block(job.kernels.gemm, s.k_w, s.c_in_per_group()));
     gemm_blocked<T>(job.kernels.gemm, job.exec, rows, cout_g, K, input, w_b, out, s.c_out, 1,
                     false, ep);
   } else {

@@ -6,8 +6,9 @@
 #include <cstdint>
 
 #include "common/copy_run.hpp"
+#include "conv/blocking.hpp"
 #include "convx/shape.hpp"
-#include "gemm/driver.hpp"
+#include "gemm/source.hpp"
 
 namespace convx::detail {
 
@@ -16,27 +17,6 @@ template <typename T>
 inline void fill_zero(T* dst, std::int64_t n) {
   for (std::int64_t t = 0; t < n; ++t) dst[t] = T(0);
 }
-
-// SHIM
-template <typename T>
-class PointwiseRows final : public ASource<T> {
- public:
-  PointwiseRows(const ConvShape& s, const T* x, std::int64_t group)
-      : s_(s), m_(x + group * s.c_in_per_group(), s.c_in, 1) {}
-  std::int64_t k_block(const GemmKernel<T>& kern) const override {
-    return nhwc_k_block<T>(kern, 1, s_.c_in_per_group());
-  }
-  void pack_rows(T* dst, std::int64_t ld, std::int64_t r0, std::int64_t rows, std::int64_t k0,
-                 std::int64_t kc) const override { m_.pack_rows(dst, ld, r0, rows, k0, kc); }
-  bool reads_in_place() const override { return m_.reads_in_place(); }
-  const T* rows_in_place(std::int64_t r0, std::int64_t rows, std::int64_t k0, std::int64_t kc,
-                         std::int64_t* ld, std::int64_t* run, std::int64_t* step) const override {
-    return m_.rows_in_place(r0, rows, k0, kc, ld, run, step);
-  }
- private:
-  const ConvShape& s_;
-  StridedMatrix<T> m_;
-};
 
 // NHWC patches as rows of A. Row r is output pixel (b, oh, ow) of the whole
 // batch (r = (b*h_out + oh)*w_out + ow); K index p = (u*k_w + v)*C_g + c, the
@@ -47,8 +27,11 @@ class NhwcPatchRows final : public ASource<T> {
  public:
   NhwcPatchRows(const ConvShape& s, const T* x, std::int64_t group)
       : s_(s), x_(x + group * s.c_in_per_group()) {}
+
+  // K blocks of whole taps or kernel rows, so that rows_in_place() can
+  // succeed; the weights are packed for the same blocks (ConvWeights).
   std::int64_t k_block(const GemmKernel<T>& kern) const override {
-    return nhwc_k_block<T>(kern, s_.k_w, s_.c_in_per_group());
+    return nhwc_k_block(kern, s_.k_w, s_.c_in_per_group());
   }
 
   // Short channel runs get no K blocks of their own (nhwc_k_block). They are
@@ -213,8 +196,9 @@ class NchwPatchColumns final : public BSource<T> {
  public:
   NchwPatchColumns(const ConvShape& s, const T* image_group) : s_(s), x_(image_group) {}
 
-  void pack_panels(T* dst, std::int64_t j0, std::int64_t cols, std::int64_t k0, std::int64_t kc,
-                   int nr) const override {
+  void pack_panels(const GemmKernel<T>& kern, T* dst, std::int64_t j0, std::int64_t cols,
+                   std::int64_t k0, std::int64_t kc) const override {
+    const int nr = kern.nr;
     const std::int64_t h = s_.h, w = s_.w, w_out = s_.w_out, k_w = s_.k_w, taps = s_.k_h * k_w;
     const std::int64_t s_h = s_.p.stride_h, sw = s_.p.stride_w;
     const std::int64_t d_h = s_.p.dilation_h, d_w = s_.p.dilation_w;

@@ -1,7 +1,7 @@
 // The one place that maps an ISA path to micro-kernels. Portable code asks
-// for the kernels of a path (or of the active one) and receives descriptors:
-// {fn, mr, nr, blocking} for the GEMM, {fn, lanes} for the row kernels, each
-// with a name. It never names an ISA itself.
+// for the kernels of a path (an operator: the one its context names) and
+// receives descriptors, {fn, mr, nr, blocking} for the GEMM and {fn, lanes}
+// for the row kernels, each with a name. It never names an ISA itself.
 #pragma once
 
 #include "convx/runtime.hpp"
@@ -27,21 +27,5 @@ struct KernelSet {
 // since its kernels could not run here. T is float or double.
 template <typename T>
 const KernelSet<T>& kernels_for(Isa isa);
-
-// The active path's kernels, for code that has not bound a path of its own.
-template <typename T>
-const GemmKernel<T>& gemm_kernel() {
-  return kernels_for<T>(active_isa()).gemm;
-}
-
-template <typename T>
-DwRowFn<T> dwconv_row_kernel() {
-  return kernels_for<T>(active_isa()).dw.fn;
-}
-
-template <typename T>
-DirectKernel<T> direct_kernel() {
-  return kernels_for<T>(active_isa()).direct;
-}
 
 }  // namespace convx::detail

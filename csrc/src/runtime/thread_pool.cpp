@@ -204,4 +204,6 @@ AlignedBuffer& PoolLease::shared() {
   return pool_ != nullptr ? pool_->shared_scratch() : *own_shared_;
 }
 
+int PoolLease::threads() const { return pool_ != nullptr ? pool_->size() : 1; }
+
 }  // namespace convx::detail

@@ -27,11 +27,16 @@
 
 namespace convx::detail {
 
-// Scratch handed to one task: private to the worker that runs it.
+// Scratch handed to one task. The runtime guarantees that it is private to
+// the worker running the task, and that it persists from job to job (so a
+// buffer grows to the largest size asked of it and is then reused); what a
+// task keeps in `primary` and `secondary` is the task's own affair. `nested`
+// is reserved for a SerialExecutor made over this scratch, which hands it out
+// as its job's shared memory.
 struct WorkerScratch {
-  AlignedBuffer pack;    // a packed block of A
-  AlignedBuffer pack_b;  // one B micro-panel, when B is packed on the fly
-  AlignedBuffer shared;  // a nested job's shared memory (see SerialExecutor)
+  AlignedBuffer primary;
+  AlignedBuffer secondary;
+  AlignedBuffer nested;
 };
 
 using TaskFn = std::function<void(std::int64_t task, WorkerScratch& scratch)>;
@@ -56,8 +61,8 @@ class ThreadPool {
   void run(std::int64_t tasks, int max_threads, const TaskFn& fn);
 
   WorkerScratch& caller_scratch() { return scratch_[0]; }
-  // Memory shared by all tasks of one job (e.g. a packed B block), owned by
-  // the job's caller while it holds the pool.
+  // Memory shared by all tasks of one job (e.g. data prepared once for every
+  // task), owned by the job's caller while it holds the pool.
   AlignedBuffer& shared_scratch() { return shared_; }
 
  private:
@@ -109,7 +114,7 @@ class Executor {
   }
   // Memory shared by all phases and tasks of this job.
   virtual AlignedBuffer& shared() = 0;
-  // The most threads run() may use.
+  // The most threads run() may use, whatever max_threads it is given.
   virtual int threads() const = 0;
 
   // Runs fn(i, scratch) for i in [0, items), grouped into tasks of consecutive
@@ -135,7 +140,7 @@ class Executor {
 class SerialExecutor final : public Executor {
  public:
   explicit SerialExecutor(WorkerScratch& scratch) : scratch_(scratch) {}
-  AlignedBuffer& shared() override { return scratch_.shared; }
+  AlignedBuffer& shared() override { return scratch_.nested; }
   int threads() const override { return 1; }
 
  private:
@@ -160,7 +165,8 @@ class PoolLease final : public Executor {
   PoolLease& operator=(const PoolLease&) = delete;
 
   AlignedBuffer& shared() override;
-  int threads() const override { return pool_ != nullptr ? pool_->size() : 1; }
+  // The pool's size (its context's thread count), or 1 when the pool was busy.
+  int threads() const override;
 
  private:
   void run_job(std::int64_t tasks, int max_threads, const TaskFn& fn) override;

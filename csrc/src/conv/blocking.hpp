@@ -1,0 +1,46 @@
+// The K blocking of an NHWC implicit-im2col GEMM, where a K index is
+// (kernel row u, tap v, channel c) and one tap's channels, or a kernel row's
+// taps when they are adjacent in the image, form one contiguous run.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "kernels/ukernel.hpp"
+
+namespace convx::detail {
+
+// Channel runs shorter than this are cheaper to pack than to block K around.
+constexpr std::int64_t kMinInPlaceRun = 32;
+// Strips of a kernel row (k_w taps of few channels) shorter than this are
+// packed rather than read in place run by run: below it the micro-kernel's
+// per-run overhead outweighs the copy it saves.
+constexpr std::int64_t kMinInPlaceStrip = 8;
+
+// The K block for patches of k_w taps of c_per_group channels per kernel row:
+// whole taps of one kernel row (or an equal part of one tap), so that a block
+// of a patch is one run of the image and can be read in place. Falls back to
+// the kernel's kc for short runs. Depends on the kernel and the filter shape
+// only, so the weights can be packed for it ahead of time.
+template <typename T>
+std::int64_t nhwc_k_block(const GemmKernel<T>& kern, std::int64_t k_w,
+                          std::int64_t c_per_group) {
+  // Longest block: its B micro-panel must leave room in L1 for the A rows.
+  constexpr std::int64_t kPanelBytes = 24 << 10;
+  const std::int64_t limit =
+      std::max<std::int64_t>(kern.kc, kPanelBytes / (kern.nr * std::int64_t(sizeof(T))));
+  if (c_per_group < kMinInPlaceRun) return kern.kc;
+  if (c_per_group <= limit) {
+    std::int64_t taps = 1;  // the most whole taps that divide the kernel row and fit
+    for (std::int64_t t = 2; t <= k_w; ++t) {
+      if (k_w % t == 0 && t * c_per_group <= limit) taps = t;
+    }
+    return taps * c_per_group;
+  }
+  for (std::int64_t parts = 2; parts <= 64; ++parts) {  // an equal part of one tap
+    if (c_per_group % parts == 0 && c_per_group / parts <= limit) return c_per_group / parts;
+  }
+  return kern.kc;
+}
+
+}  // namespace convx::detail
