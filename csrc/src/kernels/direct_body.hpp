@@ -36,6 +36,68 @@ inline __attribute__((always_inline)) void store_pixels(T* out0, std::int64_t y_
   }
 }
 
+// Adds the patches of P pixels lying wholly inside the image into acc: xp0 is
+// the first pixel's patch, x_step the step to the next; one flat loop over the
+// K patch values at the offsets off gives (pixels past the row's end are
+// computed too, and then not stored). The geometry comes as the caller's
+// locals rather than through r so the unrolled loop keeps it in registers.
+template <typename S, typename T, int NV, int P, bool kKeepWeights>
+inline __attribute__((always_inline)) void accumulate_interior(
+    typename S::V (&acc)[P][NV], const T* xp0, std::int64_t x_step, const std::int64_t* off,
+    std::int64_t K, const T* wbase, std::int64_t ld, const typename S::V* w_kept) {
+  using V = typename S::V;
+  constexpr int L = S::kLanes;
+  const T* xp[P];  // each pixel's patch
+  xp[0] = xp0;
+  for (int p = 1; p < P; ++p) xp[p] = xp[p - 1] + x_step;
+  // wk steps by ld rather than being wbase + t*ld: unrolled, the products
+  // would be hoisted out of the pixel loop as K pointers and spilled.
+  const T* wk = wbase;
+#pragma GCC unroll 16
+  for (std::int64_t t = 0; t < K; ++t, wk += ld) {
+    const std::int64_t o = off[t];
+    V a[P];
+    for (int p = 0; p < P; ++p) a[p] = S::bcast(xp[p] + o);
+    for (int j = 0; j < NV; ++j) {
+      const V wv = kKeepWeights ? w_kept[t * NV + j] : S::loadu(wk + j * L);
+      for (int p = 0; p < P; ++p) acc[p][j] = S::fma(a[p], wv, acc[p][j]);
+    }
+  }
+}
+
+// Adds the patches of the first `count` of P pixels into acc when some taps
+// fall outside the image: those taps are skipped, the rest summed in the same
+// order as accumulate_interior sums them.
+template <typename S, typename T, int NV, int P>
+inline __attribute__((always_inline)) void accumulate_edge(typename S::V (&acc)[P][NV],
+                                                           const DirectRow<T>& r, const T* wbase,
+                                                           std::int64_t ih0, std::int64_t iw0,
+                                                           int count) {
+  using V = typename S::V;
+  constexpr int L = S::kLanes;
+  const std::int64_t c_in = r.c_in, w_in = r.w_in, ld = r.ld, s_w = r.s_w, d_w = r.d_w;
+  for (std::int64_t u = 0; u < r.k_h; ++u) {
+    const std::int64_t ih = ih0 + u * r.d_h;
+    if (ih < 0 || ih >= r.h) continue;
+    const T* xrow = r.x + ih * w_in * c_in;
+    for (std::int64_t v = 0; v < r.k_w; ++v) {
+      const T* wk = wbase + ((u * r.k_w + v) * c_in) * ld;
+      for (std::int64_t c = 0; c < c_in; ++c, wk += ld) {
+        V wv[NV];
+        for (int j = 0; j < NV; ++j) wv[j] = S::loadu(wk + j * L);
+#pragma GCC unroll 4
+        for (int p = 0; p < P; ++p) {  // constant bounds keep acc in registers
+          const std::int64_t iw = iw0 + p * s_w + v * d_w;
+          if (p >= count) break;
+          if (iw < 0 || iw >= w_in) continue;
+          const V a = S::bcast(xrow + iw * c_in + c);
+          for (int j = 0; j < NV; ++j) acc[p][j] = S::fma(a, wv[j], acc[p][j]);
+        }
+      }
+    }
+  }
+}
+
 // Output channels [m0, m0 + NV*kLanes) of P neighbouring output pixels at a
 // time, so every weight vector loaded serves P multiply-adds and P chains of
 // FMAs overlap their latency. Each pixel's sum runs over the patch in the
@@ -57,9 +119,9 @@ void direct_row_block(const DirectRow<T>& r, std::int64_t m0) {
   // Geometry in locals: an interior pixel then runs one flat loop over the
   // patch, at the offsets r.off gives.
   const std::int64_t K = KC > 0 ? KC : r.k_h * r.k_w * r.c_in;
-  const std::int64_t c_in = r.c_in, w_in = r.w_in, ld = r.ld, s_w = r.s_w, d_w = r.d_w;
+  const std::int64_t c_in = r.c_in, w_in = r.w_in, ld = r.ld, s_w = r.s_w;
   // Columns the P pixels' patches cover, minus one.
-  const std::int64_t span_w = (r.k_w - 1) * d_w + (P - 1) * s_w;
+  const std::int64_t span_w = (r.k_w - 1) * r.d_w + (P - 1) * s_w;
   const std::int64_t* off = r.off;
   const T* wbase = r.wt + m0;
   // A short patch of known length keeps its weight vectors in registers for
@@ -87,46 +149,11 @@ void direct_row_block(const DirectRow<T>& r, std::int64_t m0) {
         for (int j = 0; j < NV; ++j) acc[p][j] = bias[j];
       }
       const std::int64_t iw0 = ow * s_w - r.pad_left;
-      // All P pixels' patches inside the image (pixels past the row's end are
-      // computed too, and then not stored).
       if (rows_inside && iw0 >= 0 && iw0 + span_w < w_in) {
-        const T* xp[P];  // each pixel's patch
-        xp[0] = r.x + (ih0 * w_in + iw0) * c_in;
-        for (int p = 1; p < P; ++p) xp[p] = xp[p - 1] + x_step;
-        // wk steps by ld rather than being wbase + t*ld: unrolled, the products
-        // would be hoisted out of the pixel loop as K pointers and spilled.
-        const T* wk = wbase;
-#pragma GCC unroll 16
-        for (std::int64_t t = 0; t < K; ++t, wk += ld) {
-          const std::int64_t o = off[t];
-          V a[P];
-          for (int p = 0; p < P; ++p) a[p] = S::bcast(xp[p] + o);
-          for (int j = 0; j < NV; ++j) {
-            const V wv = kKeepWeights ? w_kept[t * NV + j] : S::loadu(wk + j * L);
-            for (int p = 0; p < P; ++p) acc[p][j] = S::fma(a[p], wv, acc[p][j]);
-          }
-        }
+        accumulate_interior<S, T, NV, P, kKeepWeights>(acc, r.x + (ih0 * w_in + iw0) * c_in,
+                                                       x_step, off, K, wbase, ld, w_kept);
       } else {
-        for (std::int64_t u = 0; u < r.k_h; ++u) {
-          const std::int64_t ih = ih0 + u * r.d_h;
-          if (ih < 0 || ih >= r.h) continue;
-          const T* xrow = r.x + ih * w_in * c_in;
-          for (std::int64_t v = 0; v < r.k_w; ++v) {
-            const T* wk = wbase + ((u * r.k_w + v) * c_in) * ld;
-            for (std::int64_t c = 0; c < c_in; ++c, wk += ld) {
-              V wv[NV];
-              for (int j = 0; j < NV; ++j) wv[j] = S::loadu(wk + j * L);
-#pragma GCC unroll 4
-              for (int p = 0; p < P; ++p) {  // constant bounds keep acc in registers
-                const std::int64_t iw = iw0 + p * s_w + v * d_w;
-                if (p >= count) break;
-                if (iw < 0 || iw >= w_in) continue;
-                const V a = S::bcast(xrow + iw * c_in + c);
-                for (int j = 0; j < NV; ++j) acc[p][j] = S::fma(a, wv[j], acc[p][j]);
-              }
-            }
-          }
-        }
+        accumulate_edge<S, T, NV, P>(acc, r, wbase, ih0, iw0, count);
       }
       T* const out0 = y_row + ow * y_step + m0;
       if (tail == L) {

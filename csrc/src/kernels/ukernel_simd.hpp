@@ -13,39 +13,40 @@
 namespace convx::detail {
 namespace {  // one copy per kernel file, compiled with that file's ISA flags
 
+// Starts fetching the first m <= MR rows of a row-contiguous C tile (NR
+// values each) for writing: C is touched only after the k loop, and the
+// read-modify-write at the end then does not stall on L2/L3 misses.
+template <typename T, int MR, int NR>
+inline __attribute__((always_inline)) void prefetch_c_rows(T* c, std::int64_t rs_c,
+                                                           std::int64_t m) {
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+    if (i < m) {
+      __builtin_prefetch(c + i * rs_c, 1);
+      if (NR * sizeof(T) > 64) __builtin_prefetch(c + i * rs_c + NR - 1, 1);
+    }
+  }
+}
+
+// acc += A * B over p ascending, with A and B as the contract in ukernel.hpp
+// lays them out (k steps, A in runs of `run` values `run_step` apart).
 template <typename S, typename T, int MR, int NV>
-void ukernel_simd(std::int64_t k, const T* a, std::int64_t lda, std::int64_t run,
-                  std::int64_t run_step, const T* b, T* c, std::int64_t rs_c, std::int64_t cs_c,
-                  std::int64_t m, std::int64_t n, bool accumulate, const TileEpilogue<T>* ep) {
+inline __attribute__((always_inline)) void accumulate_tile(typename S::V (&acc)[MR][NV],
+                                                           std::int64_t k, const T* a,
+                                                           std::int64_t lda, std::int64_t run,
+                                                           std::int64_t run_step, const T* b) {
   using V = typename S::V;
   constexpr int L = S::kLanes;
   constexpr int NR = NV * L;
-  V acc[MR][NV];
-#pragma GCC unroll 32
-  for (int i = 0; i < MR; ++i) {
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) acc[i][v] = S::zero();
-  }
   // A's rows in groups of three, one pointer per group: row 3g+j is at
   // grp[g] + j*lda, an address x86 forms as base + index*scale, so that with
   // the k loop unrolled a step needs no address arithmetic of its own.
   constexpr int kGroups = (MR + 2) / 3;
-  // C is touched only after the k loop; start fetching it now so that the
-  // read-modify-write at the end does not stall on L2/L3 misses.
-  if (accumulate && cs_c == 1) {
-#pragma GCC unroll 32
-    for (int i = 0; i < MR; ++i) {
-      if (i < m) {
-        __builtin_prefetch(c + i * rs_c, 1);
-        if (NR * sizeof(T) > 64) __builtin_prefetch(c + i * rs_c + NR - 1, 1);
-      }
-    }
-  }
   // Unrolled by eight, with the row and B addresses as constant offsets from
   // a few pointers, so that a step costs few instructions beyond its FMAs and
   // the core's front end (shared with a busy neighbour at times on a VM)
-  // keeps up. The order of the sum over p is unchanged. A packed block is a
-  // single run; a patch read in place is one run per kernel row.
+  // keeps up. A packed block is a single run; a patch read in place is one
+  // run per kernel row.
   for (std::int64_t p0 = 0; p0 < k; p0 += run, a += run_step) {
     const std::int64_t len = k - p0 < run ? k - p0 : run;
     const T* grp[kGroups];
@@ -67,7 +68,24 @@ void ukernel_simd(std::int64_t k, const T* a, std::int64_t lda, std::int64_t run
       for (int g = 0; g < kGroups; ++g) ++grp[g];
     }
   }
+}
 
+// The micro-kernel of ukernel.hpp on an MR x (NV vectors) register tile.
+template <typename S, typename T, int MR, int NV>
+void ukernel_simd(std::int64_t k, const T* a, std::int64_t lda, std::int64_t run,
+                  std::int64_t run_step, const T* b, T* c, std::int64_t rs_c, std::int64_t cs_c,
+                  std::int64_t m, std::int64_t n, bool accumulate, const TileEpilogue<T>* ep) {
+  using V = typename S::V;
+  constexpr int L = S::kLanes;
+  constexpr int NR = NV * L;
+  V acc[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[i][v] = S::zero();
+  }
+  if (accumulate && cs_c == 1) prefetch_c_rows<T, MR, NR>(c, rs_c, m);
+  accumulate_tile<S, T, MR, NV>(acc, k, a, lda, run, run_step, b);
   if (cs_c != 1) {
     alignas(64) T tile[MR * NR];
 #pragma GCC unroll 32
