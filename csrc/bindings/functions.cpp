@@ -167,6 +167,13 @@ void bind_functions(py::module_& m) {
   m.def("set_flush_denormal", &convx::set_flush_denormal, py::arg("enabled"));
   m.def("_config_warnings", &convx::config_warnings);
   m.def("set_num_threads", &convx::set_num_threads, py::arg("n"));
+  m.def(
+      "_gemm_panel_counts",
+      [](bool reset) {
+        const convx::GemmPanelCounts c = convx::gemm_panel_counts(reset);
+        return py::make_tuple(c.in_place, c.packed);
+      },
+      py::arg("reset") = false);
   m.def("_set_isa", [](const std::string& name) { convx::set_active_isa(convx::parse_isa(name)); },
         py::arg("name"));
 }

@@ -127,6 +127,10 @@ def pad(x: _Array, out: _Array, dims: _Int4, pad: _Int4, layout: str) -> None:
 def gemm(a: _Array, b: _Array, out: _Array, accumulate: bool) -> None:
     """out = a @ b (or out += a @ b) for 2-D arrays of any element strides."""
 
+def _gemm_panel_counts(reset: bool = False) -> tuple[int, int]:
+    """(in place, packed): the GEMM's A micro-panels read in place from their source and
+    packed, since the start or the last reset (which returns the counts before it)."""
+
 def cpu_info() -> dict[str, Any]:
     """Keys: vendor, avx2, avx512, compiled, available, best, active, num_threads,
     usable_cpus, flush_denormal, version, build_flags."""

@@ -8,7 +8,11 @@ prepared-weights path, which must pack its weights for the same K blocks.
 
 Layers with few channels (resnet50's conv1: 3) keep the whole patch in one K block; there
 the GEMM reads a panel in place as one strip of k_w taps per kernel row, when the strip is
-at least 8 values long and the panel's strips all lie inside the image."""
+at least 8 values long and the panel's strips all lie inside the image.
+
+Every case checks that the GEMM ran, and the cases built for one path check, through the
+GEMM's panel counters, that the in-place path did run (or, where strips are too short,
+that it did not)."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import pytest
 from reference import assert_close, conv2d_ref, uniform
 
 import convx
+from convx import _core
 
 GEOMETRIES = [
     # (n, h, w, c_in, c_out, k, stride, dilation, padding, groups)
@@ -40,20 +45,29 @@ GEOMETRIES = [
     (1, 24, 24, 3, 8, (11, 11), 4, 1, 2, 1),     # K over one block: strips packed
     (1, 7, 15, 3, 5, (3, 3), 1, 1, 1, 1),        # strips of 9, the shortest read in place
     (1, 9, 12, 2, 4, (3, 3), 1, 1, 1, 1),        # strips of 6: packed
+
 ]
+# Cases whose micro-panels are read in place (True) or all packed (False) on every kernel
+# path, whatever its register tile height.
+READS_IN_PLACE = {4: True, 10: True, 11: True, 14: False, 16: False}
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("geometry", GEOMETRIES, ids=[f"g{i}" for i in range(len(GEOMETRIES))])
-def test_matches_reference(isa: str, dtype: Any, geometry: tuple[Any, ...],
-                           rng: np.random.Generator) -> None:
-    n, h, w, c_in, c_out, k, stride, dilation, padding, groups = geometry
+@pytest.mark.parametrize("case", range(len(GEOMETRIES)), ids=[f"g{i}" for i in range(len(GEOMETRIES))])
+def test_matches_reference(isa: str, dtype: Any, case: int, rng: np.random.Generator) -> None:
+    n, h, w, c_in, c_out, k, stride, dilation, padding, groups = GEOMETRIES[case]
     x = uniform(rng, (n, h, w, c_in), dtype)
     weight = uniform(rng, (c_out, *k, c_in // groups), dtype)
     bias = uniform(rng, (c_out,), dtype)
     kw = dict(stride=stride, dilation=dilation, padding=padding, groups=groups)
     want = conv2d_ref(x, weight, bias, activation="relu", **kw)
+    _core._gemm_panel_counts(True)
     got = convx.conv2d(x, weight, bias, activation="relu", **kw)
+    in_place, packed = _core._gemm_panel_counts(True)
+    assert convx.explain(x.shape, weight.shape, dtype=dtype, **kw)["algorithm"] == "gemm"
+    assert in_place + packed > 0
+    if case in READS_IN_PLACE:
+        assert (in_place > 0) == READS_IN_PLACE[case], (in_place, packed)
     assert_close(got, want, dtype, fan_in=k[0] * k[1] * c_in // groups)
     layer = convx.Conv2D(c_in, c_out, k, dtype=dtype, activation="relu", **kw)
     layer.weight = weight
@@ -81,5 +95,8 @@ def test_gemm_reads_long_rows_in_place(isa: str, dtype: Any, k: int) -> None:
     base = uniform(rng, (31, k + 9), dtype)
     a = base[:, 3:3 + k]
     b = uniform(rng, (k, 21), dtype)
+    _core._gemm_panel_counts(True)
     got = convx.gemm(a, b)
+    in_place, packed = _core._gemm_panel_counts(True)
+    assert in_place > 0 and packed > 0  # whole micro-panels in place, the last one packed
     assert_close(got, a.astype(np.float64) @ b.astype(np.float64), dtype, fan_in=k)

@@ -43,6 +43,7 @@ struct APanels {
   // always share one stride, and the check costs more than a micro-panel's setup.
   std::int64_t spread_ld = 0;
   bool spread = false;
+  std::int64_t in_place = 0, packed = 0;  // micro-panels of each kind, for GemmCounters
 };
 
 // Fills `ap` for the `calls` micro-panels of rows [ic, ic+rows) over K range
@@ -63,6 +64,7 @@ void prepare_a_panels(const ASource<T>& a, int mr, T* packed_a, std::int64_t lda
   if (!a.reads_in_place()) {
     a.pack_rows(packed_a, lda, ic, rows, pc, kc);
     std::fill(packed_a + rows * lda, packed_a + calls * mr * lda, T(0));
+    ap.packed += calls;
     return;
   }
   for (std::int64_t q = 0; q < calls; ++q) {
@@ -79,11 +81,13 @@ void prepare_a_panels(const ASource<T>& a, int mr, T* packed_a, std::int64_t lda
       ap.ld[q] = ld;
       ap.run[q] = run;
       ap.step[q] = run_step;
+      ++ap.in_place;
       continue;
     }
     T* dst = packed_a + r * lda;
     a.pack_rows(dst, lda, ic + r, live, pc, kc);
     std::fill(dst + live * lda, dst + mr * lda, T(0));
+    ++ap.packed;
   }
 }
 
@@ -194,6 +198,14 @@ void macro_kernel(const GemmJob<T>& job, const BBlock<T>& b, const TaskTile& til
     prepare_a_panels(job.a, mr, packed_a, kc + kRowPad<T>, tile.ic, tile.rows, calls, pc, kc, ap);
     sweep_tiles(job, b, tile, ap, kb, pc, kc, b_panel);
   }
+  GemmCounters& counters = gemm_counters();
+  counters.a_in_place.fetch_add(ap.in_place, std::memory_order_relaxed);
+  counters.a_packed.fetch_add(ap.packed, std::memory_order_relaxed);
+}
+
+GemmCounters& gemm_counters() {
+  static GemmCounters counters;
+  return counters;
 }
 
 template void macro_kernel<float>(const GemmJob<float>&, const BBlock<float>&, const TaskTile&,
@@ -202,3 +214,13 @@ template void macro_kernel<double>(const GemmJob<double>&, const BBlock<double>&
                                    const TaskTile&, WorkerScratch&);
 
 }  // namespace convx::detail
+
+namespace convx {
+
+GemmPanelCounts gemm_panel_counts(bool reset) {
+  detail::GemmCounters& c = detail::gemm_counters();
+  if (reset) return {c.a_in_place.exchange(0), c.a_packed.exchange(0)};
+  return {c.a_in_place.load(), c.a_packed.load()};
+}
+
+}  // namespace convx

@@ -2,6 +2,7 @@
 // micro-tile over every K block (BLIS's jr/ir loops around the micro-kernel).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 #include "convx/gemm.hpp"
@@ -47,5 +48,14 @@ struct BBlock {
 template <typename T>
 void macro_kernel(const GemmJob<T>& job, const BBlock<T>& b, const TaskTile& tile,
                   WorkerScratch& scratch);
+
+// How the macro-kernels of the process obtained their A micro-panels: read in
+// place from the source, or packed. For tests and diagnostics that must show
+// which path ran; the computation never reads them.
+struct GemmCounters {
+  std::atomic<std::int64_t> a_in_place{0};
+  std::atomic<std::int64_t> a_packed{0};
+};
+GemmCounters& gemm_counters();
 
 }  // namespace convx::detail
