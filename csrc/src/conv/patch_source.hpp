@@ -93,88 +93,27 @@ class NhwcPatchRows final : public ASource<T> {
 
   void pack_rows(T* dst, std::int64_t ld, std::int64_t r0, std::int64_t rows, std::int64_t k0,
                  std::int64_t kc) const override {
-    // Geometry in locals: the copies below are calls the compiler cannot see
-    // through, and it would otherwise reload every field after each one.
-    const std::int64_t cg = s_.c_in_per_group(), c_in = s_.c_in, h = s_.h, w = s_.w;
-    const std::int64_t k_h = s_.k_h, k_w = s_.k_w, h_out = s_.h_out, w_out = s_.w_out;
-    const std::int64_t s_h = s_.p.stride_h, s_w = s_.p.stride_w, d_h = s_.p.dilation_h;
-    const std::int64_t pad_top = s_.p.pad.top, pad_left = s_.p.pad.left;
+    const Geometry g(s_);
     // One kernel row u covers K indices [u*k_w*cg, (u+1)*k_w*cg). Without
     // groups and dilation it is one contiguous strip of the image, so it is
     // copied whole; otherwise tap by tap.
-    const bool strips = cg == c_in && s_.p.dilation_w == 1;
-    const std::int64_t row_len = k_w * cg;
-    const bool whole = strips && k0 == 0 && kc == k_h * row_len;
-    std::int64_t ow = r0 % w_out;
-    std::int64_t oh = (r0 / w_out) % h_out;
-    std::int64_t b = r0 / (w_out * h_out);
+    const bool whole = g.strips && k0 == 0 && kc == g.k_h * g.row_len;
+    std::int64_t ow = r0 % g.w_out;
+    std::int64_t oh = (r0 / g.w_out) % g.h_out;
+    std::int64_t b = r0 / (g.w_out * g.h_out);
     for (std::int64_t i = 0; i < rows; ++i) {
-      const std::int64_t ih0 = oh * s_h - pad_top;
-      const std::int64_t iw0 = ow * s_w - pad_left;
-      const T* img = x_ + b * h * w * c_in;
+      const std::int64_t ih0 = oh * g.s_h - g.pad_top;
+      const std::int64_t iw0 = ow * g.s_w - g.pad_left;
+      const T* img = x_ + b * g.h * g.w * g.c_in;
       T* out = dst + i * ld - k0;  // indexed by absolute K index
       if (whole) {
-        // The usual case: the whole patch in one K block, copied strip by strip.
-        // Only the taps v in [v_lo, v_hi) fall inside the image horizontally.
-        const std::int64_t v_lo = std::clamp<std::int64_t>(-iw0, 0, k_w);
-        const std::int64_t v_hi = std::clamp<std::int64_t>(w - iw0, v_lo, k_w);
-        const std::int64_t a = v_lo * cg, e = v_hi * cg;
-        if (v_lo == 0 && v_hi == k_w && ih0 >= 0 && ih0 + (k_h - 1) * d_h < h) {
-          // Inside the image: k_h strips, no zeros, no per-strip checks.
-          const T* src = img + (ih0 * w + iw0) * c_in;
-          for (std::int64_t u = 0; u < k_h; ++u) {
-            copy_run(out + u * row_len, src + u * d_h * w * c_in, row_len);
-          }
-        } else {
-          for (std::int64_t u = 0; u < k_h; ++u) {
-            T* o = out + u * row_len;
-            const std::int64_t ih = ih0 + u * d_h;
-            if (ih < 0 || ih >= h) {
-              fill_zero(o, row_len);
-              continue;
-            }
-            fill_zero(o, a);
-            copy_run(o + a, img + (ih * w + iw0) * c_in + a, e - a);
-            fill_zero(o + e, row_len - e);
-          }
-        }
+        pack_whole_patch(g, out, img, ih0, iw0);
+      } else {
+        pack_kernel_rows(g, out, img, ih0, iw0, k0, kc);
       }
-      for (std::int64_t u = whole ? k_h : k0 / row_len; u * row_len < k0 + kc; ++u) {
-        const std::int64_t lo = std::max(k0, u * row_len);
-        const std::int64_t hi = std::min(k0 + kc, (u + 1) * row_len);
-        const std::int64_t ih = ih0 + u * d_h;
-        if (ih < 0 || ih >= h) {
-          fill_zero(out + lo, hi - lo);
-          continue;
-        }
-        const T* image_row = img + ih * w * c_in;
-        if (strips) {
-          // Valid K range of this strip: taps whose column lies inside the image.
-          const std::int64_t base = u * row_len;
-          const std::int64_t v_lo = std::clamp<std::int64_t>(-iw0, 0, k_w);
-          const std::int64_t v_hi = std::clamp<std::int64_t>(w - iw0, v_lo, k_w);
-          const std::int64_t a = std::clamp(base + v_lo * cg, lo, hi);
-          const std::int64_t e = std::clamp(base + v_hi * cg, lo, hi);
-          fill_zero(out + lo, a - lo);
-          copy_run(out + a, image_row + iw0 * c_in + (a - base), e - a);
-          fill_zero(out + e, hi - e);
-          continue;
-        }
-        for (std::int64_t p = lo; p < hi;) {
-          const std::int64_t v = (p / cg) % k_w, c = p % cg;
-          const std::int64_t run = std::min(cg - c, hi - p);
-          const std::int64_t iw = iw0 + v * s_.p.dilation_w;
-          if (iw >= 0 && iw < w) {
-            copy_run(out + p, image_row + iw * c_in + c, run);
-          } else {
-            fill_zero(out + p, run);
-          }
-          p += run;
-        }
-      }
-      if (++ow == w_out) {
+      if (++ow == g.w_out) {
         ow = 0;
-        if (++oh == h_out) {
+        if (++oh == g.h_out) {
           oh = 0;
           ++b;
         }
@@ -183,6 +122,88 @@ class NhwcPatchRows final : public ASource<T> {
   }
 
  private:
+
+  // The geometry in locals: the copies are calls the compiler cannot see
+  // through, and it would otherwise reload every field of the shape after each.
+  struct Geometry {
+    explicit Geometry(const ConvShape& s)
+        : cg(s.c_in_per_group()), c_in(s.c_in), h(s.h), w(s.w), k_h(s.k_h), k_w(s.k_w),
+          h_out(s.h_out), w_out(s.w_out), s_h(s.p.stride_h), s_w(s.p.stride_w),
+          d_h(s.p.dilation_h), d_w(s.p.dilation_w), pad_top(s.p.pad.top),
+          pad_left(s.p.pad.left), row_len(s.k_w * s.c_in_per_group()),
+          strips(s.c_in_per_group() == s.c_in && s.p.dilation_w == 1) {}
+    std::int64_t cg, c_in, h, w, k_h, k_w, h_out, w_out, s_h, s_w, d_h, d_w, pad_top, pad_left;
+    std::int64_t row_len;
+    bool strips;  // a kernel row is one contiguous strip of the image
+  };
+
+  // The usual case: the whole patch of the pixel whose window starts at
+  // (ih0, iw0) in one K block, copied strip by strip. Only the taps v in
+  // [v_lo, v_hi) fall inside the image horizontally.
+  static void pack_whole_patch(const Geometry& g, T* out, const T* img, std::int64_t ih0,
+                               std::int64_t iw0) {
+    const std::int64_t v_lo = std::clamp<std::int64_t>(-iw0, 0, g.k_w);
+    const std::int64_t v_hi = std::clamp<std::int64_t>(g.w - iw0, v_lo, g.k_w);
+    const std::int64_t a = v_lo * g.cg, e = v_hi * g.cg;
+    if (v_lo == 0 && v_hi == g.k_w && ih0 >= 0 && ih0 + (g.k_h - 1) * g.d_h < g.h) {
+      // Inside the image: k_h strips, no zeros, no per-strip checks.
+      const T* src = img + (ih0 * g.w + iw0) * g.c_in;
+      for (std::int64_t u = 0; u < g.k_h; ++u) {
+        copy_run(out + u * g.row_len, src + u * g.d_h * g.w * g.c_in, g.row_len);
+      }
+      return;
+    }
+    for (std::int64_t u = 0; u < g.k_h; ++u) {
+      T* o = out + u * g.row_len;
+      const std::int64_t ih = ih0 + u * g.d_h;
+      if (ih < 0 || ih >= g.h) {
+        fill_zero(o, g.row_len);
+        continue;
+      }
+      fill_zero(o, a);
+      copy_run(o + a, img + (ih * g.w + iw0) * g.c_in + a, e - a);
+      fill_zero(o + e, g.row_len - e);
+    }
+  }
+
+  // K range [k0, k0+kc) of one pixel's patch, kernel row by kernel row: a
+  // strip's part inside the image at once, or else tap by tap.
+  static void pack_kernel_rows(const Geometry& g, T* out, const T* img, std::int64_t ih0,
+                               std::int64_t iw0, std::int64_t k0, std::int64_t kc) {
+    for (std::int64_t u = k0 / g.row_len; u * g.row_len < k0 + kc; ++u) {
+      const std::int64_t lo = std::max(k0, u * g.row_len);
+      const std::int64_t hi = std::min(k0 + kc, (u + 1) * g.row_len);
+      const std::int64_t ih = ih0 + u * g.d_h;
+      if (ih < 0 || ih >= g.h) {
+        fill_zero(out + lo, hi - lo);
+        continue;
+      }
+      const T* image_row = img + ih * g.w * g.c_in;
+      if (g.strips) {
+        // Valid K range of this strip: taps whose column lies inside the image.
+        const std::int64_t base = u * g.row_len;
+        const std::int64_t v_lo = std::clamp<std::int64_t>(-iw0, 0, g.k_w);
+        const std::int64_t v_hi = std::clamp<std::int64_t>(g.w - iw0, v_lo, g.k_w);
+        const std::int64_t a = std::clamp(base + v_lo * g.cg, lo, hi);
+        const std::int64_t e = std::clamp(base + v_hi * g.cg, lo, hi);
+        fill_zero(out + lo, a - lo);
+        copy_run(out + a, image_row + iw0 * g.c_in + (a - base), e - a);
+        fill_zero(out + e, hi - e);
+        continue;
+      }
+      for (std::int64_t p = lo; p < hi;) {
+        const std::int64_t v = (p / g.cg) % g.k_w, c = p % g.cg;
+        const std::int64_t run = std::min(g.cg - c, hi - p);
+        const std::int64_t iw = iw0 + v * g.d_w;
+        if (iw >= 0 && iw < g.w) {
+          copy_run(out + p, image_row + iw * g.c_in + c, run);
+        } else {
+          fill_zero(out + p, run);
+        }
+        p += run;
+      }
+    }
+  }
   const ConvShape& s_;
   const T* x_;
 };
