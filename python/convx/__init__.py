@@ -11,9 +11,9 @@ import warnings
 from typing import Any
 
 from convx import _core
+from convx import functional as _functional
 from convx._conv_matrix import conv_bias_vector, conv_matrix
 from convx._threadpoolctl import register as _register_with_threadpoolctl
-from convx import functional as _functional
 from convx.functional import conv2d, explain, gemm, im2col, output_shape, pad, workspace_bytes
 from convx.layers import Conv2D
 

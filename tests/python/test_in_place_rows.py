@@ -53,7 +53,8 @@ READS_IN_PLACE = {4: True, 10: True, 11: True, 14: False, 16: False}
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("case", range(len(GEOMETRIES)), ids=[f"g{i}" for i in range(len(GEOMETRIES))])
+@pytest.mark.parametrize("case", range(len(GEOMETRIES)),
+                         ids=[f"g{i}" for i in range(len(GEOMETRIES))])
 def test_matches_reference(isa: str, dtype: Any, case: int, rng: np.random.Generator) -> None:
     n, h, w, c_in, c_out, k, stride, dilation, padding, groups = GEOMETRIES[case]
     x = uniform(rng, (n, h, w, c_in), dtype)
