@@ -303,11 +303,11 @@ struct BoundOp {
   const void* bias_data;  // the bias's checked data, nullptr for none
 };
 
-// A layer's repeated call is a few microseconds in all, and pybind11's
-// dispatcher (type lookup of self, keyword handling) would take about 0.3 us
-// of it. So the bound operator is handed to Python as a plain builtin
-// function, called through CPython's vectorcall, whose self is a capsule
-// owning the BoundOp.
+// A layer's repeated call costs well under a microsecond beyond its
+// arithmetic, and pybind11's dispatcher (type lookup of self, keyword
+// handling) would be a large share of that. So the bound operator is handed
+// to Python as a plain builtin function, called through CPython's
+// vectorcall, whose self is a capsule owning the BoundOp.
 constexpr const char* kBoundCapsule = "convx.BoundOp";
 
 PyObject* bound_call(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {

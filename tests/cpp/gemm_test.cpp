@@ -11,7 +11,7 @@
 #include "check.hpp"
 #include "convx/gemm.hpp"
 #include "reference.hpp"
-#include "runtime/kernel_table.hpp"
+#include "kernels/kernel_table.hpp"
 
 namespace {
 

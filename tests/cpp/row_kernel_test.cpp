@@ -20,7 +20,7 @@
 #include "kernels/direct.hpp"
 #include "kernels/dwconv.hpp"
 #include "reference.hpp"
-#include "runtime/kernel_table.hpp"
+#include "kernels/kernel_table.hpp"
 
 namespace {
 

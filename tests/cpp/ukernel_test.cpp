@@ -10,7 +10,7 @@
 #include "check.hpp"
 #include "kernels/ukernel.hpp"
 #include "reference.hpp"
-#include "runtime/kernel_table.hpp"
+#include "kernels/kernel_table.hpp"
 
 namespace {
 

@@ -4,7 +4,7 @@
 
 #include "convx/shape.hpp"
 #include "convx/types.hpp"
-#include "runtime/kernel_table.hpp"
+#include "kernels/kernel_table.hpp"
 #include "runtime/thread_pool.hpp"
 
 namespace convx::detail {

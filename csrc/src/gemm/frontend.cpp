@@ -6,7 +6,7 @@
 #include "gemm/driver.hpp"
 #include "runtime/context_state.hpp"
 #include "runtime/float_mode.hpp"
-#include "runtime/kernel_table.hpp"
+#include "kernels/kernel_table.hpp"
 #include "runtime/thread_pool.hpp"
 
 namespace convx {

@@ -1,5 +1,5 @@
 // The catalogue of compiled micro-kernels. Portable code reaches them only
-// through runtime/kernel_table.hpp, never by name.
+// through kernels/kernel_table.hpp, never by name.
 //
 // Rule for ISA files: they contain kernels and intrinsics only. Any inline
 // function they instantiate from a shared header (or the standard library)

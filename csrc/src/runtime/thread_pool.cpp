@@ -54,8 +54,8 @@ namespace {
 
 // How long a worker (or a waiting caller) spins before it sleeps. Waking a
 // sleeping worker costs tens to hundreds of microseconds on a VM; the spin is
-// long enough to bridge the gaps between back-to-back calls from Python (a
-// network's layers), and short enough that an idle pool soon costs no CPU.
+// long enough to bridge the gaps between back-to-back calls from a caller's
+// loop, and short enough that an idle pool soon costs no CPU.
 constexpr auto kSpinTime = std::chrono::microseconds(250);
 
 inline void cpu_relax() {

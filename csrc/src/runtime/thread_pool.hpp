@@ -3,7 +3,7 @@
 // Threads are created once (and again only when the size changes) and take
 // tasks from a shared counter. Between jobs a worker spins for about a
 // quarter of a millisecond (back-to-back jobs, such as the phases of one GEMM
-// or the layers of a network called from Python, then start without a futex
+// or a caller's loop of calls, then start without a futex
 // wake-up, which on a VM can take longer than a small job) and then sleeps on
 // a condition variable, so an idle pool costs no CPU. The calling thread
 // works too, as worker 0. Which worker runs a task never
@@ -118,9 +118,8 @@ class Executor {
   virtual int threads() const = 0;
 
   // Runs fn(i, scratch) for i in [0, items), grouped into tasks of consecutive
-  // items, about kTasksPerThread per thread. For small items (an output row
-  // of a small layer) claiming each from the shared counter would cost more
-  // than computing it.
+  // items, about kTasksPerThread per thread. For small items claiming each from
+  // the shared counter would cost more than computing it.
   template <typename Fn>
   void run_items(std::int64_t items, int max_threads, Fn&& fn) {
     constexpr std::int64_t kTasksPerThread = 8;
