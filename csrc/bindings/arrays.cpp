@@ -54,6 +54,28 @@ std::pair<const char*, const char*> byte_extent(const py::array& a) {
 
 }  // namespace
 
+std::int64_t checked_count(std::initializer_list<std::int64_t> sizes, const char* what) {
+  std::int64_t total = 1;
+  for (std::int64_t v : sizes) {
+    if (v < 0 || __builtin_mul_overflow(total, v, &total)) {
+      throw std::invalid_argument(std::string(what) + ": sizes must be >= 0 and their product "
+                                  "must fit in int64");
+    }
+  }
+  return total;
+}
+
+std::int64_t checked_sum(std::initializer_list<std::int64_t> sizes, const char* what) {
+  std::int64_t total = 0;
+  for (std::int64_t v : sizes) {
+    if (v < 0 || __builtin_add_overflow(total, v, &total)) {
+      throw std::invalid_argument(std::string(what) + ": sizes must be >= 0 and their sum "
+                                  "must fit in int64");
+    }
+  }
+  return total;
+}
+
 bool overlaps(const py::array& a, const py::array& b) {
   const auto [a_lo, a_hi] = byte_extent(a);
   const auto [b_lo, b_hi] = byte_extent(b);

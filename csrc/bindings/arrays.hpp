@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,12 @@ T* output_ptr(py::array& a, std::int64_t count, const char* name) {
   if (!a.writeable()) throw std::invalid_argument(std::string(name) + ": array is read-only");
   return const_cast<T*>(p);
 }
+
+// The product of non-negative sizes, or std::invalid_argument naming `what`
+// when one is negative or the product does not fit in int64.
+std::int64_t checked_count(std::initializer_list<std::int64_t> sizes, const char* what);
+// The same for a sum of non-negative sizes.
+std::int64_t checked_sum(std::initializer_list<std::int64_t> sizes, const char* what);
 
 // Whether the elements of a and b share any byte.
 bool overlaps(const py::array& a, const py::array& b);

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "arrays.hpp"
+#include "gemm/macro_kernel.hpp"
 #include "gil.hpp"
 
 namespace convx_bindings {
@@ -26,15 +27,11 @@ convx::PatchOrder parse_order(const std::string& s) {
 template <typename T>
 void im2col_typed(const py::array& x, py::array& out, const convx::Dims4& d, Int2 kernel,
                   const convx::ConvParams& p, convx::PatchOrder order) {
-  const int64_t count = d.n * d.h * d.w * d.c;
-  const T* xp = input_ptr<T>(x, count, "x");
-  // im2col's own validation names any bad geometry; the output extent is
-  // needed first, to check `out`.
-  const int64_t h_out = convx::conv_output_size(d.h, kernel[0], p.stride_h, p.pad.top,
-                                                p.pad.bottom, p.dilation_h);
-  const int64_t w_out = convx::conv_output_size(d.w, kernel[1], p.stride_w, p.pad.left,
-                                                p.pad.right, p.dilation_w);
-  T* op = output_ptr<T>(out, d.n * h_out * w_out * kernel[0] * kernel[1] * d.c, "out");
+  // The core's validation of the geometry, which also checks that every size
+  // it implies fits in int64, comes first: `out` is checked against it.
+  const convx::ConvShape s = convx::make_patch_shape(d.n, d.h, d.w, d.c, kernel[0], kernel[1], p);
+  const T* xp = input_ptr<T>(x, s.input_size(), "x");
+  T* op = output_ptr<T>(out, s.n * s.h_out * s.w_out * s.k_h * s.k_w * s.c_in, "out");
   without_gil([&] { convx::im2col<T>(xp, d, kernel[0], kernel[1], p, order, op); });
 }
 
@@ -54,9 +51,10 @@ void im2col(const py::array& x, py::array& out, Int4 dims, Int2 kernel, Int2 str
 template <typename T>
 void pad_typed(const py::array& x, py::array& out, const convx::Dims4& d, const Int4& pad,
                convx::Layout layout) {
-  const T* xp = input_ptr<T>(x, d.n * d.h * d.w * d.c, "x");
-  const int64_t count = d.n * (d.h + pad[0] + pad[1]) * (d.w + pad[2] + pad[3]) * d.c;
-  T* op = output_ptr<T>(out, count, "out");
+  const T* xp = input_ptr<T>(x, checked_count({d.n, d.h, d.w, d.c}, "x"), "x");
+  const int64_t padded_h = checked_sum({d.h, pad[0], pad[1]}, "padding");
+  const int64_t padded_w = checked_sum({d.w, pad[2], pad[3]}, "padding");
+  T* op = output_ptr<T>(out, checked_count({d.n, padded_h, padded_w, d.c}, "padding"), "out");
   without_gil([&] { convx::pad<T>(xp, d, {pad[0], pad[1], pad[2], pad[3]}, layout, op); });
 }
 
@@ -170,8 +168,10 @@ void bind_functions(py::module_& m) {
   m.def(
       "_gemm_panel_counts",
       [](bool reset) {
-        const convx::GemmPanelCounts c = convx::gemm_panel_counts(reset);
-        return py::make_tuple(c.in_place, c.packed);
+        // Test-only: the counters are internal to the core (gemm/macro_kernel.hpp).
+        auto& c = convx::detail::gemm_counters();
+        if (reset) return py::make_tuple(c.a_in_place.exchange(0), c.a_packed.exchange(0));
+        return py::make_tuple(c.a_in_place.load(), c.a_packed.load());
       },
       py::arg("reset") = false);
   m.def("_set_isa", [](const std::string& name) { convx::set_active_isa(convx::parse_isa(name)); },

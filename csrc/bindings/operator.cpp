@@ -66,7 +66,7 @@ class PackedWeights {
 // Multiply-adds below which a convolution runs without releasing the GIL: a
 // convolution of a few thousand takes about as long as releasing and
 // re-taking it.
-constexpr int64_t kKeepGilMacs = 1 << 14;
+constexpr double kKeepGilMacs = 1 << 14;
 
 // Whether `x` is an ndarray (not a subclass) of exactly these dimensions,
 // C-contiguous, of dtype T in native byte order: an array the core can take
@@ -172,7 +172,7 @@ class TypedOp {
         op_->run(xp, bp, yp);
       }
     };
-    if (s.output_size() * s.patch_size() <= kKeepGilMacs) {
+    if (double(s.output_size()) * double(s.patch_size()) <= kKeepGilMacs) {
       compute();
       return y;
     }

@@ -3,8 +3,9 @@
 These functions trust the Python layer (convx.functional, convx._conv_matrix) to
 normalise arguments; they still check every buffer they touch and raise
 ValueError / TypeError rather than crash. Arrays must be C-contiguous float32 or
-float64 of one dtype; outputs are written in place. Every call releases the GIL
-while the C++ core runs.
+float64 of one dtype; outputs are written in place. Calls release the GIL while
+the C++ core runs, except convolutions of at most 16K multiply-adds, for which
+releasing it would cost as much as the work.
 """
 
 from collections.abc import Callable
@@ -17,7 +18,7 @@ _Array = npt.NDArray[Any]
 _Int2 = tuple[int, int]
 _Int4 = tuple[int, int, int, int]
 # What Conv2dOp.bind returns: bound_conv(x, out=None), positional only.
-_BoundConv = Callable[[object, object], _Array | None]
+_BoundOp = Callable[[object, object], _Array | None]
 
 __version__: str
 
@@ -79,7 +80,7 @@ class Conv2dOp:
         the operator takes as it is (exact shape and dtype, C-contiguous, native byte
         order), or out is not one it can write (also writeable)."""
 
-    def bind(self, bias: _Array | None) -> _BoundConv:
+    def bind(self, bias: _Array | None) -> _BoundOp:
         """This operator (which must have weights) with a bias attached: a builtin
         function bound_conv(x, out=None), positional only, that computes as __call__ or
         returns None when x is not an input it takes as it is."""

@@ -224,11 +224,7 @@ def _normalise(
     else:
         c_out, c_in_g, k_h, k_w = wa.shape
     g = check_groups(groups)
-    if c_in % g == 0 and c_in_g * g != c_in:
-        raise ValueError(
-            f"weight expects C_in/groups = {c_in_g} input channels per group, but x has "
-            f"C_in = {c_in} with groups={g} (C_in/groups = {c_in // g})"
-        )
+    _check_weight_channels(c_in, int(c_in_g), g, "x")
     if ba is not None and ba.shape != (c_out,):
         raise ValueError(f"bias must have shape ({c_out},), got {ba.shape}")
     act = _ACTIVATIONS.get(activation) if isinstance(activation, (str, type(None))) else None
@@ -244,6 +240,16 @@ def _normalise(
         check_out(out, out_shape, xa.dtype, (xa, wa, ba))
     return _ConvCall(xa, wa, ba, (n, h, w, c_in), batched, int(c_out), (int(k_h), int(k_w)),
                      s, d, pads, g, layout, act)
+
+
+def _check_weight_channels(c_in: int, c_in_g: int, groups: int, name: str) -> None:
+    """Raise when the weight's input channels per group do not match the input's. (That
+    groups divides the channels is the core's rule, which names it.)"""
+    if c_in % groups == 0 and c_in_g * groups != c_in:
+        raise ValueError(
+            f"weight expects C_in/groups = {c_in_g} input channels per group, but {name} has "
+            f"C_in = {c_in} with groups={groups} (C_in/groups = {c_in // groups})"
+        )
 
 
 def _make_op(call: _ConvCall, packed: _core.PackedWeights | None = None) -> _core.Conv2dOp:
@@ -290,7 +296,11 @@ def _shape_op(input_shape: Any, weight_shape: Any, stride: Any, padding: Any, di
     layout = check_layout(layout)
     n, h, w, c_in, batched = _split_input(check_shape(input_shape, "input_shape"), layout,
                                           "input_shape")
-    c_out, k_h, k_w = _weight_dims(check_shape(weight_shape, "weight_shape"), layout)
+    w_shape = check_shape(weight_shape, "weight_shape")
+    c_out, k_h, k_w = _weight_dims(w_shape, layout)
+    g = check_groups(groups)
+    _check_weight_channels(c_in, w_shape[3] if layout == "NHWC" else w_shape[1], g,
+                           "input_shape")
     dt = float_dtype(dtype)
     act = _ACTIVATIONS.get(activation) if isinstance(activation, (str, type(None))) else None
     if act is None:
@@ -299,8 +309,8 @@ def _shape_op(input_shape: Any, weight_shape: Any, stride: Any, padding: Any, di
     s, d, pads, h_out, w_out = _geometry(h, w, (k_h, k_w), stride, padding, dilation)
     out_shape = _out_shape(n, h_out, w_out, c_out, layout, batched)
     check_array_size(out_shape, dt.itemsize, "padding")
-    op = _core.Conv2dOp((n, h, w, c_in), (c_out, k_h), k_w, s, d, pads, check_groups(groups),
-                        layout, act, batched, None, dt == np.float64)
+    op = _core.Conv2dOp((n, h, w, c_in), (c_out, k_h), k_w, s, d, pads, g, layout, act,
+                        batched, None, dt == np.float64)
     return op, out_shape
 
 

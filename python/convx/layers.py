@@ -24,7 +24,7 @@ from convx.functional import _make_op, _normalise, _plain, output_shape
 
 __all__ = ["Conv2D"]
 
-# The public attributes a cached plan depends on besides the input's shape and dtype, in
+# The public attributes a cached operator depends on besides the input's shape and dtype, in
 # the order _LayerState.geometry holds them.
 _SIGNATURE_ATTRS = ("stride", "padding", "dilation", "activation", "groups", "layout")
 # What copies and pickles rebuild rather than carry: the state (its arrays travel as
@@ -179,15 +179,7 @@ class Conv2D(_core.LayerBase):
         if arr.shape != self.weight_shape:
             raise ValueError(f"weight must have shape {self.weight_shape}, got {arr.shape}")
         arr.setflags(write=False)
-        # Packed outside the lock: packing releases the GIL, and a lock held then would
-        # stay held forever in a child forked meanwhile.
-        packed_for = (self.groups, self.layout)
-        prepared = _pack(arr, *packed_for)
-        with self._lock:
-            if (self.groups, self.layout) != packed_for:  # reassigned meanwhile
-                prepared = _pack(arr, self.groups, self.layout)
-            old = self.__dict__.get("_state")
-            self._install(arr, None if old is None else old.bias, prepared)
+        self._install_packed(lambda state: arr, "weight", None)
 
     @property
     def bias(self) -> npt.NDArray[Any] | None:
@@ -305,14 +297,38 @@ class Conv2D(_core.LayerBase):
         if name not in _SIGNATURE_ATTRS:
             object.__setattr__(self, name, value)
             return
+        if name in ("groups", "layout"):  # the weights are packed for them
+            self._install_packed(lambda state: None if state is None else state.weight, name,
+                                 value)
+            return
         with self._lock:
             object.__setattr__(self, name, value)
             old = self.__dict__.get("_state")
             if old is not None:
-                prepared = old.prepared
-                if name in ("groups", "layout"):
-                    prepared = _pack(old.weight, self.groups, self.layout)
-                self._install(old.weight, old.bias, prepared)
+                self._install(old.weight, old.bias, old.prepared)
+
+    def _install_packed(self, weight_of: Callable[[_LayerState | None], Any], name: str,
+                        value: Any) -> None:
+        """Install a state with the weights `weight_of(current state)` packed for the
+        layer's groups and layout, after setting attribute `name` to `value` (unless name
+        is "weight"). The packing happens outside the lock: it releases the GIL, and a
+        lock held then would stay held forever in a child forked meanwhile. If the state
+        or the grouping changes while it packs, it packs again."""
+        while True:
+            state = self.__dict__.get("_state")
+            groups = value if name == "groups" else self.__dict__.get("groups")
+            layout = value if name == "layout" else self.__dict__.get("layout")
+            weight = weight_of(state)
+            prepared = None if weight is None else _pack(weight, groups, layout)
+            with self._lock:
+                if (self.__dict__.get("_state") is state
+                        and (name == "groups" or self.__dict__.get("groups") == groups)
+                        and (name == "layout" or self.__dict__.get("layout") == layout)):
+                    if name != "weight":
+                        object.__setattr__(self, name, value)
+                    if weight is not None:
+                        self._install(weight, None if state is None else state.bias, prepared)
+                    return
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """The shape __call__ returns for an input of this shape."""

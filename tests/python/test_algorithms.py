@@ -101,6 +101,10 @@ def test_explain_rejects_bad_problems_clearly() -> None:
         convx.explain((1, 2, 2, 6), (4, 3, 3, 6))
     with pytest.raises(TypeError):
         convx.explain((1, 8, 8, 6), (4, 3, 3, 6), dtype=np.int32)
+    with pytest.raises(ValueError, match="C_in/groups"):  # as conv2d would refuse it
+        convx.explain((1, 8, 8, 16), (32, 3, 3, 5))
+    with pytest.raises(ValueError, match="C_in/groups"):
+        convx.workspace_bytes((1, 8, 8, 16), (32, 3, 3, 5))
 
 
 def test_depthwise_with_nonfinite_taps_on_the_padding_gives_nan() -> None:

@@ -87,7 +87,7 @@ def test_layer_takes_swapped_input_and_parameters(swapped: str) -> None:
     layer = convx.Conv2D(4, 5, 3, padding=1, dtype=dt, seed=0)
     layer.weight, layer.bias = w, b
     want = convx.conv2d(x, w, b, padding=1)
-    for _ in range(2):  # the validating path, then the cached plan
+    for _ in range(2):  # the validating path, then the cached operator
         _assert_same(layer(x), want)
     for _ in range(2):
         _assert_same(layer(x.astype(swapped)), want)
@@ -124,7 +124,7 @@ def test_swapped_out_is_refused(swapped: str) -> None:
         (lambda out: layer(x, out=out), (*x.shape[:3], 5)),
     ]
     for call, shape in calls:
-        for _ in range(2):  # before and after a plan for the call is cached
+        for _ in range(2):  # before and after an operator for the call is cached
             call(np.empty(shape, _native(swapped)))
             out = np.zeros(shape, swapped)
             with pytest.raises(TypeError, match=r"^out has dtype .* non-native byte order"):

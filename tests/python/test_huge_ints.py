@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import convx
+from convx import _core
 
 X = np.ones((1, 5, 5, 2), np.float32)
 W = np.ones((4, 3, 3, 2), np.float32)
@@ -156,3 +157,14 @@ def test_a_huge_stride_over_one_output_computes_the_right_answer(isa: str, layou
     want = full[:, :, :1] if layout == "NHWC" else full[..., :1]
     np.testing.assert_array_equal(got, want)
     assert got.shape == want.shape
+
+
+def test_im2col_binding_refuses_a_count_that_wraps_int64() -> None:
+    # n * h_out * w_out * k_h * k_w * c = 4096 * 8192**4 = 2**64: the binding must not
+    # accept an empty `out` for it (the product wraps to 0) and write past it.
+    x = np.zeros((4096, 1, 1, 1), np.float32)
+    with pytest.raises(ValueError, match="im2col"):
+        _core.im2col(x, np.empty(0, np.float32), (4096, 1, 1, 1), (8192, 8192), (1, 1), (1, 1),
+                     (8191, 8191, 8191, 8191), 1, "NHWC", "hwc")
+    with pytest.raises(ValueError, match="padding"):
+        _core.pad(x, np.empty(0, np.float32), (4096, 1, 1, 1), (2**62, 2**62, 0, 0), "NHWC")

@@ -75,7 +75,7 @@ def test_matches_reference(isa: str, dtype: Any, case: int, rng: np.random.Gener
     layer.bias = bias
     # Same K blocks, same kernel: the prepared path gives the same bits.
     np.testing.assert_array_equal(layer(x), got)
-    np.testing.assert_array_equal(layer(x), got)  # the cached plan
+    np.testing.assert_array_equal(layer(x), got)  # the cached operator
 
 
 def test_image_is_not_modified() -> None:

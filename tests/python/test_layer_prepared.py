@@ -30,7 +30,7 @@ def test_layer_equals_functional_on_repeated_calls(
     expected = convx.conv2d(x, np.array(layer.weight), np.array(layer.bias), stride=stride,
                             padding=padding, groups=groups, layout=layout, activation="relu")
     first = layer(x)   # validated path
-    second = layer(x)  # cached plan with prepacked weights
+    second = layer(x)  # cached operator with prepacked weights
     np.testing.assert_array_equal(first, expected)
     np.testing.assert_array_equal(second, expected)
 
@@ -76,7 +76,7 @@ def test_layer_rejects_wrong_input_clearly() -> None:
 
 
 def test_reassigned_geometry_is_not_served_from_the_plan_cache() -> None:
-    # A layer caches a plan per input shape, keyed by its geometry; reassigning stride,
+    # A layer caches an operator per input shape, keyed by its geometry; reassigning stride,
     # padding, dilation or activation must take effect on the next call, and a value that
     # only compares equal to a valid one (2.0 == 2) must still be rejected.
     layer = convx.Conv2D(3, 4, 3, padding=1, seed=0)
@@ -99,7 +99,7 @@ def test_reassigned_geometry_is_not_served_from_the_plan_cache() -> None:
 
 
 def test_reassigned_bias_is_not_served_from_the_plan_cache() -> None:
-    # Cached plans hold the layer's bias; assigning a new one must drop them.
+    # Cached operators hold the layer's bias; assigning a new one must drop them.
     layer = convx.Conv2D(2, 3, 3, padding=1, seed=0)
     x = np.random.default_rng(1).standard_normal((1, 6, 6, 2)).astype(np.float32)
     layer(x)
@@ -114,7 +114,7 @@ def test_reassigned_bias_is_not_served_from_the_plan_cache() -> None:
 
 @pytest.mark.parametrize("use_layer", [True, False])
 def test_out_on_the_cached_path(use_layer: bool) -> None:
-    # A repeated call with out= takes the cached plan: it must write and return out, and
+    # A repeated call with out= takes the cached operator: it must write and return out, and
     # still reject every bad out with an error naming it, leaving the arrays untouched.
     layer = convx.Conv2D(4, 6, 3, padding=1, seed=0)
     w, b = np.array(layer.weight), np.array(layer.bias)
@@ -151,7 +151,7 @@ def test_out_on_the_cached_path(use_layer: bool) -> None:
 
 
 def test_inputs_the_cached_plan_cannot_take_as_is() -> None:
-    # The layer first tries the plan of the last input shape; any other input (another
+    # The layer first tries the operator of the last input shape; any other input (another
     # shape, a single image, a non-contiguous view, Fortran order, a subclass) must still
     # get the right answer.
     layer = convx.Conv2D(3, 5, 3, padding=1, seed=2)
@@ -246,7 +246,7 @@ def test_layer_call_in_c_falls_back_for_every_other_call() -> None:
 @pytest.mark.parametrize("how", ["deepcopy", "copy", "pickle"])
 def test_layer_copies_and_pickles(how: str) -> None:
     """Copies carry the configuration and the arrays; the packed weights and the cached
-    plans are rebuilt, and the copy's arrays are its own."""
+    operators are rebuilt, and the copy's arrays are its own."""
     import copy
     import pickle
 
@@ -255,14 +255,14 @@ def test_layer_copies_and_pickles(how: str) -> None:
                          activation="relu", dtype=np.float64)
     layer.tag = "mine"  # attributes of the user's survive too
     x = rng.standard_normal((2, 9, 10, 4))
-    want = layer(x)  # a plan is cached before copying
+    want = layer(x)  # an operator is cached before copying
     if how == "pickle":
         twin = pickle.loads(pickle.dumps(layer))
     else:
         twin = getattr(copy, how)(layer)
     assert twin is not layer and twin.tag == "mine" and repr(twin) == repr(layer)
     np.testing.assert_array_equal(twin(x), want)
-    np.testing.assert_array_equal(twin(x), want)  # its own cached plan
+    np.testing.assert_array_equal(twin(x), want)  # its own cached operator
     assert not twin.weight.flags.writeable
     twin.weight = np.zeros_like(twin.weight)
     np.testing.assert_array_equal(layer(x), want)  # the original is untouched

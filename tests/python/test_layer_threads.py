@@ -1,6 +1,6 @@
 """A Conv2D layer called from several threads while another thread assigns its weight, bias
 or geometry: every call computes with one whole state (the one before or the one after an
-assignment), and once an assignment returns, no call, cached plan or call in flight brings
+assignment), and once an assignment returns, no call, cached operator or call in flight brings
 an older state back."""
 
 from __future__ import annotations

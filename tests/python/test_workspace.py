@@ -56,9 +56,9 @@ def test_workspace_depends_on_dtype_and_validates() -> None:
 
 
 def test_workspace_bytes_of_a_huge_batch_is_computed_not_enumerated() -> None:
-    # 2**40 images: the figure comes from block counts, not from a list of the blocks
-    # (which needed tens of GB on the scalar path, whose blocks are the smallest). Under a
-    # 2 GiB address-space limit in a fresh process.
+    # 2**40 images: the figure must come from block counts, not from a list of the blocks
+    # (which would need memory in proportion to the batch, most on the scalar path, whose
+    # blocks are the smallest). Under a 2 GiB address-space limit in a fresh process.
     code = ("import resource, warnings, convx\n"
             "warnings.simplefilter('ignore', RuntimeWarning)\n"
             "resource.setrlimit(resource.RLIMIT_AS, (2**31, resource.RLIM_INFINITY))\n"

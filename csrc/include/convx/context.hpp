@@ -22,9 +22,10 @@ struct ContextState;
 // flush mode applies to the next run; a new ISA applies to operators created
 // afterwards (an existing operator keeps the kernels it bound).
 //
-// A context must outlive the operators created on it and must not be
-// destroyed while a run on it is in progress. In a child made by fork(), a
-// context starts new workers on first use.
+// Operators and prepared weights share the context's state, so a Context
+// object may be destroyed while they live: its threads stop when the last of
+// them is gone. In a child made by fork(), a context starts new workers on
+// first use.
 class Context {
  public:
   // A context of `threads` threads (0: usable_cpus()) on the best available
@@ -53,12 +54,13 @@ class Context {
   bool flush_denormal() const;
   void set_flush_denormal(bool on);
 
-  detail::ContextState& state() const { return *state_; }
+  // What operators keep of their context (internal).
+  const std::shared_ptr<detail::ContextState>& state() const { return state_; }
 
  private:
   struct DefaultTag {};
   explicit Context(DefaultTag);
-  std::unique_ptr<detail::ContextState> state_;
+  std::shared_ptr<detail::ContextState> state_;
 };
 
 }  // namespace convx

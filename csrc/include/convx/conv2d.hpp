@@ -42,9 +42,10 @@ void im2col(const T* x, const Dims4& dims, std::int64_t k_h, std::int64_t k_w,
 //   Gemm:      implicit im2col (patches packed tile by tile, never
 //              materialised) feeding the blocked GEMM, one GEMM per group.
 //   Pointwise: a 1x1, stride-1, unpadded layer: the input already is the
-//              im2col matrix, and the GEMM reads it in place.
-//   Direct:    NHWC, one group, patches of at most a few dozen values (3x3
-//              over 1 channel): a kernel reads the image directly, no packing.
+//              im2col matrix, and the GEMM takes it as its operand (NHWC
+//              reads its rows in place; NCHW packs its panels).
+//   Direct:    NHWC, one group, patches of at most 16 values (3x3 over one
+//              channel): a kernel reads the image directly, no packing.
 //   Depthwise: groups == C_in == C_out: one filter per channel, vectorised
 //              across channels (NHWC) or along rows (NCHW).
 enum class Algorithm { Gemm, Pointwise, Direct, Depthwise };
@@ -64,6 +65,9 @@ Algorithm choose_algorithm(const ConvShape& shape);
 // Immutable, so concurrent runs may share it. Dimensions are as for the `w`
 // argument of conv2d(): OHWI for NHWC, OIHW for NCHW.
 template <typename T>
+class Conv2d;
+
+template <typename T>
 class ConvWeights {
  public:
   // Throws std::invalid_argument on a bad dimension or a null pointer.
@@ -81,17 +85,17 @@ class ConvWeights {
   std::int64_t c_in_per_group() const { return c_in_per_group_; }
   std::int64_t groups() const { return groups_; }
   Layout layout() const { return layout_; }
-  Context& context() const { return *context_; }
   // Bytes held: the copy of the weights plus their packed forms.
   std::int64_t bytes() const;
 
   struct Impl;
-  const Impl& impl() const { return *impl_; }
 
  private:
+  friend class Conv2d<T>;
+  const Impl& impl() const { return *impl_; }
+
   std::int64_t c_out_, k_h_, k_w_, c_in_per_group_, groups_;
   Layout layout_;
-  Context* context_;
   std::unique_ptr<Impl> impl_;
 };
 
@@ -118,7 +122,8 @@ class Conv2d {
   static std::unique_ptr<Conv2d> create(const ConvShape& shape, const T* weights,
                                         Activation activation = Activation::None,
                                         Context& context = Context::default_context());
-  // An operator sharing prepared weights, on their context and kernels.
+  // An operator sharing prepared weights, on the context and kernels they
+  // were prepared for.
   // Throws std::invalid_argument when their dimensions, groups or layout do
   // not match `shape`.
   static std::unique_ptr<Conv2d> create(const ConvShape& shape,
@@ -152,16 +157,16 @@ class Conv2d {
   const ConvShape& shape() const { return shape_; }
   Activation activation() const { return activation_; }
   bool has_weights() const { return weights_ != nullptr; }
-  Context& context() const { return *context_; }
 
  private:
-  Conv2d(const ConvShape& shape, Activation activation, Context& context,
+  Conv2d(const ConvShape& shape, Activation activation,
+         std::shared_ptr<detail::ContextState> context,
          std::shared_ptr<const ConvWeights<T>> weights);
   void run_impl(const T* x, const T* w, const T* bias, T* y) const;
 
   ConvShape shape_;
   Activation activation_;
-  Context* context_;
+  std::shared_ptr<detail::ContextState> context_;
   std::shared_ptr<const ConvWeights<T>> weights_;
   Algorithm algorithm_;
   const detail::KernelSet<T>* kernels_;  // bound at creation

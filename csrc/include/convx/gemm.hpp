@@ -38,16 +38,6 @@ void gemm(std::int64_t m, std::int64_t n, std::int64_t k,
           bool accumulate = false, const Epilogue<T>& epilogue = {},
           Context& context = Context::default_context());
 
-// Diagnostics: how many micro-panels of A the GEMMs of this process (every
-// convolution's included) read in place from their source (an image's rows,
-// a strided matrix), and how many they packed, since the start or the last
-// reset (which returns the counts before it). For tests that must show a path
-// ran; reading them costs nothing on the compute path.
-struct GemmPanelCounts {
-  std::int64_t in_place = 0, packed = 0;
-};
-GemmPanelCounts gemm_panel_counts(bool reset = false);
-
 extern template void gemm<float>(std::int64_t, std::int64_t, std::int64_t, const float*,
                                  std::int64_t, std::int64_t, const float*, std::int64_t,
                                  std::int64_t, float*, std::int64_t, std::int64_t, bool,

@@ -33,9 +33,11 @@ CpuInfo cpu_info();
 // environment variable names another.
 Isa active_isa();
 bool isa_available(Isa isa);
-// Selects a path for all later calls. Throws std::invalid_argument when the
-// path is not compiled in or not supported by this CPU. An invalid CONVX_ISA
-// is ignored (the best path is used) and reported by config_warnings().
+// Selects the path of the default context: operators (and the free functions'
+// calls) created from now on bind its kernels; existing operators keep theirs.
+// Throws std::invalid_argument when the path is not compiled in or not
+// supported by this CPU. An invalid CONVX_ISA is ignored (the best path is
+// used) and reported by config_warnings().
 void set_active_isa(Isa isa);
 
 // Measures the f32 multiply-add peak of one core on the active path, in

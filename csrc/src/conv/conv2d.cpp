@@ -38,6 +38,7 @@ Algorithm choose_algorithm(const ConvShape& s) {
 // Pointwise, which packs as Gemm does.
 template <typename T>
 struct ConvWeights<T>::Impl {
+  std::shared_ptr<detail::ContextState> context;
   const detail::KernelSet<T>* kernels = nullptr;
   std::vector<T> raw;
   std::vector<T> taps_hwc;                                        // Depthwise, NHWC
@@ -71,7 +72,7 @@ ConvWeights<T>::ConvWeights(const T* w, std::int64_t c_out, std::int64_t k_h, st
                             std::int64_t c_in_per_group, std::int64_t groups, Layout layout,
                             Context& context)
     : c_out_(c_out), k_h_(k_h), k_w_(k_w), c_in_per_group_(c_in_per_group), groups_(groups),
-      layout_(layout), context_(&context), impl_(std::make_unique<Impl>()) {
+      layout_(layout), impl_(std::make_unique<Impl>()) {
   detail::require(c_out >= 1 && k_h >= 1 && k_w >= 1 && c_in_per_group >= 1,
                   "weight: every dimension must be >= 1");
   detail::require(groups >= 1 && c_out % groups == 0,
@@ -81,6 +82,7 @@ ConvWeights<T>::ConvWeights(const T* w, std::int64_t c_out, std::int64_t k_h, st
   const std::int64_t K = detail::checked_product("weight", k_h, k_w, c_in_per_group);
   const std::int64_t count = detail::checked_product("weight", c_out, K);
   Impl& d = *impl_;
+  d.context = context.state();
   d.kernels = &detail::kernels_for<T>(context.isa());
   d.raw.assign(w, w + count);
   if (layout != Layout::NHWC) return;  // NCHW algorithms read the filters as given
@@ -147,12 +149,14 @@ const char* kernel_name(Algorithm algorithm, const ConvShape& s, const detail::K
 }  // namespace
 
 template <typename T>
-Conv2d<T>::Conv2d(const ConvShape& shape, Activation activation, Context& context,
+Conv2d<T>::Conv2d(const ConvShape& shape, Activation activation,
+                  std::shared_ptr<detail::ContextState> context,
                   std::shared_ptr<const ConvWeights<T>> weights)
-    : shape_(validated(shape)), activation_(activation), context_(&context),
+    : shape_(validated(shape)), activation_(activation), context_(std::move(context)),
       weights_(std::move(weights)), algorithm_(choose_algorithm(shape_)),
-      kernels_(weights_ != nullptr ? weights_->impl().kernels
-                                   : &detail::kernels_for<T>(context.isa())),
+      kernels_(weights_ != nullptr
+                   ? weights_->impl().kernels
+                   : &detail::kernels_for<T>(static_cast<Isa>(context_->isa.load()))),
       kernel_(kernel_name(algorithm_, shape_, *kernels_)) {
   detail::require(activation == Activation::None || activation == Activation::ReLU,
                   "activation: unknown value");
@@ -182,15 +186,16 @@ std::unique_ptr<Conv2d<T>> Conv2d<T>::create(const ConvShape& shape,
     detail::fail_arg(std::string("weight: prepared weights do not match the convolution (") +
                      (shape.p.layout == Layout::NHWC ? "NHWC" : "NCHW") + ")");
   }
-  Context& context = w.context();
-  return std::unique_ptr<Conv2d>(new Conv2d(shape, activation, context, std::move(weights)));
+  auto context = w.impl().context;
+  return std::unique_ptr<Conv2d>(
+      new Conv2d(shape, activation, std::move(context), std::move(weights)));
 }
 
 template <typename T>
 std::unique_ptr<Conv2d<T>> Conv2d<T>::create_for_any_weights(const ConvShape& shape,
                                                              Activation activation,
                                                              Context& context) {
-  return std::unique_ptr<Conv2d>(new Conv2d(shape, activation, context, nullptr));
+  return std::unique_ptr<Conv2d>(new Conv2d(shape, activation, context.state(), nullptr));
 }
 
 template <typename T>
@@ -211,7 +216,7 @@ void Conv2d<T>::run_impl(const T* x, const T* w, const T* bias, T* y) const {
   const ConvShape& s = shape_;
   if (s.output_size() == 0) return;
   detail::require(x != nullptr && w != nullptr && y != nullptr, "conv2d: null pointer");
-  detail::ContextState& state = context_->state();
+  detail::ContextState& state = *context_;
   const detail::FloatModeScope float_mode(state.flush.load(std::memory_order_relaxed));
   detail::PoolLease lease(state);
   const detail::ConvJob<T> job{s, *kernels_, lease, activation_};
@@ -239,13 +244,16 @@ template <typename T>
 std::int64_t Conv2d<T>::workspace_bytes() const {
   const ConvShape& s = shape_;
   if (s.output_size() == 0) return 0;
-  const int threads = context_->num_threads();
+  const int threads = context_->threads.load(std::memory_order_relaxed);
   const bool own = weights_ != nullptr;
   switch (algorithm_) {
     case Algorithm::Depthwise: return detail::depthwise_workspace_bytes<T>(s, own, threads);
-    case Algorithm::Direct: return detail::direct_workspace_bytes<T>(s, kernels_->direct, threads);
+    case Algorithm::Direct:
+      return detail::direct_workspace_bytes<T>(s, kernels_->direct, threads, own);
     case Algorithm::Pointwise:
-    case Algorithm::Gemm: return detail::gemm_conv_workspace_bytes<T>(s, kernels_->gemm, threads);
+    case Algorithm::Gemm:
+      return detail::gemm_conv_workspace_bytes<T>(s, kernels_->gemm, threads,
+                                                 own && s.p.layout == Layout::NHWC);
   }
   return 0;
 }
@@ -264,8 +272,9 @@ void conv2d(const ConvShape& s, const T* x, const T* w, const T* bias, T* y,
 template <typename T>
 void conv2d(const ConvShape& s, const T* x, const ConvWeights<T>& w, const T* bias, T* y,
             Activation activation) {
-  // A non-owning handle: the caller's weights outlive this call.
-  const std::shared_ptr<const ConvWeights<T>> view(&w, [](const ConvWeights<T>*) {});
+  // A non-owning handle (the aliasing constructor, no control block): the
+  // caller's weights outlive this call.
+  const std::shared_ptr<const ConvWeights<T>> view(std::shared_ptr<void>(), &w);
   Conv2d<T>::create(s, view, activation)->run(x, bias, y);
 }
 

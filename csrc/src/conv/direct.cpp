@@ -29,7 +29,8 @@ struct DirectLayout {
   std::int64_t image_len = 0;  // values of one whole staged image
   bool cols_inside = false;    // rows that miss the top/bottom padding read in place
   bool stage_all = false;      // the whole batch is staged once
-  std::int64_t shared = 0;     // values shared by all rows: weights, bias, staged batch
+  std::int64_t shared = 0;     // values shared by all rows: bias and staged batch
+  std::int64_t weights = 0;    // values of the transposed weights, unless prepared
   std::int64_t per_thread = 0; // values of one thread's staged rows
 };
 
@@ -49,7 +50,8 @@ DirectLayout direct_layout(const ConvShape& s, std::int64_t lanes) {
   g.stage_all = !(g.cols_inside && rows_inside) &&
                 s.n * g.image_len * std::int64_t(sizeof(T)) <= kStageAllBytes;
   g.ld = (s.c_out + lanes - 1) / lanes * lanes;
-  g.shared = (s.patch_size() + 1) * g.ld + (g.stage_all ? s.n * g.image_len : 0);
+  g.shared = g.ld + (g.stage_all ? s.n * g.image_len : 0);
+  g.weights = s.patch_size() * g.ld;
   g.per_thread = g.stage_all ? 0 : s.k_h * g.width * s.c_in;
   return g;
 }
@@ -58,10 +60,11 @@ DirectLayout direct_layout(const ConvShape& s, std::int64_t lanes) {
 
 template <typename T>
 std::int64_t direct_workspace_bytes(const ConvShape& s, const DirectKernel<T>& kernel,
-                                    int threads) {
+                                    int threads, bool weights_ready) {
   const DirectLayout g = direct_layout<T>(s, kernel.lanes);
   const std::int64_t used = std::min<std::int64_t>(threads, s.n * s.h_out);
-  return (g.shared + g.per_thread * used) * std::int64_t(sizeof(T));
+  return (g.shared + (weights_ready ? 0 : g.weights) + g.per_thread * used) *
+         std::int64_t(sizeof(T));
 }
 
 namespace {
@@ -114,14 +117,17 @@ class DirectRun {
     // The weights transposed to (K x ld) and the bias, both zero-padded: whole
     // vectors of output channels can then always be loaded. Then the staged
     // batch, if it is staged whole.
-    T* scratch = job.exec.shared().template as<T>(static_cast<std::size_t>(g_.shared));
-    bias_pad_ = scratch + K * ld;
+    const bool prepared = ready != nullptr && ready->ld == ld;
+    const std::int64_t own_weights = prepared ? 0 : g_.weights;
+    T* scratch =
+        job.exec.shared().template as<T>(static_cast<std::size_t>(g_.shared + own_weights));
+    bias_pad_ = scratch + own_weights;
     staged_ = bias_pad_ + ld;
-    wt_ = scratch;
-    if (ready != nullptr && ready->ld == ld) {
+    if (prepared) {
       wt_ = ready->wt.data();
     } else {
       transpose_weights(w, s_.c_out, K, ld, scratch);
+      wt_ = scratch;
     }
     std::fill(bias_pad_, bias_pad_ + ld, T(0));
     if (bias != nullptr) std::copy(bias, bias + s_.c_out, bias_pad_);
@@ -239,7 +245,7 @@ void run_direct(const ConvJob<T>& job, const T* x, const T* w, const DirectWeigh
 
 #define CONVX_INSTANTIATE(T)                                                                 \
   template std::int64_t direct_workspace_bytes<T>(const ConvShape&, const DirectKernel<T>&,  \
-                                                  int);                                      \
+                                                  int, bool);                                \
   template DirectWeights<T> prepare_direct_weights<T>(const DirectKernel<T>&, const T*,      \
                                                       std::int64_t, std::int64_t);           \
   template void run_direct<T>(const ConvJob<T>&, const T*, const T*, const DirectWeights<T>*, \

@@ -15,10 +15,11 @@ namespace convx::detail {
 // its register tile reuses each loaded value many more times.
 bool suits_direct(const ConvShape& s);
 
-// Scratch bytes run_direct uses for this shape on `threads` threads.
+// Scratch bytes run_direct uses for this shape on `threads` threads, with the
+// weights prepared (DirectWeights) or not.
 template <typename T>
 std::int64_t direct_workspace_bytes(const ConvShape& s, const DirectKernel<T>& kernel,
-                                    int threads);
+                                    int threads, bool weights_ready);
 
 // OHWI weights (c_out x K, K <= kMaxDirectPatch) in the direct kernel's
 // layout: transposed to (K x ld), ld being c_out rounded up to the kernel's

@@ -10,6 +10,15 @@ namespace {
 // Below this many flops a GEMM gains little from splitting it across threads.
 constexpr double kSmallGemmFlops = 2.0e7;
 
+// Whether an NCHW run on `threads` threads gives each thread whole images (a
+// serial GEMM each) rather than running the images' GEMMs one after another,
+// each parallel over its tiles.
+bool one_image_per_task(const ConvShape& s, int threads) {
+  const double flops_per_image =
+      2.0 * double(s.c_out_per_group()) * double(s.h_out * s.w_out) * double(s.patch_size());
+  return s.n > 1 && threads > 1 && flops_per_image < kSmallGemmFlops;
+}
+
 // NCHW, one group: Y_b[m, (oh,ow)] = W[m, :] . patches_b[(oh,ow), :]^T, one GEMM
 // per image. Small per-image GEMMs run one image per task (each task serial);
 // large ones run image after image, each GEMM parallel over its tiles. The
@@ -34,8 +43,7 @@ void nchw_conv_group(const ConvJob<T>& job, bool pointwise, const T* x, const T*
                       ep);
     }
   };
-  const double flops_per_image = 2.0 * double(cout_g) * double(pixels) * double(K);
-  if (s.n > 1 && job.exec.threads() > 1 && flops_per_image < kSmallGemmFlops) {
+  if (one_image_per_task(s, job.exec.threads())) {
     job.exec.run(s.n, job.exec.threads(), [&](std::int64_t b, WorkerScratch& scratch) {
       SerialExecutor serial(scratch);
       one_image(b, serial);
@@ -117,16 +125,21 @@ void run_gemm_conv(const ConvJob<T>& job, bool pointwise, const T* x, const T* w
 }
 
 template <typename T>
-std::int64_t gemm_conv_workspace_bytes(const ConvShape& s, const GemmKernel<T>& kern,
-                                       int threads) {
-  const std::int64_t pixels = s.h_out * s.w_out;
+std::int64_t gemm_conv_workspace_bytes(const ConvShape& s, const GemmKernel<T>& kern, int threads,
+                                       bool filters_packed) {
+  const std::int64_t pixels = s.h_out * s.w_out, cout_g = s.c_out_per_group();
+  const std::int64_t K = s.patch_size();
   if (s.p.layout == Layout::NHWC) {
-    return gemm_workspace_bytes<T>(kern, threads, s.n * pixels, s.c_out_per_group(),
-                                   s.patch_size(),
-                                   nhwc_k_block<T>(kern, s.k_w, s.c_in_per_group()));
+    return gemm_workspace_bytes<T>(kern, threads, s.n * pixels, cout_g, K,
+                                   nhwc_k_block(kern, s.k_w, s.c_in_per_group()),
+                                   filters_packed);
   }
-  return gemm_workspace_bytes<T>(kern, threads, s.c_out_per_group(), pixels, s.patch_size(),
-                                 kern.kc);
+  if (one_image_per_task(s, threads)) {
+    // Each thread runs whole images' GEMMs serially, with scratch of its own.
+    const std::int64_t per_thread = gemm_workspace_bytes<T>(kern, 1, cout_g, pixels, K, kern.kc);
+    return per_thread * std::min<std::int64_t>(threads, s.n);
+  }
+  return gemm_workspace_bytes<T>(kern, threads, cout_g, pixels, K, kern.kc);
 }
 
 #define CONVX_INSTANTIATE(T)                                                                    \
@@ -137,7 +150,7 @@ std::int64_t gemm_conv_workspace_bytes(const ConvShape& s, const GemmKernel<T>& 
                                  const std::vector<std::unique_ptr<PrepackedB<T>>>*, const T*,  \
                                  T*);                                                           \
   template std::int64_t gemm_conv_workspace_bytes<T>(const ConvShape&, const GemmKernel<T>&,    \
-                                                     int);
+                                                     int, bool);
 CONVX_INSTANTIATE(float)
 CONVX_INSTANTIATE(double)
 #undef CONVX_INSTANTIATE

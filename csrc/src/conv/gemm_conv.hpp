@@ -31,8 +31,10 @@ void run_gemm_conv(const ConvJob<T>& job, bool pointwise, const T* x, const T* w
                    const std::vector<std::unique_ptr<PrepackedB<T>>>* packed, const T* bias,
                    T* y);
 
+// Scratch bytes run_gemm_conv uses on `threads` threads, with the filters
+// packed ahead of time (pack_gemm_filters) or not.
 template <typename T>
-std::int64_t gemm_conv_workspace_bytes(const ConvShape& s, const GemmKernel<T>& kern,
-                                       int threads);
+std::int64_t gemm_conv_workspace_bytes(const ConvShape& s, const GemmKernel<T>& kern, int threads,
+                                       bool filters_packed);
 
 }  // namespace convx::detail

@@ -82,7 +82,7 @@ ConvShape make_patch_shape(std::int64_t n, std::int64_t h, std::int64_t w, std::
   if (k_w == 1) s.p.dilation_w = 1;
   // Every size the kernels index must fit in int64.
   detail::checked_product("input", n, h, w, c_in);
-  detail::checked_product("im2col", s.h_out, s.w_out, k_h, k_w, c_in);
+  detail::checked_product("im2col", n, s.h_out, s.w_out, k_h, k_w, c_in);
   detail::checked_product("padded input", n, h + p.pad.top + p.pad.bottom,
                           w + p.pad.left + p.pad.right, c_in);
   return s;

@@ -126,14 +126,17 @@ NBlock plan_n_block(const GemmKernel<T>& kern, const Blocking& blk, std::int64_t
 
 template <typename T>
 std::int64_t gemm_workspace_bytes(const GemmKernel<T>& kern, int threads, std::int64_t m,
-                                  std::int64_t n, std::int64_t k, std::int64_t kc) {
+                                  std::int64_t n, std::int64_t k, std::int64_t kc,
+                                  bool b_prepacked) {
   if (m == 0 || n == 0) return 0;
-  const Blocking blk = plan_blocking(kern, threads, m, n, k, kc);
+  Blocking blk = plan_blocking(kern, threads, m, n, k, kc);
+  if (b_prepacked) blk.nc = std::max(blk.nc, round_up(n, kern.nr));  // as gemm_blocked does
   const NBlock nb = plan_n_block(kern, blk, m, std::min(blk.nc, n), /*with_cuts=*/false);
+  const bool stream_b = nb.stream_b && !b_prepacked;
   const std::int64_t kc_used = std::min(blk.kc, blk.k_alloc);
   const std::int64_t per_task = round_up(nb.mc, kern.mr) * (kc_used + kRowPad<T>) +
-                                (nb.stream_b ? kc_used * kern.nr * kStreamPanels : 0);
-  const std::int64_t shared = nb.stream_b ? 0 : blk.k_alloc * nb.nc_pad;
+                                (stream_b ? kc_used * kern.nr * kStreamPanels : 0);
+  const std::int64_t shared = stream_b || b_prepacked ? 0 : blk.k_alloc * nb.nc_pad;
   return std::int64_t(sizeof(T)) *
          (shared + per_task * std::min<std::int64_t>(blk.threads, nb.tasks()));
 }
@@ -147,8 +150,10 @@ template NBlock plan_n_block<float>(const GemmKernel<float>&, const Blocking&, s
 template NBlock plan_n_block<double>(const GemmKernel<double>&, const Blocking&, std::int64_t,
                                      std::int64_t, bool);
 template std::int64_t gemm_workspace_bytes<float>(const GemmKernel<float>&, int, std::int64_t,
-                                                  std::int64_t, std::int64_t, std::int64_t);
+                                                  std::int64_t, std::int64_t, std::int64_t,
+                                                  bool);
 template std::int64_t gemm_workspace_bytes<double>(const GemmKernel<double>&, int, std::int64_t,
-                                                   std::int64_t, std::int64_t, std::int64_t);
+                                                   std::int64_t, std::int64_t, std::int64_t,
+                                                   bool);
 
 }  // namespace convx::detail

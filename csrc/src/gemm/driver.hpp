@@ -28,10 +28,11 @@ void gemm_blocked(const GemmKernel<T>& kern, Executor& exec, std::int64_t m, std
 // Scratch bytes gemm_blocked(kern, exec, m, n, k, ...) holds at most, over
 // all threads, for an executor of `threads` threads and an A operand whose
 // k_block(kern) is kc: each task's packed A block (plus B panels when B is
-// packed on the fly) and the shared packed B block. Independent of m beyond
-// one M block.
+// packed on the fly) and the shared packed B block, which a B packed ahead of
+// time (b_prepacked) does not need. Independent of m beyond one M block.
 template <typename T>
 std::int64_t gemm_workspace_bytes(const GemmKernel<T>& kern, int threads, std::int64_t m,
-                                  std::int64_t n, std::int64_t k, std::int64_t kc);
+                                  std::int64_t n, std::int64_t k, std::int64_t kc,
+                                  bool b_prepacked = false);
 
 }  // namespace convx::detail

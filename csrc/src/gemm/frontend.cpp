@@ -28,7 +28,7 @@ void gemm(std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64
   const detail::StridedMatrix<T> ma(a, rs_a, cs_a);
   const detail::StridedMatrix<T> mb(b, rs_b, cs_b);
   const detail::FloatModeScope float_mode(context.flush_denormal());
-  detail::PoolLease lease(context.state());
+  detail::PoolLease lease(*context.state());
   detail::gemm_blocked<T>(detail::kernels_for<T>(context.isa()).gemm, lease, m, n, k, ma, mb, c,
                           rs_c, cs_c, accumulate, epilogue);
 }

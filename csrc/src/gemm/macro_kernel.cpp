@@ -214,13 +214,3 @@ template void macro_kernel<double>(const GemmJob<double>&, const BBlock<double>&
                                    const TaskTile&, WorkerScratch&);
 
 }  // namespace convx::detail
-
-namespace convx {
-
-GemmPanelCounts gemm_panel_counts(bool reset) {
-  detail::GemmCounters& c = detail::gemm_counters();
-  if (reset) return {c.a_in_place.exchange(0), c.a_packed.exchange(0)};
-  return {c.a_in_place.load(), c.a_packed.load()};
-}
-
-}  // namespace convx

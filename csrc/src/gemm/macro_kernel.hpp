@@ -50,8 +50,9 @@ void macro_kernel(const GemmJob<T>& job, const BBlock<T>& b, const TaskTile& til
                   WorkerScratch& scratch);
 
 // How the macro-kernels of the process obtained their A micro-panels: read in
-// place from the source, or packed. For tests and diagnostics that must show
-// which path ran; the computation never reads them.
+// place from the source, or packed. For tests that must show which path ran;
+// the computation never reads them, and each task adds to them once (two
+// relaxed atomic additions).
 struct GemmCounters {
   std::atomic<std::int64_t> a_in_place{0};
   std::atomic<std::int64_t> a_packed{0};

@@ -1,5 +1,5 @@
 // The small-K direct convolution kernel contract (NHWC, groups == 1, a patch
-// of at most a few dozen values, e.g. a 3x3 filter over 1-3 input channels).
+// of at most kMaxDirectPatch values, e.g. a 3x3 filter over 1-3 input channels).
 //
 // With so short a reduction a GEMM spends its time packing patches and
 // storing tiles, not multiplying. This kernel reads the image directly: for

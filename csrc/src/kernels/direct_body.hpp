@@ -11,9 +11,8 @@ namespace {
 
 // Stores P pixels' NV vectors of output channels (count of them: a row's last
 // block may be short); the last vector holds `tail` channels, TAIL of them when
-// known at compile time, which makes its partial store a single instruction
-// (4 channels of 8: the tiny 1 -> 4 channel layer's stores fell from about 10
-// instructions a pixel to 1).
+// known at compile time, which makes its partial store a single masked
+// instruction instead of a loop over the channels.
 template <typename S, typename T, int NV, int P, int TAIL>
 inline __attribute__((always_inline)) void store_pixels(T* out0, std::int64_t y_step,
                                                         const typename S::V (&acc)[P][NV],

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "kernels/kernels.hpp"
-#include "runtime/context_state.hpp"
+#include "runtime/config.hpp"
 
 namespace convx {
 namespace detail {

@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "convx/runtime.hpp"
+
 namespace convx::detail {
 
 // Records that a CONVX_* environment variable was ignored, and why; the
@@ -20,5 +22,8 @@ int cgroup_cpu_limit(const std::string& root, const std::string& self_cgroup);
 // The CPUs this process may run on (its affinity mask, or the hardware count),
 // bounded by the cgroup quota. At least 1.
 int detect_usable_cpus();
+
+// The best ISA path both compiled in and supported by this CPU.
+Isa best_available_isa();
 
 }  // namespace convx::detail

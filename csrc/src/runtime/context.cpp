@@ -2,6 +2,7 @@
 // convx/runtime.hpp, which act on the default context.
 #include "convx/context.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <stdexcept>
@@ -18,8 +19,6 @@
 namespace convx::detail {
 
 namespace {
-
-constexpr int kMaxThreads = 1024;
 
 std::atomic<std::uint64_t> g_fork_generation{0};
 
@@ -42,6 +41,13 @@ std::uint64_t fork_generation() {
 
 PoolHolder::PoolHolder() : fork_generation(detail::fork_generation()) {}
 PoolHolder::~PoolHolder() = default;
+
+ContextState::~ContextState() {
+  // A holder made in this process is joined and freed; one inherited through
+  // fork() refers to workers that do not exist here and is left alone.
+  PoolHolder* h = holder.load();
+  if (h != nullptr && h->fork_generation == detail::fork_generation()) delete h;
+}
 
 void check_thread_count(int n, const char* what) {
   if (n < 1 || n > kMaxThreads) {
@@ -81,27 +87,21 @@ bool flush_from_environment() {
 
 namespace convx {
 
-Context::Context(int threads) : state_(std::make_unique<detail::ContextState>()) {
+Context::Context(int threads) : state_(std::make_shared<detail::ContextState>()) {
   if (threads != 0) detail::check_thread_count(threads, "Context");
-  state_->threads.store(threads == 0 ? usable_cpus() : threads);
+  state_->threads.store(threads == 0 ? std::min(usable_cpus(), detail::kMaxThreads) : threads);
   state_->isa.store(static_cast<int>(detail::best_available_isa()));
   state_->holder.store(new detail::PoolHolder);
 }
 
-Context::Context(DefaultTag) : state_(std::make_unique<detail::ContextState>()) {
+Context::Context(DefaultTag) : state_(std::make_shared<detail::ContextState>()) {
   state_->threads.store(detail::threads_from_environment());
   state_->isa.store(static_cast<int>(detail::isa_from_environment()));
   state_->flush.store(detail::flush_from_environment());
   state_->holder.store(new detail::PoolHolder);
-  state_->is_default = true;
 }
 
-Context::~Context() {
-  // A holder made in this process is joined and freed; one inherited through
-  // fork() refers to workers that do not exist here and is left alone.
-  detail::PoolHolder* h = state_->holder.load();
-  if (h != nullptr && h->fork_generation == detail::fork_generation()) delete h;
-}
+Context::~Context() = default;
 
 Context& Context::default_context() {
   // Never destroyed: a thread still inside a call while the process exits (a

@@ -24,14 +24,21 @@ struct PoolHolder {
   std::uint64_t fork_generation = 0;
 };
 
+// The most threads a pool may have.
+constexpr int kMaxThreads = 1024;
+
 struct ContextState {
+  ContextState() = default;
+  ~ContextState();
+  ContextState(const ContextState&) = delete;
+  ContextState& operator=(const ContextState&) = delete;
+
   std::atomic<int> threads{1};
   std::atomic<int> isa{0};  // an Isa
   std::atomic<bool> flush{true};
   // Replaced, never freed, in a child made by fork(): the parent's workers do
   // not exist there and its mutex may be held (see PoolLease).
   std::atomic<PoolHolder*> holder{nullptr};
-  bool is_default = false;
 };
 
 // How many fork() children deep this process is; a holder made in an
@@ -43,7 +50,6 @@ std::uint64_t fork_generation();
 int threads_from_environment();
 Isa isa_from_environment();
 bool flush_from_environment();
-Isa best_available_isa();
 
 // n in [1, 1024], or throws std::invalid_argument naming `what`.
 void check_thread_count(int n, const char* what);
