@@ -984,6 +984,11 @@ class Builder:
             if g_norm is not None and c_i is not None and (c_i % g_norm or
                                                            (co_i or 1) % g_norm):
                 st_g = BAD
+            # The weight's input channels per group must match the input's, as for
+            # conv2d.
+            if g_norm is not None and c_i is not None and not c_i % g_norm \
+                    and cg * g_norm != c_i:
+                st_g = BAD
             dtype = g.pick(("float32", "float64", np.float32, "float16", "int8", None)) \
                 if g.chance(20) else "float32"
             st_t = OK if dtype in ("float32", "float64", np.float32) else BAD
