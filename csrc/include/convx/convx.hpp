@@ -3,6 +3,7 @@
 
 #include "convx/context.hpp"
 #include "convx/conv2d.hpp"
+#include "convx/conv2d_backward.hpp"
 #include "convx/conv_matrix.hpp"
 #include "convx/gemm.hpp"
 #include "convx/runtime.hpp"

@@ -1,0 +1,130 @@
+// The backward pass of the convolution and the transposed convolution:
+// siblings of convx::Conv2d, made once and run many times.
+//
+// All three take the shape of the FORWARD convolution (make_conv_shape), the
+// one whose gradients they compute or whose linear map they transpose:
+//   forward:  y = conv2d(x, w) (+ bias),  x: n x h x w x c_in,
+//             y: n x h_out x w_out x c_out, w as in Conv2d (OHWI / OIHW).
+//   dx = W^T dy   (Conv2dBackwardData; also the transposed convolution)
+//   dw = dy^T . im2col(x) over the whole batch, db = sum of dy over pixels
+//        (Conv2dBackwardWeights)
+// Every tensor is dense and C-contiguous in shape.p.layout. Results are
+// bitwise identical at any thread count: threads own disjoint parts of the
+// result and every sum runs in a fixed order.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "convx/conv2d.hpp"
+
+namespace convx {
+
+// The gradient with respect to the input, dx[b, i, j, c] = sum over the
+// outputs that read x[b, i, j, c] of dy * w. Inputs that no patch reads (a
+// stride larger than the kernel's extent) get exactly 0 for finite weights.
+// Computed as a forward convolution of dy with the spatially flipped,
+// transposed filters; for a stride above 1, or padding beyond the kernel's
+// extent, dy is first spread onto a zero grid of the right size (scratch of
+// n x (h + dilated k_h - 1) x (w + dilated k_w - 1) x c_out values).
+template <typename T>
+class Conv2dBackwardData {
+ public:
+  // Throws std::invalid_argument on a shape not made by make_conv_shape or
+  // null weights.
+  static std::unique_ptr<Conv2dBackwardData> create(const ConvShape& forward_shape,
+                                                    const T* weights,
+                                                    Context& context = Context::default_context());
+  ~Conv2dBackwardData();
+  Conv2dBackwardData(const Conv2dBackwardData&) = delete;
+  Conv2dBackwardData& operator=(const Conv2dBackwardData&) = delete;
+
+  // dx (n x h x w x c_in) from dy (n x h_out x w_out x c_out), overwritten.
+  void run(const T* dy, T* dx) const;
+
+  const ConvShape& shape() const { return shape_; }
+  // The forward operator that computes it, and so its algorithm and kernel.
+  const Conv2d<T>& inner() const { return *inner_; }
+  // Scratch of one run: the spread dy, if any, and the inner operator's.
+  std::int64_t workspace_bytes() const;
+
+ private:
+  Conv2dBackwardData(const ConvShape& shape, std::unique_ptr<Conv2d<T>> inner, bool spread);
+  ConvShape shape_;
+  std::unique_ptr<Conv2d<T>> inner_;
+  bool spread_;  // dy goes onto a zero grid first
+};
+
+// The gradients with respect to the filters and the bias. dw has the layout
+// of the weights (OHWI for NHWC, OIHW for NCHW) and is one GEMM per group
+// whose reduction runs over every output pixel of the batch, patches packed
+// tile by tile from x (never the whole im2col matrix); db[m] sums dy over
+// the batch's pixels in order.
+template <typename T>
+class Conv2dBackwardWeights {
+ public:
+  static std::unique_ptr<Conv2dBackwardWeights> create(
+      const ConvShape& forward_shape, Context& context = Context::default_context());
+  ~Conv2dBackwardWeights();
+  Conv2dBackwardWeights(const Conv2dBackwardWeights&) = delete;
+  Conv2dBackwardWeights& operator=(const Conv2dBackwardWeights&) = delete;
+
+  // dw (c_out x k_h x k_w x c_in/groups, or OIHW) and db (c_out values) from
+  // x and dy; either output may be null, to skip it. Both are overwritten.
+  void run(const T* x, const T* dy, T* dw, T* db) const;
+
+  const ConvShape& shape() const { return shape_; }
+  const char* kernel() const;
+
+ private:
+  Conv2dBackwardWeights(const ConvShape& shape, std::shared_ptr<detail::ContextState> context);
+  ConvShape shape_;
+  std::shared_ptr<detail::ContextState> context_;
+  const detail::KernelSet<T>* kernels_;
+};
+
+// The forward shape whose input-gradient map is the transposed convolution
+// of an n x h x w x c_in input (in `params.layout`) to c_out channels with a
+// k_h x k_w kernel: its input extent is
+//   (h - 1)*stride - pad_top - pad_bottom + dilation*(k_h - 1) + output_padding_h + 1
+// (and likewise for the width), its c_in is the transposed convolution's
+// c_out and its c_out the transposed convolution's c_in. output_padding must
+// be below the stride or the dilation of its axis. Throws
+// std::invalid_argument naming the bad argument.
+ConvShape make_conv_transpose_shape(std::int64_t n, std::int64_t h, std::int64_t w,
+                                    std::int64_t c_in, std::int64_t c_out, std::int64_t k_h,
+                                    std::int64_t k_w, const ConvParams& params,
+                                    std::int64_t output_padding_h,
+                                    std::int64_t output_padding_w);
+
+// The transposed convolution y = W^T x + bias, with PyTorch's and ONNX's
+// ConvTranspose semantics. `forward_shape` comes from
+// make_conv_transpose_shape(); the weights are those of the convolution it
+// transposes: (c_in, k_h, k_w, c_out/groups) for NHWC and
+// (c_in, c_out/groups, k_h, k_w) for NCHW, c_in and c_out being the
+// transposed convolution's.
+template <typename T>
+class ConvTranspose2d {
+ public:
+  static std::unique_ptr<ConvTranspose2d> create(const ConvShape& forward_shape,
+                                                 const T* weights,
+                                                 Context& context = Context::default_context());
+  // y (n x h_in x w_in x c_in of forward_shape) from x (n x h_out x w_out x
+  // c_out of forward_shape); bias has forward_shape.c_in values or is null.
+  void run(const T* x, const T* bias, T* y) const;
+  const Conv2dBackwardData<T>& data() const { return *data_; }
+
+ private:
+  explicit ConvTranspose2d(std::unique_ptr<Conv2dBackwardData<T>> data);
+  std::unique_ptr<Conv2dBackwardData<T>> data_;
+};
+
+// Free functions: each makes an operator for the call and runs it once.
+template <typename T>
+void conv2d_backward_data(const ConvShape& forward_shape, const T* dy, const T* w, T* dx);
+template <typename T>
+void conv2d_backward_weights(const ConvShape& forward_shape, const T* x, const T* dy, T* dw,
+                             T* db);
+
+}  // namespace convx

@@ -1,0 +1,178 @@
+// The filter and bias gradients: per group, dw = dy^T . patches(x), a GEMM
+// whose reduction runs over every output pixel of the batch, with the
+// patches gathered panel by panel from x.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "common/checked.hpp"
+#include "convx/conv2d_backward.hpp"
+#include "gemm/driver.hpp"
+#include "kernels/kernel_table.hpp"
+#include "runtime/context_state.hpp"
+#include "runtime/float_mode.hpp"
+#include "runtime/thread_pool.hpp"
+
+namespace convx {
+
+namespace detail {
+namespace {
+
+// NCHW dy as the left operand: A(i, q) = dy[b, g*cog + i, pix] for output
+// pixel q = b*pixels + pix of the whole batch.
+template <typename T>
+class NchwGradRows final : public ASource<T> {
+ public:
+  NchwGradRows(const ConvShape& s, const T* dy, std::int64_t group)
+      : dy_(dy + group * s.c_out_per_group() * s.h_out * s.w_out),
+        pixels_(s.h_out * s.w_out), c_out_(s.c_out) {}
+
+  void pack_rows(T* dst, std::int64_t ld, std::int64_t r0, std::int64_t rows, std::int64_t k0,
+                 std::int64_t kc) const override {
+    for (std::int64_t i = 0; i < rows; ++i) {
+      for (std::int64_t q = k0; q < k0 + kc;) {
+        const std::int64_t b = q / pixels_, pix = q % pixels_;
+        const std::int64_t run = std::min(pixels_ - pix, k0 + kc - q);
+        const T* src = dy_ + ((b * c_out_ + r0 + i) * pixels_ + pix);
+        std::memcpy(dst + i * ld + (q - k0), src, static_cast<std::size_t>(run) * sizeof(T));
+        q += run;
+      }
+    }
+  }
+
+ private:
+  const T* dy_;
+  std::int64_t pixels_, c_out_;
+};
+
+// The patches of one group as the right operand: B(q, j) is element j of the
+// patch of output pixel q (of the whole batch), in the weights' order: HWC
+// (u, v, c) for NHWC, CHW (c, u, v) for NCHW; the padding reads 0.
+template <typename T>
+class PatchMatrix final : public BSource<T> {
+ public:
+  PatchMatrix(const ConvShape& s, const T* x, std::int64_t group)
+      : s_(s), x_(x), c0_(group * s.c_in_per_group()) {}
+
+  void pack_panels(const GemmKernel<T>& kern, T* dst, std::int64_t j0, std::int64_t cols,
+                   std::int64_t k0, std::int64_t kc) const override {
+    const int nr = kern.nr;
+    const std::int64_t panels = (cols + nr - 1) / nr;
+    for (std::int64_t p = 0; p < kc; ++p) {
+      const std::int64_t q = k0 + p;
+      const std::int64_t ow = q % s_.w_out, oh = (q / s_.w_out) % s_.h_out;
+      const std::int64_t b = q / (s_.w_out * s_.h_out);
+      for (std::int64_t j = 0; j < panels * nr; ++j) {
+        dst[(j / nr) * kc * nr + p * nr + j % nr] = j < cols ? value(b, oh, ow, j0 + j) : T(0);
+      }
+    }
+  }
+
+ private:
+  T value(std::int64_t b, std::int64_t oh, std::int64_t ow, std::int64_t j) const {
+    const std::int64_t cg = s_.c_in_per_group(), kh = s_.k_h, kw = s_.k_w;
+    const bool nhwc = s_.p.layout == Layout::NHWC;
+    const std::int64_t u = nhwc ? j / (kw * cg) : (j / kw) % kh;
+    const std::int64_t v = nhwc ? (j / cg) % kw : j % kw;
+    const std::int64_t c = nhwc ? j % cg : j / (kh * kw);
+    const std::int64_t ih = oh * s_.p.stride_h - s_.p.pad.top + u * s_.p.dilation_h;
+    const std::int64_t iw = ow * s_.p.stride_w - s_.p.pad.left + v * s_.p.dilation_w;
+    if (ih < 0 || ih >= s_.h || iw < 0 || iw >= s_.w) return T(0);
+    return nhwc ? x_[((b * s_.h + ih) * s_.w + iw) * s_.c_in + c0_ + c]
+                : x_[((b * s_.c_in + c0_ + c) * s_.h + ih) * s_.w + iw];
+  }
+
+  const ConvShape& s_;
+  const T* x_;
+  std::int64_t c0_;
+};
+
+// db[m] = the sum of dy over every output pixel of the batch, in order.
+template <typename T>
+void bias_gradient(const ConvShape& s, const T* dy, T* db) {
+  const std::int64_t pixels = s.h_out * s.w_out;
+  std::fill(db, db + s.c_out, T(0));
+  if (s.p.layout == Layout::NHWC) {
+    for (std::int64_t q = 0; q < s.n * pixels; ++q) {
+      for (std::int64_t m = 0; m < s.c_out; ++m) db[m] += dy[q * s.c_out + m];
+    }
+    return;
+  }
+  for (std::int64_t b = 0; b < s.n; ++b) {
+    for (std::int64_t m = 0; m < s.c_out; ++m) {
+      const T* plane = dy + (b * s.c_out + m) * pixels;
+      for (std::int64_t p = 0; p < pixels; ++p) db[m] += plane[p];
+    }
+  }
+}
+
+}  // namespace
+}  // namespace detail
+
+template <typename T>
+Conv2dBackwardWeights<T>::Conv2dBackwardWeights(const ConvShape& shape,
+                                                std::shared_ptr<detail::ContextState> context)
+    : shape_(shape), context_(std::move(context)),
+      kernels_(&detail::kernels_for<T>(static_cast<Isa>(context_->isa.load()))) {}
+
+template <typename T>
+Conv2dBackwardWeights<T>::~Conv2dBackwardWeights() = default;
+
+template <typename T>
+std::unique_ptr<Conv2dBackwardWeights<T>> Conv2dBackwardWeights<T>::create(
+    const ConvShape& forward_shape, Context& context) {
+  const ConvShape& s = forward_shape;
+  const ConvShape v = make_conv_shape(s.n, s.h, s.w, s.c_in, s.c_out, s.k_h, s.k_w, s.p);
+  detail::require(v.h_out == s.h_out && v.w_out == s.w_out,
+                  "conv2d backward: shape was not made by make_conv_shape");
+  return std::unique_ptr<Conv2dBackwardWeights>(new Conv2dBackwardWeights(v, context.state()));
+}
+
+template <typename T>
+const char* Conv2dBackwardWeights<T>::kernel() const {
+  return kernels_->gemm.name;
+}
+
+template <typename T>
+void Conv2dBackwardWeights<T>::run(const T* x, const T* dy, T* dw, T* db) const {
+  const ConvShape& s = shape_;
+  detail::require(x != nullptr && dy != nullptr, "conv2d backward: null pointer");
+  const detail::FloatModeScope float_mode(context_->flush.load(std::memory_order_relaxed));
+  if (db != nullptr) detail::bias_gradient(s, dy, db);
+  if (dw == nullptr) return;
+  const std::int64_t cog = s.c_out_per_group(), K = s.patch_size();
+  const std::int64_t pixels = s.n * s.h_out * s.w_out;
+  if (pixels == 0) {
+    std::fill(dw, dw + s.weight_size(), T(0));
+    return;
+  }
+  detail::PoolLease lease(*context_);
+  for (std::int64_t g = 0; g < s.groups(); ++g) {
+    const detail::PatchMatrix<T> patches(s, x, g);
+    T* out = dw + g * cog * K;
+    if (s.p.layout == Layout::NHWC) {
+      const detail::StridedMatrix<T> grad(dy + g * cog, 1, s.c_out);
+      detail::gemm_blocked<T>(kernels_->gemm, lease, cog, K, pixels, grad, patches, out, K, 1,
+                              false, Epilogue<T>{});
+    } else {
+      const detail::NchwGradRows<T> grad(s, dy, g);
+      detail::gemm_blocked<T>(kernels_->gemm, lease, cog, K, pixels, grad, patches, out, K, 1,
+                              false, Epilogue<T>{});
+    }
+  }
+}
+
+template <typename T>
+void conv2d_backward_weights(const ConvShape& forward_shape, const T* x, const T* dy, T* dw,
+                             T* db) {
+  Conv2dBackwardWeights<T>::create(forward_shape)->run(x, dy, dw, db);
+}
+
+#define CONVX_INSTANTIATE(T)                                                                \
+  template class Conv2dBackwardWeights<T>;                                                  \
+  template void conv2d_backward_weights<T>(const ConvShape&, const T*, const T*, T*, T*);
+CONVX_INSTANTIATE(float)
+CONVX_INSTANTIATE(double)
+#undef CONVX_INSTANTIATE
+
+}  // namespace convx
