@@ -7,6 +7,7 @@
 //   arrays.{hpp,cpp}  buffer checks, array creation, C++ -> Python errors
 //   operator.cpp      convx::Conv2d as _core.Conv2dOp, packed weights, LayerBase
 //   functions.cpp     pad, im2col, gemm, runtime settings, cpu_info
+//   backward.cpp      the backward pass and the transposed convolution
 //   conv_matrix.cpp   conv_matrix
 #include <pybind11/pybind11.h>
 
@@ -19,6 +20,7 @@ namespace py = pybind11;
 namespace convx_bindings {
 void bind_operator(py::module_& m);
 void bind_functions(py::module_& m);
+void bind_backward(py::module_& m);
 }  // namespace convx_bindings
 
 void bind_conv_matrix(py::module_& m);
@@ -46,6 +48,7 @@ PYBIND11_MODULE(_core, m) {
   });
   convx_bindings::bind_operator(m);
   convx_bindings::bind_functions(m);
+  convx_bindings::bind_backward(m);
   bind_conv_matrix(m);
   m.attr("__version__") = CONVX_VERSION_STRING;
 }

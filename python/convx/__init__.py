@@ -12,6 +12,7 @@ from typing import Any
 
 from convx import _core
 from convx import functional as _functional
+from convx._backward import conv2d_backward, conv_transpose2d
 from convx._conv_matrix import conv_bias_vector, conv_matrix
 from convx._threadpoolctl import register as _register_with_threadpoolctl
 from convx.functional import conv2d, explain, gemm, im2col, output_shape, pad, workspace_bytes
@@ -27,8 +28,10 @@ __all__ = [
     "Conv2D",
     "__version__",
     "conv2d",
+    "conv2d_backward",
     "conv_bias_vector",
     "conv_matrix",
+    "conv_transpose2d",
     "cpu_info",
     "explain",
     "gemm",

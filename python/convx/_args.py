@@ -111,7 +111,7 @@ def check_layout(layout: Any) -> str:
     raise ValueError(f"layout must be 'NHWC' or 'NCHW', got {layout!r}")
 
 
-def _explicit_padding(padding: Any) -> tuple[Pair, Pair]:
+def explicit_padding(padding: Any) -> tuple[Pair, Pair]:
     """Padding that needs no geometry: int, (p_h, p_w) or ((top, bottom), (left, right))."""
     if _is_int(padding):
         p = int(padding)
@@ -166,7 +166,7 @@ def resolve_padding(
             small = total // 2
             sides.append((small, total - small) if padding == "same" else (total - small, small))
         return (sides[0], sides[1])
-    return _explicit_padding(padding)
+    return explicit_padding(padding)
 
 
 def output_size(n: int, k: int, s: int, d: int, before: int, after: int, axis: str) -> int:

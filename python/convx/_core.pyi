@@ -132,6 +132,43 @@ def _gemm_panel_counts(reset: bool = False) -> tuple[int, int]:
     """(in place, packed): the GEMM's A micro-panels read in place from their source and
     packed, since the start or the last reset (which returns the counts before it)."""
 
+def conv2d_backward(
+    input_dims: _Int4,
+    cout_kh: _Int2,
+    k_w: int,
+    stride: _Int2,
+    dilation: _Int2,
+    pad: _Int4,
+    groups: int,
+    layout: str,
+    grad_out: _Array,
+    x: _Array | None,
+    weight: _Array | None,
+    dx: _Array | None,
+    dw: _Array | None,
+    db: _Array | None,
+) -> None:
+    """Writes the gradients asked for (dx, dw, db not None) of the convolution with these
+    parameters (as for Conv2dOp) from grad_out; x is needed for dw, weight for dx."""
+
+def conv_transpose2d(
+    x: _Array,
+    weight: _Array,
+    bias: _Array | None,
+    out: _Array,
+    dims: _Int4,
+    c_out: int,
+    kernel: _Int2,
+    stride: _Int2,
+    dilation: _Int2,
+    pad: _Int4,
+    groups: int,
+    layout: str,
+    output_padding: _Int2,
+) -> None:
+    """The transposed convolution of x (dims (n, h, w, c_in)) to c_out channels into out;
+    weight (c_in, k_h, k_w, c_out/groups) for NHWC or (c_in, c_out/groups, k_h, k_w)."""
+
 def cpu_info() -> dict[str, Any]:
     """Keys: vendor, avx2, avx512, compiled, available, best, active, num_threads,
     usable_cpus, flush_denormal, version, build_flags."""

@@ -190,6 +190,7 @@ class _ConvCall(NamedTuple):
     groups: int
     layout: str
     activation: str  # "none" or "relu"
+    out_shape: tuple[int, ...]  # the result's
 
 
 def _normalise(
@@ -239,7 +240,7 @@ def _normalise(
     if out is not None:
         check_out(out, out_shape, xa.dtype, (xa, wa, ba))
     return _ConvCall(xa, wa, ba, (n, h, w, c_in), batched, int(c_out), (int(k_h), int(k_w)),
-                     s, d, pads, g, layout, act)
+                     s, d, pads, g, layout, act, out_shape)
 
 
 def _check_weight_channels(c_in: int, c_in_g: int, groups: int, name: str) -> None:

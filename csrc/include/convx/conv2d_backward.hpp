@@ -71,7 +71,8 @@ class Conv2dBackwardWeights {
   Conv2dBackwardWeights& operator=(const Conv2dBackwardWeights&) = delete;
 
   // dw (c_out x k_h x k_w x c_in/groups, or OIHW) and db (c_out values) from
-  // x and dy; either output may be null, to skip it. Both are overwritten.
+  // x and dy; either output may be null, to skip it (x may be null when dw
+  // is). Both are overwritten.
   void run(const T* x, const T* dy, T* dw, T* db) const;
 
   const ConvShape& shape() const { return shape_; }

@@ -136,7 +136,7 @@ const char* Conv2dBackwardWeights<T>::kernel() const {
 template <typename T>
 void Conv2dBackwardWeights<T>::run(const T* x, const T* dy, T* dw, T* db) const {
   const ConvShape& s = shape_;
-  detail::require(x != nullptr && dy != nullptr, "conv2d backward: null pointer");
+  detail::require(dy != nullptr && (dw == nullptr || x != nullptr), "conv2d backward: null pointer");
   const detail::FloatModeScope float_mode(context_->flush.load(std::memory_order_relaxed));
   if (db != nullptr) detail::bias_gradient(s, dy, db);
   if (dw == nullptr) return;
