@@ -47,7 +47,9 @@ class NchwGradRows final : public ASource<T> {
 
 // The patches of one group as the right operand: B(q, j) is element j of the
 // patch of output pixel q (of the whole batch), in the weights' order: HWC
-// (u, v, c) for NHWC, CHW (c, u, v) for NCHW; the padding reads 0.
+// (u, v, c) for NHWC, CHW (c, u, v) for NCHW; the padding reads 0. A panel
+// row is gathered into a short row first (NHWC: runs of channels), then
+// copied into the panels nr values at a time.
 template <typename T>
 class PatchMatrix final : public BSource<T> {
  public:
@@ -57,29 +59,71 @@ class PatchMatrix final : public BSource<T> {
   void pack_panels(const GemmKernel<T>& kern, T* dst, std::int64_t j0, std::int64_t cols,
                    std::int64_t k0, std::int64_t kc) const override {
     const int nr = kern.nr;
-    const std::int64_t panels = (cols + nr - 1) / nr;
+    const std::int64_t padded = (cols + nr - 1) / nr * nr;
+    T row[kChunk];
     for (std::int64_t p = 0; p < kc; ++p) {
       const std::int64_t q = k0 + p;
       const std::int64_t ow = q % s_.w_out, oh = (q / s_.w_out) % s_.h_out;
       const std::int64_t b = q / (s_.w_out * s_.h_out);
-      for (std::int64_t j = 0; j < panels * nr; ++j) {
-        dst[(j / nr) * kc * nr + p * nr + j % nr] = j < cols ? value(b, oh, ow, j0 + j) : T(0);
+      for (std::int64_t c0 = 0; c0 < padded; c0 += kChunk) {
+        const std::int64_t len = std::min(kChunk, padded - c0);
+        const std::int64_t live = std::max<std::int64_t>(0, std::min(len, cols - c0));
+        gather(b, oh, ow, j0 + c0, live, row);
+        std::fill(row + live, row + len, T(0));
+        // c0 and kChunk are multiples of nr: the chunk is whole panel rows.
+        for (std::int64_t j = 0; j < len; j += nr) {
+          std::memcpy(dst + ((c0 + j) / nr) * kc * nr + p * nr, row + j,
+                      static_cast<std::size_t>(nr) * sizeof(T));
+        }
       }
     }
   }
 
  private:
-  T value(std::int64_t b, std::int64_t oh, std::int64_t ow, std::int64_t j) const {
+  static constexpr std::int64_t kChunk = 256;  // a multiple of every kernel's nr
+
+  // Patch elements [j, j + len) of output pixel (b, oh, ow) into row.
+  void gather(std::int64_t b, std::int64_t oh, std::int64_t ow, std::int64_t j,
+              std::int64_t len, T* row) const {
+    if (len <= 0) return;
     const std::int64_t cg = s_.c_in_per_group(), kh = s_.k_h, kw = s_.k_w;
-    const bool nhwc = s_.p.layout == Layout::NHWC;
-    const std::int64_t u = nhwc ? j / (kw * cg) : (j / kw) % kh;
-    const std::int64_t v = nhwc ? (j / cg) % kw : j % kw;
-    const std::int64_t c = nhwc ? j % cg : j / (kh * kw);
-    const std::int64_t ih = oh * s_.p.stride_h - s_.p.pad.top + u * s_.p.dilation_h;
-    const std::int64_t iw = ow * s_.p.stride_w - s_.p.pad.left + v * s_.p.dilation_w;
-    if (ih < 0 || ih >= s_.h || iw < 0 || iw >= s_.w) return T(0);
-    return nhwc ? x_[((b * s_.h + ih) * s_.w + iw) * s_.c_in + c0_ + c]
-                : x_[((b * s_.c_in + c0_ + c) * s_.h + ih) * s_.w + iw];
+    const std::int64_t ih0 = oh * s_.p.stride_h - s_.p.pad.top;
+    const std::int64_t iw0 = ow * s_.p.stride_w - s_.p.pad.left;
+    const std::int64_t dh = s_.p.dilation_h, dw = s_.p.dilation_w;
+    if (s_.p.layout == Layout::NHWC) {
+      std::int64_t u = j / (kw * cg), v = (j / cg) % kw, c = j % cg;
+      for (std::int64_t done = 0; done < len;) {
+        const std::int64_t run = std::min(cg - c, len - done);
+        const std::int64_t ih = ih0 + u * dh, iw = iw0 + v * dw;
+        if (ih >= 0 && ih < s_.h && iw >= 0 && iw < s_.w) {
+          std::memcpy(row + done, x_ + ((b * s_.h + ih) * s_.w + iw) * s_.c_in + c0_ + c,
+                      static_cast<std::size_t>(run) * sizeof(T));
+        } else {
+          std::fill(row + done, row + done + run, T(0));
+        }
+        done += run;
+        c = 0;
+        if (++v == kw) {
+          v = 0;
+          ++u;
+        }
+      }
+      return;
+    }
+    std::int64_t c = j / (kh * kw), u = (j / kw) % kh, v = j % kw;
+    for (std::int64_t t = 0; t < len; ++t) {
+      const std::int64_t ih = ih0 + u * dh, iw = iw0 + v * dw;
+      row[t] = ih >= 0 && ih < s_.h && iw >= 0 && iw < s_.w
+                   ? x_[((b * s_.c_in + c0_ + c) * s_.h + ih) * s_.w + iw]
+                   : T(0);
+      if (++v == kw) {
+        v = 0;
+        if (++u == kh) {
+          u = 0;
+          ++c;
+        }
+      }
+    }
   }
 
   const ConvShape& s_;
