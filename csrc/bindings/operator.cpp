@@ -359,13 +359,33 @@ py::object Conv2dOp::bind(const py::object& self, const py::object& bias) const 
 
 // The base class of convx.Conv2D, whose __call__ it implements in C so that
 // a layer's repeated call runs no Python frame of its own. layer(x) or
-// layer(x, out=o) calls the bound operator `self._fast(x, out)`; when that
-// returns None (an input it cannot take as it is), and for any other way of
-// calling, the call goes to the Python method `self._call_slow(*args,
+// layer(x, out=o) calls the bound operator `self._fast(x, out)` and, when
+// `self.save_input` is true, keeps x as `self._saved_input`; when the
+// operator returns None (an input it cannot take as it is), and for any other
+// way of calling, the call goes to the Python method `self._call_slow(*args,
 // **kwargs)`, which normalises the arguments. Errors propagate as raised.
 PyObject* g_fast_attr = nullptr;
 PyObject* g_slow_attr = nullptr;
 PyObject* g_out_key = nullptr;
+PyObject* g_save_attr = nullptr;
+PyObject* g_saved_attr = nullptr;
+
+// Keeps x as the layer's `_saved_input` (for its backward) when its
+// `save_input` is true; false with a Python error set on failure. Stored
+// with the generic setattr: the layer's own __setattr__ is for its geometry.
+bool save_input(PyObject* self, PyObject* x) {
+  PyObject* save = PyObject_GetAttr(self, g_save_attr);
+  if (save == nullptr) return false;
+  const int on = PyObject_IsTrue(save);
+  Py_DECREF(save);
+  if (on < 0) return false;
+  return on == 0 || PyObject_GenericSetAttr(self, g_saved_attr, x) == 0;
+}
+
+PyObject* drop(PyObject* y) {
+  Py_DECREF(y);
+  return nullptr;
+}
 
 PyObject* layer_call(PyObject* self, PyObject* args, PyObject* kwargs) {
   PyObject* out = Py_None;
@@ -378,10 +398,12 @@ PyObject* layer_call(PyObject* self, PyObject* args, PyObject* kwargs) {
   if (plain) {
     PyObject* fast = PyObject_GetAttr(self, g_fast_attr);
     if (fast == nullptr) return nullptr;
-    PyObject* call_args[2] = {PyTuple_GET_ITEM(args, 0), out};
+    PyObject* x = PyTuple_GET_ITEM(args, 0);
+    PyObject* call_args[2] = {x, out};
     PyObject* y = PyObject_Vectorcall(fast, call_args, 2, nullptr);
     Py_DECREF(fast);
-    if (y != Py_None) return y;  // a result, or an error (nullptr)
+    if (y == nullptr) return nullptr;
+    if (y != Py_None) return save_input(self, x) ? y : drop(y);
     Py_DECREF(y);
   }
   PyObject* slow = PyObject_GetAttr(self, g_slow_attr);
@@ -395,14 +417,18 @@ void add_layer_base(py::module_& m) {
   g_fast_attr = PyUnicode_InternFromString("_fast");
   g_slow_attr = PyUnicode_InternFromString("_call_slow");
   g_out_key = PyUnicode_InternFromString("out");
-  if (g_fast_attr == nullptr || g_slow_attr == nullptr || g_out_key == nullptr) {
+  g_save_attr = PyUnicode_InternFromString("save_input");
+  g_saved_attr = PyUnicode_InternFromString("_saved_input");
+  if (g_fast_attr == nullptr || g_slow_attr == nullptr || g_out_key == nullptr ||
+      g_save_attr == nullptr || g_saved_attr == nullptr) {
     throw py::error_already_set();
   }
   static PyType_Slot slots[] = {
       {Py_tp_call, reinterpret_cast<void*>(&layer_call)},
       {Py_tp_doc, const_cast<char*>(
                       "Base of convx.Conv2D: __call__(x, *, out=None) runs the bound operator "
-                      "self._fast(x, out), or self._call_slow(x, out=out) when it declines.")},
+                      "self._fast(x, out) (keeping x as self._saved_input when "
+                      "self.save_input), or self._call_slow(x, out=out) when it declines.")},
       {0, nullptr}};
   static PyType_Spec spec = {"convx._core.LayerBase", static_cast<int>(sizeof(PyObject)), 0,
                              Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, slots};

@@ -134,11 +134,10 @@ def conv_transpose2d(
     c_out = c_out_g * g
     s = normalize_pair(stride, "stride")
     d = normalize_pair(dilation, "dilation")
-    if isinstance(padding, str) and padding != "valid":
+    if isinstance(padding, str):
         raise ValueError(f"padding must be an int, a pair or ((top, bottom), (left, right)) for "
                          f"a transposed convolution, got {padding!r}")
-    (top, bottom), (left, right) = ((0, 0), (0, 0)) if padding == "valid" else \
-        explicit_padding(padding)
+    (top, bottom), (left, right) = explicit_padding(padding)
     op = _output_padding(output_padding, output_size, (h, w), (k_h, k_w), s, d,
                          (top, bottom, left, right))
     h_out = _transposed_extent(h, k_h, s[0], d[0], top, bottom, op[0])

@@ -20,6 +20,7 @@ from convx._args import (
     normalize_pair,
     resolve_padding,
 )
+from convx._backward import conv2d_backward
 from convx.functional import _make_op, _normalise, _plain, output_shape
 
 __all__ = ["Conv2D"]
@@ -28,8 +29,8 @@ __all__ = ["Conv2D"]
 # the order _LayerState.geometry holds them.
 _SIGNATURE_ATTRS = ("stride", "padding", "dilation", "activation", "groups", "layout")
 # What copies and pickles rebuild rather than carry: the state (its arrays travel as
-# "_weight" and "_bias"), the published operator and the lock.
-_REBUILT_ATTRS = ("_state", "_fast", "_op", "_lock")
+# "_weight" and "_bias"), the published operator, the lock and the input saved for backward.
+_REBUILT_ATTRS = ("_state", "_fast", "_op", "_lock", "_saved_input")
 
 # An operator bound to a layer's packed weights and bias: bound(x, out) (see Conv2dOp.bind).
 _BoundOp = Callable[[Any, Any], "npt.NDArray[Any] | None"]
@@ -103,12 +104,24 @@ class Conv2D(_core.LayerBase):
     with an input of the same shape and dtype runs its operator with no Python frame;
     anything else takes ``_call_slow``.
 
+    Learning. A call keeps a reference to its input (not a copy: do not modify the input
+    in place before ``backward``) unless ``layer.save_input`` is False or the call passes
+    ``save_input=False``. ``layer.backward(grad_out)`` returns dL/dx for that input and
+    adds dL/dweight and dL/dbias to ``layer.weight_grad`` and ``layer.bias_grad``;
+    ``layer.zero_grad()`` clears them and ``layer.parameters()`` lists the arrays to update
+    (by assignment). Assigning to the layer drops the saved input. A layer with
+    ``activation="relu"`` has no backward: apply ReLU to the output instead.
+
     Threads may call a layer while another assigns its weight, bias or geometry. A call
     computes with the state before the assignment or the one after it, never a mix of
     the two, and every call that starts after the assignment returns uses the new state.
     Assignments themselves are serialised by a lock.
     """
 
+    save_input: bool = True  # whether a call keeps its input for backward (see above)
+    weight_grad: npt.NDArray[Any] | None = None  # the sums of backward's dL/dweight
+    bias_grad: npt.NDArray[Any] | None = None
+    _saved_input: npt.NDArray[Any] | None = None  # kept by the last call, for backward
     _state: _LayerState  # see _LayerState
     _fast: _BoundOp  # see __call__; it holds its own weights and bias
     _op: _core.Conv2dOp | None  # the operator _fast calls
@@ -220,12 +233,25 @@ class Conv2D(_core.LayerBase):
         op = self._op
         return None if op is None else op.kernel
 
-    def _call_slow(self, x: npt.ArrayLike, *, out: npt.NDArray[Any] | None = None
-                   ) -> npt.NDArray[Any]:
+    def _call_slow(self, x: npt.ArrayLike, *, out: npt.NDArray[Any] | None = None,
+                   save_input: bool | None = None) -> npt.NDArray[Any]:
         """The layer's call when the bound operator ``_fast`` declined it (see the class
         docstring): self._fast(x, out) is the operator of the last input shape, bound to
         this layer's weights and bias. It returns None for an input it cannot take as is
-        (another shape or dtype, or one that needs a copy)."""
+        (another shape or dtype, or one that needs a copy). save_input, when given,
+        overrides ``self.save_input`` for this call."""
+        if save_input is None:
+            save_input = self.save_input
+        elif type(save_input) is not bool:
+            raise TypeError(f"save_input must be True or False, got {save_input!r}")
+        y, x_used = self._forward(x, out)
+        if save_input:
+            object.__setattr__(self, "_saved_input", x_used)
+        return y
+
+    def _forward(self, x: Any, out: npt.NDArray[Any] | None
+                 ) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+        """The output, and the array (x, or its normalised copy) it was computed from."""
         state = self._state  # the one version this call computes with
         key = None
         if type(x) is np.ndarray and state.sig and state.prepared is not None:
@@ -237,14 +263,14 @@ class Conv2D(_core.LayerBase):
                 y = entry[1](x, out)
                 if y is not None:
                     self._publish(state, entry)
-                    return y
+                    return y, x
         stride, padding, dilation, activation, groups, layout = state.geometry
         call = _normalise(x, state.weight, state.bias, stride, padding, dilation, groups,
                           layout, activation, False, out)
         if state.prepared is None:
             # Attributes reassigned to values that do not describe the weights: the core
             # names the problem.
-            return _make_op(call)(call.x, call.weight, call.bias, out)
+            return _make_op(call)(call.x, call.weight, call.bias, out), call.x
         op = _make_op(call, state.prepared)
         bound = op.bind(call.bias)
         y = bound(call.x, out)
@@ -254,7 +280,44 @@ class Conv2D(_core.LayerBase):
         if key is not None and call.x is x:
             state.ops[key] = (op, bound)
             self._publish(state, (op, bound))
-        return y
+        return y, call.x
+
+    def backward(self, grad_out: npt.ArrayLike) -> npt.NDArray[Any]:
+        """dL/dx for the input of the last call, given grad_out = dL/dy (the output's
+        shape); adds dL/dweight to ``weight_grad`` and dL/dbias to ``bias_grad``."""
+        x = self._saved_input
+        if x is None:
+            raise RuntimeError("backward: no input saved; call the layer first, with "
+                               "save_input on, and after any assignment to the layer")
+        state = self._state
+        stride, padding, dilation, activation, groups, layout = state.geometry
+        if activation is not None:
+            raise ValueError(f"backward: the layer fuses activation={activation!r} into its "
+                             "output, whose gradient needs that output; use activation=None "
+                             "and apply the activation to the output yourself")
+        needs = ("input", "weight", "bias") if state.bias is not None else ("input", "weight")
+        dx, dw, db = conv2d_backward(grad_out, x, state.weight, stride=stride, padding=padding,
+                                     dilation=dilation, groups=groups, layout=layout,
+                                     needs=needs)
+        assert dx is not None and dw is not None
+        self.weight_grad = dw if self.weight_grad is None else self.weight_grad + dw
+        if db is not None:
+            self.bias_grad = db if self.bias_grad is None else self.bias_grad + db
+        return dx
+
+    def zero_grad(self) -> None:
+        """Forget the accumulated gradients (weight_grad and bias_grad become None)."""
+        self.weight_grad = None
+        self.bias_grad = None
+
+    def parameters(self) -> dict[str, npt.NDArray[Any]]:
+        """The learnable arrays by name ("weight", and "bias" when there is one). They are
+        read-only: update a parameter by assigning it, e.g.
+        ``layer.weight = layer.weight - lr * layer.weight_grad``."""
+        params = {"weight": self.weight}
+        if self.bias is not None:
+            params["bias"] = self.bias
+        return params
 
     def _publish(self, state: _LayerState, entry: tuple[_core.Conv2dOp, _BoundOp]) -> None:
         """Make `entry`, an operator of `state`, the one the C call tries first, unless an
@@ -273,6 +336,7 @@ class Conv2D(_core.LayerBase):
         object.__setattr__(self, "_state", _LayerState(weight, bias, prepared, geometry))
         object.__setattr__(self, "_fast", _no_op)
         object.__setattr__(self, "_op", None)
+        object.__setattr__(self, "_saved_input", None)
 
     def __getstate__(self) -> dict[str, Any]:
         """What copy.deepcopy and pickle carry: the configuration and the arrays. The packed
