@@ -58,9 +58,13 @@ void conv2d_backward(Int4 input_dims, Int2 cout_kh, int64_t k_w, Int2 stride, In
 }
 
 template <typename T>
-void transpose_typed(const convx::ConvShape& f, const py::array& x, const py::array& w,
+void transpose_typed(Int4 dims, int64_t c_out, Int2 kernel, const convx::ConvParams& p,
+                     Int2 output_padding, const py::array& x, const py::array& w,
                      const py::object& bias, py::array& out) {
-  const T* xp = input_ptr<T>(x, f.output_size(), "x");
+  const convx::ConvShape f = convx::make_conv_transpose_shape(
+      dims[0], dims[1], dims[2], dims[3], c_out, kernel[0], kernel[1], p, output_padding[0],
+      output_padding[1]);
+  const T* xp = input_ptr<T>(x, checked_count({dims[0], dims[1], dims[2], dims[3]}, "x"), "x");
   const T* wp = input_ptr<T>(w, f.weight_size(), "weight");
   const T* bp = nullptr;
   if (!bias.is_none()) bp = input_ptr<T>(py::cast<py::array>(bias), f.c_in, "bias");
@@ -69,20 +73,22 @@ void transpose_typed(const convx::ConvShape& f, const py::array& x, const py::ar
       (bp != nullptr && overlaps(out, py::cast<py::array>(bias)))) {
     throw std::invalid_argument("out: must not overlap the input arrays");
   }
-  without_gil([&] { convx::ConvTranspose2d<T>::create(f, wp)->run(xp, bp, yp); });
+  without_gil([&] {
+    convx::ConvTranspose2d<T>::create(dims[0], dims[1], dims[2], dims[3], c_out, kernel[0],
+                                      kernel[1], p, output_padding[0], output_padding[1], wp)
+        ->run(xp, bp, yp);
+  });
 }
 
 void conv_transpose2d(const py::array& x, const py::array& w, const py::object& bias,
                       py::array& out, Int4 dims, int64_t c_out, Int2 kernel, Int2 stride,
                       Int2 dilation, Int4 pad, int64_t groups, const std::string& layout,
                       Int2 output_padding) {
-  const convx::ConvShape f = convx::make_conv_transpose_shape(
-      dims[0], dims[1], dims[2], dims[3], c_out, kernel[0], kernel[1],
-      make_params(stride, dilation, pad, groups, layout), output_padding[0], output_padding[1]);
+  const convx::ConvParams p = make_params(stride, dilation, pad, groups, layout);
   if (dtype_of(x, "x") == DType::F32) {
-    transpose_typed<float>(f, x, w, bias, out);
+    transpose_typed<float>(dims, c_out, kernel, p, output_padding, x, w, bias, out);
   } else {
-    transpose_typed<double>(f, x, w, bias, out);
+    transpose_typed<double>(dims, c_out, kernel, p, output_padding, x, w, bias, out);
   }
 }
 

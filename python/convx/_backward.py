@@ -131,6 +131,9 @@ def conv_transpose2d(
     if w_in != c_in:
         raise ValueError(f"weight.shape[0] is {w_in}, but x has {c_in} channels")
     g = check_groups(groups)
+    if c_in % g:
+        # The core would name these the transposed convolution's out_channels.
+        raise ValueError(f"groups: x's {c_in} channels are not divisible by groups={g}")
     c_out = c_out_g * g
     s = normalize_pair(stride, "stride")
     d = normalize_pair(dilation, "dilation")

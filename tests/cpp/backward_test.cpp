@@ -154,7 +154,9 @@ TEST_CASE("backward: the transposed convolution is the input gradient plus a bia
   const std::vector<double> x = ref::small_ints<double>(f.output_size(), 2);
   const std::vector<double> bias = ref::small_ints<double>(f.c_in, 3);
   std::vector<double> y(static_cast<std::size_t>(f.input_size()));
-  convx::ConvTranspose2d<double>::create(f, w.data())->run(x.data(), bias.data(), y.data());
+  const auto op = convx::ConvTranspose2d<double>::create(2, 5, 4, 3, 4, 3, 3, p, 1, 0, w.data());
+  CHECK(op->forward_shape().h == f.h && op->forward_shape().w == f.w);
+  op->run(x.data(), bias.data(), y.data());
   const Grads want = reference_grads(f, y.data(), w.data(), x.data());
   for (int64_t i = 0; i < f.input_size(); ++i) {
     CHECK(y[static_cast<std::size_t>(i)] ==

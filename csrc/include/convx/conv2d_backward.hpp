@@ -91,8 +91,10 @@ class Conv2dBackwardWeights {
 //   (h - 1)*stride - pad_top - pad_bottom + dilation*(k_h - 1) + output_padding_h + 1
 // (and likewise for the width), its c_in is the transposed convolution's
 // c_out and its c_out the transposed convolution's c_in. output_padding must
-// be below the stride or the dilation of its axis. Throws
-// std::invalid_argument naming the bad argument.
+// be below the stride or the dilation of its axis; when it is not below the
+// stride, the forward shape has more output rows (h_out > h) than the
+// transposed convolution has input rows, and those extra rows read as zeros.
+// Throws std::invalid_argument naming the bad argument.
 ConvShape make_conv_transpose_shape(std::int64_t n, std::int64_t h, std::int64_t w,
                                     std::int64_t c_in, std::int64_t c_out, std::int64_t k_h,
                                     std::int64_t k_w, const ConvParams& params,
@@ -100,25 +102,31 @@ ConvShape make_conv_transpose_shape(std::int64_t n, std::int64_t h, std::int64_t
                                     std::int64_t output_padding_w);
 
 // The transposed convolution y = W^T x + bias, with PyTorch's and ONNX's
-// ConvTranspose semantics. `forward_shape` comes from
-// make_conv_transpose_shape(); the weights are those of the convolution it
-// transposes: (c_in, k_h, k_w, c_out/groups) for NHWC and
-// (c_in, c_out/groups, k_h, k_w) for NCHW, c_in and c_out being the
-// transposed convolution's.
+// ConvTranspose semantics, for an n x h x w x c_in input x to c_out channels
+// (the arguments of make_conv_transpose_shape()). The weights are those of
+// the convolution it transposes: (c_in, k_h, k_w, c_out/groups) for NHWC and
+// (c_in, c_out/groups, k_h, k_w) for NCHW.
 template <typename T>
 class ConvTranspose2d {
  public:
-  static std::unique_ptr<ConvTranspose2d> create(const ConvShape& forward_shape,
-                                                 const T* weights,
+  static std::unique_ptr<ConvTranspose2d> create(std::int64_t n, std::int64_t h, std::int64_t w,
+                                                 std::int64_t c_in, std::int64_t c_out,
+                                                 std::int64_t k_h, std::int64_t k_w,
+                                                 const ConvParams& params,
+                                                 std::int64_t output_padding_h,
+                                                 std::int64_t output_padding_w, const T* weights,
                                                  Context& context = Context::default_context());
-  // y (n x h_in x w_in x c_in of forward_shape) from x (n x h_out x w_out x
-  // c_out of forward_shape); bias has forward_shape.c_in values or is null.
+  // y (n x H x W x c_out, H and W as above) from x (n x h x w x c_in); bias
+  // has c_out values or is null.
   void run(const T* x, const T* bias, T* y) const;
+  // The convolution it transposes.
+  const ConvShape& forward_shape() const { return data_->shape(); }
   const Conv2dBackwardData<T>& data() const { return *data_; }
 
  private:
-  explicit ConvTranspose2d(std::unique_ptr<Conv2dBackwardData<T>> data);
+  ConvTranspose2d(std::unique_ptr<Conv2dBackwardData<T>> data, std::int64_t h, std::int64_t w);
   std::unique_ptr<Conv2dBackwardData<T>> data_;
+  std::int64_t h_, w_;  // the input's extent; the forward output's may be larger
 };
 
 // Free functions: each makes an operator for the call and runs it once.

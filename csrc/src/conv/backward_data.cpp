@@ -98,6 +98,23 @@ void spread(const ConvShape& f, const ConvShape& g, const T* dy, T* grid) {
   }
 }
 
+// y += bias per channel of the forward convolution's input (the transposed
+// convolution's output).
+template <typename T>
+void add_bias(const ConvShape& f, const T* bias, T* y) {
+  const std::int64_t pixels = f.h * f.w, channels = f.c_in;
+  if (f.p.layout == Layout::NHWC) {
+    for (std::int64_t p = 0; p < f.n * pixels; ++p) {
+      for (std::int64_t c = 0; c < channels; ++c) y[p * channels + c] += bias[c];
+    }
+    return;
+  }
+  for (std::int64_t plane = 0; plane < f.n * channels; ++plane) {
+    const T b = bias[plane % channels];
+    for (std::int64_t p = 0; p < pixels; ++p) y[plane * pixels + p] += b;
+  }
+}
+
 ConvShape validated_forward(const ConvShape& s) {
   const ConvShape v = make_conv_shape(s.n, s.h, s.w, s.c_in, s.c_out, s.k_h, s.k_w, s.p);
   detail::require(v.h_out == s.h_out && v.w_out == s.w_out,
@@ -184,38 +201,47 @@ ConvShape make_conv_transpose_shape(std::int64_t n, std::int64_t h, std::int64_t
                                             std::to_string(h_f) + " x " + std::to_string(w_f) +
                                             ")");
   const ConvShape f = make_conv_shape(n, h_f, w_f, c_out, c_in, k_h, k_w, p);
-  detail::require(f.h_out == h && f.w_out == w, "conv_transpose2d: internal shape error");
+  detail::require(f.h_out >= h && f.w_out >= w, "conv_transpose2d: internal shape error");
   return f;
 }
 
 template <typename T>
-ConvTranspose2d<T>::ConvTranspose2d(std::unique_ptr<Conv2dBackwardData<T>> data)
-    : data_(std::move(data)) {}
+ConvTranspose2d<T>::ConvTranspose2d(std::unique_ptr<Conv2dBackwardData<T>> data, std::int64_t h,
+                                    std::int64_t w)
+    : data_(std::move(data)), h_(h), w_(w) {}
 
 template <typename T>
-std::unique_ptr<ConvTranspose2d<T>> ConvTranspose2d<T>::create(const ConvShape& forward_shape,
-                                                               const T* weights,
-                                                               Context& context) {
+std::unique_ptr<ConvTranspose2d<T>> ConvTranspose2d<T>::create(
+    std::int64_t n, std::int64_t h, std::int64_t w, std::int64_t c_in, std::int64_t c_out,
+    std::int64_t k_h, std::int64_t k_w, const ConvParams& params, std::int64_t output_padding_h,
+    std::int64_t output_padding_w, const T* weights, Context& context) {
+  const ConvShape f = make_conv_transpose_shape(n, h, w, c_in, c_out, k_h, k_w, params,
+                                                output_padding_h, output_padding_w);
   return std::unique_ptr<ConvTranspose2d>(
-      new ConvTranspose2d(Conv2dBackwardData<T>::create(forward_shape, weights, context)));
+      new ConvTranspose2d(Conv2dBackwardData<T>::create(f, weights, context), h, w));
 }
 
 template <typename T>
 void ConvTranspose2d<T>::run(const T* x, const T* bias, T* y) const {
-  data_->run(x, y);
-  if (bias == nullptr) return;
   const ConvShape& f = data_->shape();
-  const std::int64_t pixels = f.h * f.w, channels = f.c_in;
-  if (f.p.layout == Layout::NHWC) {
-    for (std::int64_t p = 0; p < f.n * pixels; ++p) {
-      for (std::int64_t c = 0; c < channels; ++c) y[p * channels + c] += bias[c];
+  if (f.h_out == h_ && f.w_out == w_) {
+    data_->run(x, y);
+  } else {
+    // The forward output has rows or columns past x's (output_padding of a
+    // stride below it): they read as zeros.
+    std::vector<T> grown(static_cast<std::size_t>(f.output_size()), T(0));
+    const bool nhwc = f.p.layout == Layout::NHWC;
+    const std::int64_t planes = nhwc ? f.n : f.n * f.c_out, channels = nhwc ? f.c_out : 1;
+    for (std::int64_t b = 0; b < planes; ++b) {
+      for (std::int64_t i = 0; i < h_; ++i) {
+        const T* src = x + (b * h_ + i) * w_ * channels;
+        std::copy(src, src + w_ * channels,
+                  grown.data() + (b * f.h_out + i) * f.w_out * channels);
+      }
     }
-    return;
+    data_->run(grown.data(), y);
   }
-  for (std::int64_t plane = 0; plane < f.n * channels; ++plane) {
-    const T b = bias[plane % channels];
-    for (std::int64_t p = 0; p < pixels; ++p) y[plane * pixels + p] += b;
-  }
+  if (bias != nullptr) add_bias(f, bias, y);
 }
 
 template <typename T>
