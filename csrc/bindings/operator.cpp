@@ -370,16 +370,23 @@ PyObject* g_out_key = nullptr;
 PyObject* g_save_attr = nullptr;
 PyObject* g_saved_attr = nullptr;
 
-// Keeps x as the layer's `_saved_input` (for its backward) when its
-// `save_input` is true; false with a Python error set on failure. Stored
-// with the generic setattr: the layer's own __setattr__ is for its geometry.
+// Keeps x as the layer's `_saved_input` (for its backward) unless its
+// `save_input` is false; false with a Python error set on failure. Both live
+// in the instance's __dict__ (an absent save_input means the class default,
+// True), read and written directly: a full attribute lookup would be a large
+// share of a small layer's call.
 bool save_input(PyObject* self, PyObject* x) {
-  PyObject* save = PyObject_GetAttr(self, g_save_attr);
-  if (save == nullptr) return false;
-  const int on = PyObject_IsTrue(save);
-  Py_DECREF(save);
-  if (on < 0) return false;
-  return on == 0 || PyObject_GenericSetAttr(self, g_saved_attr, x) == 0;
+  PyObject* dict = PyObject_GenericGetDict(self, nullptr);
+  if (dict == nullptr) return false;
+  bool ok = true;
+  PyObject* save = PyDict_GetItemWithError(dict, g_save_attr);  // borrowed
+  if (save == nullptr && PyErr_Occurred()) ok = false;
+  const int on = !ok ? 0 : (save == nullptr || save == Py_True) ? 1
+                         : save == Py_False ? 0 : PyObject_IsTrue(save);
+  if (on < 0) ok = false;
+  if (ok && on == 1) ok = PyDict_SetItem(dict, g_saved_attr, x) == 0;
+  Py_DECREF(dict);
+  return ok;
 }
 
 PyObject* drop(PyObject* y) {

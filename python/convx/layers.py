@@ -118,7 +118,9 @@ class Conv2D(_core.LayerBase):
     Assignments themselves are serialised by a lock.
     """
 
-    save_input: bool = True  # whether a call keeps its input for backward (see above)
+    # Whether a call keeps its input for backward (see above). The C call path reads it
+    # from the instance's __dict__, falling back to True: set it on instances only.
+    save_input: bool = True
     weight_grad: npt.NDArray[Any] | None = None  # the sums of backward's dL/dweight
     bias_grad: npt.NDArray[Any] | None = None
     _saved_input: npt.NDArray[Any] | None = None  # kept by the last call, for backward
