@@ -15,6 +15,7 @@ from convx import functional as _functional
 from convx._backward import conv2d_backward, conv_transpose2d
 from convx._conv_matrix import conv_bias_vector, conv_matrix
 from convx._threadpoolctl import register as _register_with_threadpoolctl
+from convx._transposed import ConvTranspose2D
 from convx.functional import conv2d, explain, gemm, im2col, output_shape, pad, workspace_bytes
 from convx.layers import Conv2D
 
@@ -26,6 +27,7 @@ _register_with_threadpoolctl()
 
 __all__ = [
     "Conv2D",
+    "ConvTranspose2D",
     "__version__",
     "conv2d",
     "conv2d_backward",

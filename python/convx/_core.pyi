@@ -39,7 +39,8 @@ class LayerBase:
     """Base of convx.Conv2D: __call__(x, *, out=None) runs the bound operator
     self._fast(x, out), or self._call_slow(x, out=out) when it declines."""
 
-    def __call__(self, x: npt.ArrayLike, *, out: _Array | None = None) -> _Array: ...
+    def __call__(self, x: npt.ArrayLike, *, out: _Array | None = None,
+                 save_input: bool | None = None) -> _Array: ...
 
 class Conv2dOp:
     """A forward convolution operator (convx::Conv2d) for one problem: validated, its
