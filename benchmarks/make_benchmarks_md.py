@@ -65,6 +65,16 @@ What a run measures:
   fastest of samples taken through the run, times the thread count). `convx / best anchor`
   divides convx's layer by the fastest of torch, torch CL and ORT on that row; the
   geometric mean of that ratio over the rows closes each table.
+- **Forward + backward.** One training step's convolution on six of the layers (one of
+  each kind; `python -m convx bench --no-backward` leaves the table out): convx's `Conv2D`
+  call followed by its `backward` (dX returned, dW and db computed), against `F.conv2d`
+  with autograd recording followed by `torch.autograd.grad` for the input, weight and bias,
+  as NCHW (`torch`) and channels_last (`torch CL`) tensors; timed as above, in
+  milliseconds. `best torch / convx` divides the faster torch format's time by convx's, so
+  above 1 convx is faster. The dX and dW columns time the backward alone, apart:
+  `convx.conv2d_backward` with `needs=("input",)` or `("weight", "bias")`, and
+  `torch.autograd.grad` for the input only or for the weight and bias only, on a graph
+  recorded once and retained, in the torch format that was faster on that row.
 - **Other figures.** The tiny call is a 1x8x8x1 -> 4 channel 3x3 convolution at one
   thread, where the cost of a call rather than its arithmetic is measured. The denormal
   rows time one layer on normal data and on data where a tenth of the inputs and weights
@@ -107,16 +117,20 @@ def render(paths: list[str]) -> str:
         f"This page is generated from the JSON files in `benchmarks/results/` by `{REGENERATE}`;",
         "edit those files or the script, never this page.",
         "",
-        "| run | CPU | convx path | threads | geometric mean, convx / best anchor |",
-        "|---|---|---|---|---|",
+        "| run | CPU | convx path | threads | geometric mean, convx / best anchor "
+        "| forward + backward, geometric mean of best torch / convx |",
+        "|---|---|---|---|---|---|",
     ]
     for doc, source in runs:
         meta = doc["meta"]
         means = ", ".join(f"{t['geomean_ratio']['convx']:.2f} at {t['threads']}"
                           for t in doc.get("conv") or [] if t["geomean_ratio"]["convx"])
+        # Runs from before the forward + backward table have no "backward" key.
+        train = ", ".join(f"{t['geomean_ratio']['fwd_bwd']:.2f} at {t['threads']}"
+                          for t in doc.get("backward") or [] if t["geomean_ratio"]["fwd_bwd"])
         lines.append(f"| {meta['date_utc'][:10]} (`{Path(source).name}`) | {meta['cpu_model']} "
                      f"| `{meta['isa_path']}` | {', '.join(map(str, meta['thread_counts']))} "
-                     f"| {means or '-'} |")
+                     f"| {means or '-'} | {train or '-'} |")
     lines += ["", METHOD.format(regenerate=REGENERATE).rstrip()]
     for doc, source in runs:
         lines += ["", *report.run_markdown(doc, source)]

@@ -4,6 +4,7 @@ Nothing here is imported by `import convx`. The modules:
 
 - suite: the layers and one runner per library (convx, PyTorch, ONNX Runtime, NumPy)
 - timing: interleaved median timing, the FMA peak, the allocator warm-up
+- backward: the forward + backward table (convx against torch autograd)
 - conv: the benchmark's command line and run (`main`)
 - report: figures derived from the results and their text and Markdown tables
 - memory_probe: `python -m convx.bench.memory_probe LIB`, one call's extra peak memory

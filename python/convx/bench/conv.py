@@ -2,7 +2,9 @@
 
 Times convx against PyTorch (NCHW and channels_last), ONNX Runtime (a one-node Conv model)
 and NumPy (im2col + matmul) on a suite of real layers, in one process, at each requested
-thread count, as medians of repeated calls. Libraries that are not installed are skipped
+thread count, as medians of repeated calls; then one forward + backward of six of the
+layers against torch autograd, with dX and dW timed apart as well (convx.bench.backward;
+--no-backward leaves it out). Libraries that are not installed are skipped
 (`pip install convx[bench]` brings them all). Also times a tiny call and denormal data,
 checks that convx's output is bitwise identical at 1 and 2 threads, and measures the extra
 peak memory of one vgg16.conv2_2 call in a fresh process per library. With --json PATH every
@@ -26,6 +28,7 @@ import numpy as np
 
 import convx
 from convx.bench import report
+from convx.bench.backward import run_backward_suite
 from convx.bench.memory_probe import LIBRARIES as MEMORY_LIBRARIES
 from convx.bench.memory_probe import extra_memory_mib
 from convx.bench.suite import (
@@ -263,6 +266,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m convx bench") -> 
     parser.add_argument("--json", default=None, metavar="PATH",
                         help="write every figure, the machine, versions and method here")
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--no-backward", action="store_true",
+                        help="skip the forward + backward table (convx against torch autograd)")
     parser.add_argument("--denormal-only", action="store_true",
                         help="only the timing of normal against denormal data")
     args = parser.parse_args(args_list)
@@ -273,7 +278,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m convx bench") -> 
         "schema": report.SCHEMA,
         "meta": metadata(command, [1] if args.denormal_only else thread_counts, args.min_time),
         "layers": [] if args.denormal_only else [layer.describe() for layer in layers],
-        "fma_peak": None, "conv": None, "tiny_call_us": None, "denormal_ms": None,
+        "fma_peak": None, "conv": None, "backward": None, "tiny_call_us": None, "denormal_ms": None,
         "bitwise_identical": None, "extra_memory_mib": None, "chart": None,
     }
     settle_allocator()
@@ -282,6 +287,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m convx bench") -> 
         _print(report.peak_lines(doc))
         for table in doc["conv"]:
             _print(report.conv_markdown(table))
+        if not args.no_backward:
+            run_backward_suite(doc, layers, args.min_time)
+            for table in doc["backward"] or []:
+                _print(report.backward_markdown(table))
         doc["tiny_call_us"] = tiny_call_overhead(args.min_time)
         _print(report.tiny_lines(doc["tiny_call_us"]))
     doc["denormal_ms"] = denormal_times(args.min_time)

@@ -11,7 +11,7 @@ import math
 import statistics
 from typing import Any
 
-from convx.bench.suite import ANCHORS, LIBRARIES
+from convx.bench.suite import ANCHORS, BACKWARD_LIBRARIES, LIBRARIES
 
 SCHEMA = "convx-bench/1"
 Doc = dict[str, Any]
@@ -73,6 +73,67 @@ def conv_markdown(table: dict[str, Any], heading: str = "###") -> list[str]:
     return lines
 
 
+def backward_table(threads: int, layers: list[dict[str, Any]],
+                   results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One thread count's forward + backward results (see convx.bench.backward): per layer
+    the median seconds of each timing, the faster torch format and the ratios
+    torch / convx (above 1 when convx is faster) of the step, of dX and of dW; and their
+    geometric means."""
+    rows = []
+    ratios: dict[str, list[float]] = {"fwd_bwd": [], "dx": [], "dw": []}
+    for layer in layers:
+        res = results.get(layer["name"])
+        if res is None:
+            continue
+        secs: dict[str, float] = res["seconds"]
+        best = res["torch_variant"]
+        row: dict[str, Any] = {
+            # Forward, dX and dW each do the forward's multiply-adds.
+            "layer": layer["name"], "gflop": 3 * layer["gflop"], "seconds": secs,
+            "best_torch": best, "ratio": None, "ratio_dx": None, "ratio_dw": None,
+        }
+        for key, mine, theirs in (("fwd_bwd", "convx", best), ("dx", "convx_dx", "torch_dx"),
+                                  ("dw", "convx_dw", "torch_dw")):
+            if theirs in secs and mine in secs:
+                ratio = secs[theirs] / secs[mine]
+                row["ratio" if key == "fwd_bwd" else f"ratio_{key}"] = ratio
+                ratios[key].append(ratio)
+        rows.append(row)
+    means = {key: geomean(v) if v else None for key, v in ratios.items()}
+    return {"threads": threads, "rows": rows, "geomean_ratio": means}
+
+
+def backward_markdown(table: dict[str, Any], heading: str = "###") -> list[str]:
+    """The forward + backward table of one thread count and its geometric-mean line."""
+    threads = table["threads"]
+    lab = BACKWARD_LIBRARIES
+    lines = [f"{heading} Forward + backward, {threads} thread{'s' if threads > 1 else ''} "
+             "(ms, median)", "",
+             f"| layer | {lab['convx']} fwd+bwd | {lab['torch']} fwd+bwd | "
+             f"{lab['torch_cl']} fwd+bwd | best torch / convx | {lab['convx_dx']} | "
+             f"{lab['convx_dw']} | {lab['torch_dx']} | {lab['torch_dw']} |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in table["rows"]:
+        ms = {k: 1e3 * v for k, v in row["seconds"].items()}
+        fmt = "" if row["best_torch"] is None else f" ({LIBRARIES[row['best_torch']]})"
+        lines.append(
+            f"| {row['layer']} | {_num(ms.get('convx'), '.3f')} | {_num(ms.get('torch'), '.3f')}"
+            f" | {_num(ms.get('torch_cl'), '.3f')} | {_num(row['ratio'], '.2f')} | "
+            f"{_num(ms.get('convx_dx'), '.3f')} | {_num(ms.get('convx_dw'), '.3f')} | "
+            f"{_num(ms.get('torch_dx'), '.3f')}{fmt} | {_num(ms.get('torch_dw'), '.3f')}{fmt} |")
+    means = table["geomean_ratio"]
+    lowest = min((r for r in table["rows"] if r["ratio"] is not None),
+                 key=lambda r: r["ratio"], default=None)
+    low = "" if lowest is None else f"; lowest {lowest['ratio']:.2f} ({lowest['layer']})"
+    lines += ["", "best torch / convx divides the faster torch format's time by convx's (above 1: "
+                  "convx is faster). dX is the input gradient alone, dW the weight and bias "
+                  "gradients alone, torch's in the format named.",
+              f"geometric mean of best torch / convx: {_num(means['fwd_bwd'], '.2f')} "
+              f"(forward + backward{low}), {_num(means['dx'], '.2f')} (dX), "
+              f"{_num(means['dw'], '.2f')} (dW)"]
+    return lines
+
+
 def peak_lines(doc: Doc) -> list[str]:
     peak = doc["fma_peak"]
     samples = peak["per_core_samples"]
@@ -121,6 +182,8 @@ def text_sections(doc: Doc) -> list[list[str]]:
         sections.append(peak_lines(doc))
         for table in doc["conv"]:
             sections.append(conv_markdown(table))
+    for table in doc.get("backward") or []:
+        sections.append(backward_markdown(table))
     for key, render in (("tiny_call_us", tiny_lines), ("denormal_ms", denormal_lines),
                         ("extra_memory_mib", memory_lines)):
         if doc.get(key) is not None:
@@ -159,6 +222,8 @@ def run_markdown(doc: Doc, source: str) -> list[str]:
             lines += ["", line + "."]
         for table in doc["conv"]:
             lines += ["", *conv_markdown(table)]
+    for table in doc.get("backward") or []:
+        lines += ["", *backward_markdown(table)]
     if doc.get("bitwise_identical") is not None:
         lines += ["", bitwise_line(doc["bitwise_identical"]) + "."]
     for key, render in (("tiny_call_us", tiny_lines), ("denormal_ms", denormal_lines),
@@ -187,6 +252,16 @@ def summary_markdown(doc: Doc) -> list[str]:
     lowest = [min((r for r in t["rows"] if r["ratio"] is not None),
                   key=lambda r: r["ratio"], default=None) for t in tables]
     row("lowest layer", [f"{r['ratio']:.2f}x ({r['layer']})" if r else "-" for r in lowest])
+    backward = {t["threads"]: t for t in doc.get("backward") or []}
+    if backward:
+        cells = []
+        for t in tables:
+            bt = backward.get(t["threads"])
+            mean = bt["geomean_ratio"]["fwd_bwd"] if bt else None
+            cells.append(f"{mean:.2f}x over {len(bt['rows'])} layers"
+                         if bt and mean is not None else "-")
+        row("forward + backward: time of the faster torch (NCHW, channels_last) / convx's, "
+            "geometric mean", cells)
     tiny = doc.get("tiny_call_us") or {}
     if "convx Conv2D" in tiny:
         others = ", ".join(f"{k} {v:.1f} µs" for k, v in tiny.items() if k != "convx Conv2D")

@@ -84,6 +84,25 @@ LIBRARIES = {
 }
 
 
+# The layers of the forward + backward table: one of each kind in the suite (the stem,
+# 1x1, 3x3 at stride 2 and on a deep 7x7 map, a batch of one-channel images, depthwise).
+# Each layer takes seven timings, and at two threads every timing pays seven pauses of
+# BLOCK_PAUSE: these six add about 75 s to a default run, the whole suite would add 150.
+BACKWARD_LAYERS = ("resnet50.conv1", "resnet50 1x1", "resnet.s3 3x3/2", "resnet.s5 3x3",
+                   "mnist batch 64", "mobilenet depthwise")
+# Column labels of the backward table's keys: one forward + backward ("train" step) per
+# library, and the input gradient (dX) and weight + bias gradients (dW) timed alone.
+BACKWARD_LIBRARIES = {
+    "convx": "convx Conv2D",
+    "torch": "torch",
+    "torch_cl": "torch CL",
+    "convx_dx": "convx dX",
+    "convx_dw": "convx dW",
+    "torch_dx": "torch dX",
+    "torch_dw": "torch dW",
+}
+
+
 def layer_named(name: str) -> Layer:
     return next(layer for layer in SUITE if layer.name == name)
 
@@ -134,6 +153,86 @@ def torch_runner(layer: Layer, x: Array, w: Array, b: Array, channels_last: bool
                     dilation=layer.dilation, groups=layer.groups)
 
     return run
+
+
+def make_grad(layer: Layer, seed: int = 2) -> Array:
+    """An upstream gradient dL/dy for the layer's output (NHWC), standard normal float32."""
+    ho, wo = layer.out_hw
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((layer.n, ho, wo, layer.c_out), dtype=np.float32)
+
+
+def convx_train_runner(layer: Layer, x: Array, w: Array, b: Array, g: Array) -> Runner:
+    """One training step's convolution on a Conv2D layer: forward (which keeps x), then
+    backward (dX returned; dW and db into the layer's gradients, cleared first so that
+    each call computes them afresh, as torch.autograd.grad does)."""
+    conv = convx.Conv2D(layer.c_in, layer.c_out, layer.k, stride=layer.stride,
+                        padding=layer.pad, dilation=layer.dilation, groups=layer.groups)
+    conv.weight = w
+    conv.bias = b
+
+    def run() -> object:
+        conv.zero_grad()
+        conv(x)
+        return conv.backward(g)
+
+    return run
+
+
+def convx_backward_runner(layer: Layer, x: Array, w: Array, g: Array,
+                          needs: tuple[str, ...]) -> Runner:
+    """The backward pass alone: ("input",) for dX, ("weight", "bias") for dW and db."""
+    return lambda: convx.conv2d_backward(g, x, w, stride=layer.stride, padding=layer.pad,
+                                         dilation=layer.dilation, groups=layer.groups,
+                                         needs=needs)
+
+
+def _torch_grad_tensors(x: Array, w: Array, b: Array, g: Array, channels_last: bool
+                        ) -> tuple[Any, Any, Any, Any]:
+    """x, w, b (requiring grad) and dL/dy as torch tensors, NCHW or channels_last."""
+    import torch
+
+    def nchw(a: Array) -> Any:
+        t = torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
+        return t.contiguous(memory_format=torch.channels_last) if channels_last else t
+
+    return (nchw(x).requires_grad_(), nchw(w).requires_grad_(),
+            torch.from_numpy(b.copy()).requires_grad_(), nchw(g))
+
+
+def torch_train_runner(layer: Layer, x: Array, w: Array, b: Array, g: Array,
+                       channels_last: bool) -> Runner | None:
+    """torch's forward with autograd recording, then torch.autograd.grad for x, w and b."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    xt, wt, bt, gt = _torch_grad_tensors(x, w, b, g, channels_last)
+    conv, grad = torch.nn.functional.conv2d, torch.autograd.grad
+
+    def run() -> object:
+        y = conv(xt, wt, bt, stride=layer.stride, padding=layer.pad, dilation=layer.dilation,
+                 groups=layer.groups)
+        return grad(y, (xt, wt, bt), gt)
+
+    return run
+
+
+def torch_backward_runner(layer: Layer, x: Array, w: Array, b: Array, g: Array,
+                          channels_last: bool, wrt: str) -> Runner | None:
+    """torch's backward alone, through autograd on a graph recorded once and retained:
+    wrt "input" asks for dX only, "weight" for dW and db only (autograd then computes
+    just those)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    xt, wt, bt, gt = _torch_grad_tensors(x, w, b, g, channels_last)
+    y = torch.nn.functional.conv2d(xt, wt, bt, stride=layer.stride, padding=layer.pad,
+                                   dilation=layer.dilation, groups=layer.groups)
+    inputs = (xt,) if wrt == "input" else (wt, bt)
+    grad = torch.autograd.grad
+    return lambda: grad(y, inputs, gt, retain_graph=True)
 
 
 def ort_session(layer: Layer, w: Array, b: Array, threads: int) -> Any:
