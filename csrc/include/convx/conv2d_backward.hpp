@@ -50,10 +50,12 @@ class Conv2dBackwardData {
   std::int64_t workspace_bytes() const;
 
  private:
-  Conv2dBackwardData(const ConvShape& shape, std::unique_ptr<Conv2d<T>> inner, bool spread);
+  Conv2dBackwardData(const ConvShape& shape, std::unique_ptr<Conv2d<T>> inner,
+                     std::vector<T> filters, bool spread);
   ConvShape shape_;
   std::unique_ptr<Conv2d<T>> inner_;
-  bool spread_;  // dy goes onto a zero grid first
+  std::vector<T> filters_;  // the inner operator's: flipped and transposed
+  bool spread_;             // dy goes onto a zero grid first
 };
 
 // The gradients with respect to the filters and the bias. dw has the layout

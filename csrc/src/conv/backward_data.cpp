@@ -47,25 +47,33 @@ bool needs_spread(const ConvShape& f) {
 }
 
 // The filters of the inner convolution: w' maps c_out channels to c_in, each
-// group's filters transposed and flipped in both spatial axes.
+// group's filters transposed and flipped in both spatial axes. The (m, c)
+// transposition runs in square tiles, so that reads and writes both stay
+// within a few cache lines for wide layers.
 template <typename T>
 std::vector<T> transposed_filters(const ConvShape& f, const T* w) {
+  constexpr std::int64_t kTile = 16;
   const std::int64_t G = f.groups(), cig = f.c_in_per_group(), cog = f.c_out_per_group();
-  const std::int64_t kh = f.k_h, kw = f.k_w;
+  const std::int64_t kh = f.k_h, kw = f.k_w, taps = kh * kw;
   std::vector<T> wt(static_cast<std::size_t>(f.weight_size()));
   const bool nhwc = f.p.layout == Layout::NHWC;
+  // Element (m, c) of tap t in the source, and of flipped tap t in the result.
+  const std::int64_t src_m = nhwc ? taps * cig : cig * taps, src_c = nhwc ? 1 : taps;
+  const std::int64_t dst_c = nhwc ? taps * cog : cog * taps, dst_m = nhwc ? 1 : taps;
+  const std::int64_t tap_src = nhwc ? cig : 1, tap_dst = nhwc ? cog : 1;
   for (std::int64_t g = 0; g < G; ++g) {
-    for (std::int64_t m = 0; m < cog; ++m) {
-      for (std::int64_t c = 0; c < cig; ++c) {
-        const std::int64_t o = g * cog + m, ot = g * cig + c;
-        for (std::int64_t u = 0; u < kh; ++u) {
-          for (std::int64_t v = 0; v < kw; ++v) {
-            const std::int64_t fu = kh - 1 - u, fv = kw - 1 - v;
-            const std::int64_t src = nhwc ? ((o * kh + fu) * kw + fv) * cig + c
-                                          : ((o * cig + c) * kh + fu) * kw + fv;
-            const std::int64_t dst = nhwc ? ((ot * kh + u) * kw + v) * cog + m
-                                          : ((ot * cog + m) * kh + u) * kw + v;
-            wt[static_cast<std::size_t>(dst)] = w[src];
+    const T* src_g = w + g * cog * cig * taps;
+    T* dst_g = wt.data() + g * cig * cog * taps;
+    for (std::int64_t t = 0; t < taps; ++t) {
+      const T* src = src_g + t * tap_src;
+      T* dst = dst_g + (taps - 1 - t) * tap_dst;
+      for (std::int64_t m0 = 0; m0 < cog; m0 += kTile) {
+        for (std::int64_t c0 = 0; c0 < cig; c0 += kTile) {
+          const std::int64_t m1 = std::min(cog, m0 + kTile), c1 = std::min(cig, c0 + kTile);
+          for (std::int64_t m = m0; m < m1; ++m) {
+            for (std::int64_t c = c0; c < c1; ++c) {
+              dst[c * dst_c + m * dst_m] = src[m * src_m + c * src_c];
+            }
           }
         }
       }
@@ -126,8 +134,8 @@ ConvShape validated_forward(const ConvShape& s) {
 
 template <typename T>
 Conv2dBackwardData<T>::Conv2dBackwardData(const ConvShape& shape, std::unique_ptr<Conv2d<T>> inner,
-                                          bool spread)
-    : shape_(shape), inner_(std::move(inner)), spread_(spread) {}
+                                          std::vector<T> filters, bool spread)
+    : shape_(shape), inner_(std::move(inner)), filters_(std::move(filters)), spread_(spread) {}
 
 template <typename T>
 Conv2dBackwardData<T>::~Conv2dBackwardData() = default;
@@ -139,15 +147,19 @@ std::unique_ptr<Conv2dBackwardData<T>> Conv2dBackwardData<T>::create(const ConvS
   const ConvShape f = validated_forward(forward_shape);
   detail::require(weights != nullptr, "weight: null pointer");
   std::unique_ptr<Conv2d<T>> inner;
+  std::vector<T> filters;
   const bool spread = needs_spread(f);
   if (f.input_size() > 0) {  // an empty dx needs no convolution
     const ConvShape g = inner_shape(f, spread);
     detail::require(g.h_out == f.h && g.w_out == f.w, "conv2d backward: internal shape error");
-    const std::vector<T> wt = transposed_filters(f, weights);
-    inner = Conv2d<T>::create(g, wt.data(), Activation::None, context);
+    // The inner operator takes the filters at each run: it packs them as it
+    // goes, which costs a run what packing them here would, and keeps one
+    // copy of them instead of three.
+    filters = transposed_filters(f, weights);
+    inner = Conv2d<T>::create_for_any_weights(g, Activation::None, context);
   }
   return std::unique_ptr<Conv2dBackwardData>(
-      new Conv2dBackwardData(f, std::move(inner), spread));
+      new Conv2dBackwardData(f, std::move(inner), std::move(filters), spread));
 }
 
 template <typename T>
@@ -155,12 +167,12 @@ void Conv2dBackwardData<T>::run(const T* dy, T* dx) const {
   if (inner_ == nullptr) return;
   detail::require(dy != nullptr && dx != nullptr, "conv2d backward: null pointer");
   if (!spread_) {
-    inner_->run(dy, nullptr, dx);
+    inner_->run(dy, filters_.data(), nullptr, dx);
     return;
   }
   std::vector<T> grid(static_cast<std::size_t>(inner_->shape().input_size()));
   spread(shape_, inner_->shape(), dy, grid.data());
-  inner_->run(grid.data(), nullptr, dx);
+  inner_->run(grid.data(), filters_.data(), nullptr, dx);
 }
 
 template <typename T>

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/checked.hpp"
+#include "conv/depthwise.hpp"
 #include "convx/conv2d_backward.hpp"
 #include "gemm/driver.hpp"
 #include "kernels/kernel_table.hpp"
@@ -150,6 +151,46 @@ void bias_gradient(const ConvShape& s, const T* dy, T* db) {
   }
 }
 
+// Depthwise filters (groups == C_in == C_out) have one k_h x k_w tap set per
+// channel: dw[c, u, v] = sum over the batch's output pixels of
+// dy[.., c] * x[.., c] at the tap's input pixel, summed pixel by pixel in
+// order. In NHWC the channels of a pixel are contiguous, so the sums run as
+// vectors across channels; a GEMM per channel would be 1 x k_h*k_w.
+template <typename T>
+void depthwise_weight_gradient(const ConvShape& s, const T* x, const T* dy, T* dw) {
+  const std::int64_t C = s.c_in, kh = s.k_h, kw = s.k_w, taps = kh * kw;
+  const bool nhwc = s.p.layout == Layout::NHWC;
+  std::vector<T> acc(static_cast<std::size_t>(taps * C), T(0));  // [tap][channel]
+  for (std::int64_t b = 0; b < s.n; ++b) {
+    for (std::int64_t oh = 0; oh < s.h_out; ++oh) {
+      for (std::int64_t ow = 0; ow < s.w_out; ++ow) {
+        for (std::int64_t u = 0; u < kh; ++u) {
+          const std::int64_t ih = oh * s.p.stride_h - s.p.pad.top + u * s.p.dilation_h;
+          if (ih < 0 || ih >= s.h) continue;
+          for (std::int64_t v = 0; v < kw; ++v) {
+            const std::int64_t iw = ow * s.p.stride_w - s.p.pad.left + v * s.p.dilation_w;
+            if (iw < 0 || iw >= s.w) continue;
+            T* a = acc.data() + (u * kw + v) * C;
+            if (nhwc) {
+              const T* xs = x + ((b * s.h + ih) * s.w + iw) * C;
+              const T* g = dy + ((b * s.h_out + oh) * s.w_out + ow) * C;
+              for (std::int64_t c = 0; c < C; ++c) a[c] += g[c] * xs[c];
+            } else {
+              const std::int64_t in_plane = s.h * s.w, out_plane = s.h_out * s.w_out;
+              const T* xs = x + b * C * in_plane + ih * s.w + iw;
+              const T* g = dy + b * C * out_plane + oh * s.w_out + ow;
+              for (std::int64_t c = 0; c < C; ++c) a[c] += g[c * out_plane] * xs[c * in_plane];
+            }
+          }
+        }
+      }
+    }
+  }
+  for (std::int64_t c = 0; c < C; ++c) {
+    for (std::int64_t t = 0; t < taps; ++t) dw[c * taps + t] = acc[static_cast<std::size_t>(t * C + c)];
+  }
+}
+
 }  // namespace
 }  // namespace detail
 
@@ -188,6 +229,10 @@ void Conv2dBackwardWeights<T>::run(const T* x, const T* dy, T* dw, T* db) const 
   const std::int64_t pixels = s.n * s.h_out * s.w_out;
   if (pixels == 0) {
     std::fill(dw, dw + s.weight_size(), T(0));
+    return;
+  }
+  if (detail::is_depthwise(s)) {
+    detail::depthwise_weight_gradient(s, x, dy, dw);
     return;
   }
   detail::PoolLease lease(*context_);
