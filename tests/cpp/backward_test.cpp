@@ -4,6 +4,7 @@
 // counts.
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <limits>
 #include <vector>
 
@@ -74,9 +75,15 @@ bool grads_match(const ConvShape& s, std::uint32_t seed) {
   return ok;
 }
 
-void random_geometries(Layout layout, std::uint32_t seed) {
+// The random geometries have few channels (col2im computes their dx); `widen`
+// multiplies the channels so that dx is a convolution instead.
+void random_geometries(Layout layout, std::uint32_t seed, int64_t widen = 1) {
   int failures = 0;
-  for (const ConvShape& s : ref::random_shapes(150, seed, layout)) {
+  for (ConvShape s : ref::random_shapes(widen == 1 ? 150 : 40, seed, layout)) {
+    s = convx::make_conv_shape(s.n, s.h, s.w, s.c_in * widen, s.c_out, s.k_h, s.k_w, s.p);
+    const char* want = s.c_in_per_group() < 8 ? "col2im" : "convolution";
+    const std::vector<float> w1(static_cast<std::size_t>(s.weight_size()), 1.0f);
+    CHECK(std::string(convx::Conv2dBackwardData<float>::create(s, w1.data())->method()) == want);
     if (!grads_match<float>(s, seed) || !grads_match<double>(s, seed + 7)) ++failures;
     if (failures > 3) return;
   }
@@ -90,6 +97,11 @@ TEST_CASE_ISA("backward: dx, dw and db equal their sums on 150 NHWC geometries")
 
 TEST_CASE_ISA("backward: dx, dw and db equal their sums on 150 NCHW geometries") {
   random_geometries(Layout::NCHW, 12);
+}
+
+TEST_CASE_ISA("backward: dx as a convolution, dw and db on 40 wide geometries per layout") {
+  random_geometries(Layout::NHWC, 13, 8);
+  random_geometries(Layout::NCHW, 14, 8);
 }
 
 TEST_CASE("backward: inputs no patch reads get exactly zero") {
@@ -112,13 +124,14 @@ TEST_CASE("backward: inputs no patch reads get exactly zero") {
 }
 
 TEST_CASE("threads: backward results are bitwise identical at 1, 2 and 3 threads") {
+  for (int64_t c_in : {32, 6}) {  // dx as a convolution, then by col2im
   for (Layout layout : {Layout::NHWC, Layout::NCHW}) {
     convx::ConvParams p;
     p.layout = layout;
     p.stride_h = 2;
     p.pad = {1, 2, 1, 0};
     p.groups = 2;
-    const ConvShape s = convx::make_conv_shape(3, 23, 19, 32, 48, 3, 3, p);
+    const ConvShape s = convx::make_conv_shape(3, 23, 19, c_in, 48, 3, 3, p);
     const std::vector<float> x = ref::uniform<float>(s.input_size(), 1);
     const std::vector<float> w = ref::uniform<float>(s.weight_size(), 2);
     const std::vector<float> dy = ref::uniform<float>(s.output_size(), 3);
@@ -137,6 +150,7 @@ TEST_CASE("threads: backward results are bitwise identical at 1, 2 and 3 threads
     for (const auto& r : results) {
       CHECK(std::memcmp(r.data(), results[0].data(), r.size() * sizeof(float)) == 0);
     }
+  }
   }
 }
 

@@ -24,10 +24,15 @@ namespace convx {
 // The gradient with respect to the input, dx[b, i, j, c] = sum over the
 // outputs that read x[b, i, j, c] of dy * w. Inputs that no patch reads (a
 // stride larger than the kernel's extent) get exactly 0 for finite weights.
-// Computed as a forward convolution of dy with the spatially flipped,
-// transposed filters; for a stride above 1, or padding beyond the kernel's
-// extent, dy is first spread onto a zero grid of the right size (scratch of
-// n x (h + dilated k_h - 1) x (w + dilated k_w - 1) x c_out values).
+// Two methods, chosen at creation from the shape:
+//   - a forward convolution of dy with the spatially flipped, transposed
+//     filters; for a stride above 1, or padding beyond the kernel's extent,
+//     dy is first spread onto a zero grid of the right size (scratch of
+//     n x (h + dilated k_h - 1) x (w + dilated k_w - 1) x c_out values);
+//   - for few input channels per group (under 8), where that convolution
+//     would have too few output channels to fill a GEMM tile: col2im, the
+//     patch gradients dy . W of a block of output pixels (a GEMM), added into
+//     dx pixel by pixel in order.
 template <typename T>
 class Conv2dBackwardData {
  public:
@@ -44,18 +49,28 @@ class Conv2dBackwardData {
   void run(const T* dy, T* dx) const;
 
   const ConvShape& shape() const { return shape_; }
-  // The forward operator that computes it, and so its algorithm and kernel.
-  const Conv2d<T>& inner() const { return *inner_; }
-  // Scratch of one run: the spread dy, if any, and the inner operator's.
+  // "convolution" or "col2im" (see above).
+  const char* method() const;
+  // Scratch of one run, over all threads: the spread dy or the patch
+  // gradients, and the GEMM's.
   std::int64_t workspace_bytes() const;
 
  private:
-  Conv2dBackwardData(const ConvShape& shape, std::unique_ptr<Conv2d<T>> inner,
-                     std::vector<T> filters, bool spread);
+  Conv2dBackwardData() = default;
+  void run_col2im(const T* dy, T* dx) const;
+
+  // Patch-gradient values col2im computes at a time: bounds its scratch
+  // whatever the image size.
+  static constexpr std::int64_t kCol2imBlock = std::int64_t(1) << 21;
+
   ConvShape shape_;
-  std::unique_ptr<Conv2d<T>> inner_;
-  std::vector<T> filters_;  // the inner operator's: flipped and transposed
-  bool spread_;             // dy goes onto a zero grid first
+  std::unique_ptr<Conv2d<T>> inner_;  // the convolution method's operator
+  // The convolution method's filters (flipped and transposed), or col2im's (as given).
+  std::vector<T> filters_;
+  bool spread_ = false;  // dy goes onto a zero grid first
+  bool col2im_ = false;
+  std::shared_ptr<detail::ContextState> context_;  // col2im's
+  const detail::KernelSet<T>* kernels_ = nullptr;
 };
 
 // The gradients with respect to the filters and the bias. dw has the layout

@@ -7,10 +7,17 @@
 
 #include "common/checked.hpp"
 #include "convx/conv2d_backward.hpp"
+#include "kernels/kernel_table.hpp"
+#include "runtime/context_state.hpp"
 
 namespace convx {
 
 namespace {
+
+// Below this many input channels per group the input gradient is computed
+// by col2im: as a convolution it would have that few output channels, too
+// few to fill a GEMM tile.
+constexpr std::int64_t kNarrowInput = 8;
 
 // Zeros of dy's grid before its first value along one axis: d*(k - 1) - pad
 // (negative when the padding exceeds the kernel's extent, which crops).
@@ -132,10 +139,6 @@ ConvShape validated_forward(const ConvShape& s) {
 
 }  // namespace
 
-template <typename T>
-Conv2dBackwardData<T>::Conv2dBackwardData(const ConvShape& shape, std::unique_ptr<Conv2d<T>> inner,
-                                          std::vector<T> filters, bool spread)
-    : shape_(shape), inner_(std::move(inner)), filters_(std::move(filters)), spread_(spread) {}
 
 template <typename T>
 Conv2dBackwardData<T>::~Conv2dBackwardData() = default;
@@ -146,26 +149,40 @@ std::unique_ptr<Conv2dBackwardData<T>> Conv2dBackwardData<T>::create(const ConvS
                                                                      Context& context) {
   const ConvShape f = validated_forward(forward_shape);
   detail::require(weights != nullptr, "weight: null pointer");
-  std::unique_ptr<Conv2d<T>> inner;
-  std::vector<T> filters;
-  const bool spread = needs_spread(f);
-  if (f.input_size() > 0) {  // an empty dx needs no convolution
-    const ConvShape g = inner_shape(f, spread);
-    detail::require(g.h_out == f.h && g.w_out == f.w, "conv2d backward: internal shape error");
-    // The inner operator takes the filters at each run: it packs them as it
-    // goes, which costs a run what packing them here would, and keeps one
-    // copy of them instead of three.
-    filters = transposed_filters(f, weights);
-    inner = Conv2d<T>::create_for_any_weights(g, Activation::None, context);
+  std::unique_ptr<Conv2dBackwardData> op(new Conv2dBackwardData);
+  op->shape_ = f;
+  if (f.input_size() == 0) return op;  // an empty dx needs no computation
+  if (f.c_in_per_group() < kNarrowInput) {
+    op->col2im_ = true;
+    op->filters_.assign(weights, weights + f.weight_size());
+    op->context_ = context.state();
+    op->kernels_ = &detail::kernels_for<T>(context.isa());
+    return op;
   }
-  return std::unique_ptr<Conv2dBackwardData>(
-      new Conv2dBackwardData(f, std::move(inner), std::move(filters), spread));
+  op->spread_ = needs_spread(f);
+  const ConvShape g = inner_shape(f, op->spread_);
+  detail::require(g.h_out == f.h && g.w_out == f.w, "conv2d backward: internal shape error");
+  // The inner operator takes the filters at each run: it packs them as it
+  // goes, which costs a run what packing them here would, and keeps one copy
+  // of them instead of three.
+  op->filters_ = transposed_filters(f, weights);
+  op->inner_ = Conv2d<T>::create_for_any_weights(g, Activation::None, context);
+  return op;
+}
+
+template <typename T>
+const char* Conv2dBackwardData<T>::method() const {
+  return col2im_ ? "col2im" : "convolution";
 }
 
 template <typename T>
 void Conv2dBackwardData<T>::run(const T* dy, T* dx) const {
-  if (inner_ == nullptr) return;
+  if (shape_.input_size() == 0) return;
   detail::require(dy != nullptr && dx != nullptr, "conv2d backward: null pointer");
+  if (col2im_) {
+    run_col2im(dy, dx);
+    return;
+  }
   if (!spread_) {
     inner_->run(dy, filters_.data(), nullptr, dx);
     return;
@@ -177,6 +194,10 @@ void Conv2dBackwardData<T>::run(const T* dy, T* dx) const {
 
 template <typename T>
 std::int64_t Conv2dBackwardData<T>::workspace_bytes() const {
+  if (col2im_) {
+    const std::int64_t pixels = shape_.h_out * shape_.w_out, K = shape_.patch_size();
+    return std::clamp<std::int64_t>(kCol2imBlock / K, 1, pixels) * K * std::int64_t(sizeof(T));
+  }
   if (inner_ == nullptr) return 0;
   const std::int64_t grid = spread_ ? inner_->shape().input_size() * std::int64_t(sizeof(T)) : 0;
   return grid + inner_->workspace_bytes();
