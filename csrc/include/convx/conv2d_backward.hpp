@@ -29,10 +29,10 @@ namespace convx {
 //     filters; for a stride above 1, or padding beyond the kernel's extent,
 //     dy is first spread onto a zero grid of the right size (scratch of
 //     n x (h + dilated k_h - 1) x (w + dilated k_w - 1) x c_out values);
-//   - for few input channels per group (under 8), where that convolution
-//     would have too few output channels to fill a GEMM tile: col2im, the
-//     patch gradients dy . W of a block of output pixels (a GEMM), added into
-//     dx pixel by pixel in order.
+//   - for few input channels per group (under 8; depthwise layers excepted),
+//     where that convolution would have too few output channels to fill a
+//     GEMM tile: col2im, the patch gradients dy . W of a block of output
+//     pixels (a GEMM), added into dx pixel by pixel in order.
 template <typename T>
 class Conv2dBackwardData {
  public:

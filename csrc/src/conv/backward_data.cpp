@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/checked.hpp"
+#include "conv/depthwise.hpp"
 #include "convx/conv2d_backward.hpp"
 #include "kernels/kernel_table.hpp"
 #include "runtime/context_state.hpp"
@@ -16,7 +17,8 @@ namespace {
 
 // Below this many input channels per group the input gradient is computed
 // by col2im: as a convolution it would have that few output channels, too
-// few to fill a GEMM tile.
+// few to fill a GEMM tile. Depthwise layers are the exception: their
+// convolution has its own kernel, and col2im would be a GEMM per channel.
 constexpr std::int64_t kNarrowInput = 8;
 
 // Zeros of dy's grid before its first value along one axis: d*(k - 1) - pad
@@ -152,7 +154,7 @@ std::unique_ptr<Conv2dBackwardData<T>> Conv2dBackwardData<T>::create(const ConvS
   std::unique_ptr<Conv2dBackwardData> op(new Conv2dBackwardData);
   op->shape_ = f;
   if (f.input_size() == 0) return op;  // an empty dx needs no computation
-  if (f.c_in_per_group() < kNarrowInput) {
+  if (f.c_in_per_group() < kNarrowInput && !detail::is_depthwise(f)) {
     op->col2im_ = true;
     op->filters_.assign(weights, weights + f.weight_size());
     op->context_ = context.state();
