@@ -27,7 +27,7 @@ from convx._args import (
     explicit_padding,
     normalize_pair,
 )
-from convx.functional import _normalise, _split_input
+from convx.functional import _normalise, _out_shape, _split_input
 
 __all__ = ["conv2d_backward", "conv_transpose2d"]
 
@@ -149,8 +149,7 @@ def conv_transpose2d(
         raise ValueError(f"padding: the output would be {h_out} x {w_out}")
     if ba is not None and ba.shape != (c_out,):
         raise ValueError(f"bias must have shape ({c_out},), got {ba.shape}")
-    full = (n, h_out, w_out, c_out) if layout == "NHWC" else (n, c_out, h_out, w_out)
-    shape: tuple[int, ...] = full if batched else full[1:]
+    shape = _out_shape(n, h_out, w_out, c_out, layout, batched)
     check_array_size(shape, xa.itemsize, "padding")
     result = check_out(out, shape, xa.dtype, (xa, wa, ba))
     _core.conv_transpose2d(xa, wa, ba, result, (n, h, w, c_in), c_out, (k_h, k_w), s, d,

@@ -228,9 +228,7 @@ def _normalise(
     _check_weight_channels(c_in, int(c_in_g), g, "x")
     if ba is not None and ba.shape != (c_out,):
         raise ValueError(f"bias must have shape ({c_out},), got {ba.shape}")
-    act = _ACTIVATIONS.get(activation) if isinstance(activation, (str, type(None))) else None
-    if act is None:
-        raise ValueError(f"activation must be None or 'relu', got {activation!r}")
+    act = _activation_code(activation)
     s, d, pads, h_out, w_out = _geometry(h, w, (k_h, k_w), stride, padding, dilation)
     if flip:
         axes = (1, 2) if layout == "NHWC" else (2, 3)
@@ -241,6 +239,14 @@ def _normalise(
         check_out(out, out_shape, xa.dtype, (xa, wa, ba))
     return _ConvCall(xa, wa, ba, (n, h, w, c_in), batched, int(c_out), (int(k_h), int(k_w)),
                      s, d, pads, g, layout, act, out_shape)
+
+
+def _activation_code(activation: Any) -> str:
+    """The core's name of an activation argument: "none" or "relu"."""
+    act = _ACTIVATIONS.get(activation) if isinstance(activation, (str, type(None))) else None
+    if act is None:
+        raise ValueError(f"activation must be None or 'relu', got {activation!r}")
+    return act
 
 
 def _check_weight_channels(c_in: int, c_in_g: int, groups: int, name: str) -> None:
@@ -303,9 +309,7 @@ def _shape_op(input_shape: Any, weight_shape: Any, stride: Any, padding: Any, di
     _check_weight_channels(c_in, w_shape[3] if layout == "NHWC" else w_shape[1], g,
                            "input_shape")
     dt = float_dtype(dtype)
-    act = _ACTIVATIONS.get(activation) if isinstance(activation, (str, type(None))) else None
-    if act is None:
-        raise ValueError(f"activation must be None or 'relu', got {activation!r}")
+    act = _activation_code(activation)
     check_array_size((n, h, w, c_in), dt.itemsize, "input_shape")
     s, d, pads, h_out, w_out = _geometry(h, w, (k_h, k_w), stride, padding, dilation)
     out_shape = _out_shape(n, h_out, w_out, c_out, layout, batched)

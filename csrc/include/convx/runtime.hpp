@@ -41,8 +41,9 @@ bool isa_available(Isa isa);
 void set_active_isa(Isa isa);
 
 // Measures the f32 multiply-add peak of one core on the active path, in
-// GFLOP/s, with a register-only loop that runs for about `seconds`. For
-// benchmarks that quote "% of peak" from the same run; 0 on the scalar path.
+// billions of operations a second, with a register-only loop that runs for
+// about `seconds`. For benchmarks that quote "% of peak" from the same run;
+// 0 on the scalar path.
 double measure_fma_peak_gflops(double seconds = 0.1);
 
 // The CPUs this process may run on: its affinity mask, bounded by a cgroup

@@ -23,8 +23,9 @@ def geomean(values: list[float]) -> float:
 
 def conv_table(threads: int, layers: list[dict[str, Any]], seconds: dict[str, dict[str, float]],
                peak: float) -> dict[str, Any]:
-    """One thread count's results: per layer the median seconds and GFLOP/s of each library,
-    convx's % of the FMA peak and its ratio to the fastest anchor; and the geometric means."""
+    """One thread count's results: per layer the median seconds and the rate (giga-flops a
+    second) of each library, convx's % of the FMA peak and its ratio to the fastest anchor;
+    and the geometric means."""
     rows = []
     ratios: dict[str, list[float]] = {"convx": [], "convx_fn": []}
     for layer in layers:
@@ -54,7 +55,8 @@ def _num(value: float | None, fmt: str) -> str:
 
 
 def conv_markdown(table: dict[str, Any], heading: str = "###") -> list[str]:
-    """The GFLOP/s table of one thread count and its geometric-mean line."""
+    """The rate table (giga-flops a second) of one thread count and its geometric-mean
+    line."""
     threads = table["threads"]
     columns = ["convx_fn", "torch", "torch_cl", "ort", "numpy"]
     lines = [f"{heading} {threads} thread{'s' if threads > 1 else ''} (GFLOP/s, median)", "",
