@@ -11,7 +11,7 @@ and for the AVX2 comparison (convx forced to its AVX2 path, OpenBLAS to Haswell)
 At 1 thread the two libraries are timed round-robin, so a slow spell on this shared
 machine slows both alike; at 2 threads each is timed in its own block (see
 interleaved_medians in convx/bench/timing.py for why). It prints the kernel threadpoolctl names for
-OpenBLAS, the measured FMA peak of one core on convx's active path, and per shape: GFLOP/s
+OpenBLAS, the measured FMA peak of one core on convx's active path, and per shape: Gflop/s
 of both, the ratio, and convx's % of peak, at 1 and 2 threads.
 """
 
@@ -50,13 +50,13 @@ def main() -> int:
     peak = float(convx._core.measure_peak_gflops(0.3))
     print(f"numpy {np.__version__}, BLAS: {blas}")
     print(f"convx {convx.__version__}, path {info['active']}, "
-          f"measured f32 FMA peak {peak:.0f} GFLOP/s per core\n")
+          f"measured f32 FMA peak {peak:.0f} Gflop/s per core\n")
     rng = np.random.default_rng(0)
     shapes = [(n, n, n, f"square {n}") for n in SQUARES] + CONV_SHAPES
     for threads in (int(t) for t in args.threads.split(",")):
         convx.set_num_threads(threads)
         print(f"### {threads} thread{'s' if threads > 1 else ''}\n")
-        print("| shape (M x K x N) | convx GFLOP/s | NumPy GFLOP/s | convx / NumPy | % of peak |")
+        print("| shape (M x K x N) | convx Gflop/s | NumPy Gflop/s | convx / NumPy | % of peak |")
         print("|---|---|---|---|---|")
         for m, k, n, name in shapes:
             a = rng.standard_normal((m, k), dtype=np.float32)

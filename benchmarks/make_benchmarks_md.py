@@ -60,7 +60,7 @@ What a run measures:
   OpenMP workers keep spinning for a while after a call and would take the cores from
   whoever ran next. A 16 MiB block is freed before timing so that every layer sees the
   allocator in the same state.
-- **Columns.** GFLOP/s counts two operations per multiply-add of the defining sum.
+- **Columns.** Gflop/s counts two operations per multiply-add of the defining sum.
   `% peak` compares convx's layer with the f32 FMA peak measured in the same process (the
   fastest of samples taken through the run, times the thread count). `convx / best anchor`
   divides convx's layer by the fastest of torch, torch CL and ORT on that row; the

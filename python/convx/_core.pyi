@@ -175,7 +175,7 @@ def cpu_info() -> dict[str, Any]:
     usable_cpus, flush_denormal, version, build_flags."""
 
 def measure_peak_gflops(seconds: float = 0.1) -> float:
-    """Single-core f32 multiply-add peak of the active path in GFLOP/s (0 on scalar)."""
+    """Single-core f32 multiply-add peak of the active path in Gflop/s (0 on scalar)."""
 
 def get_num_threads() -> int: ...
 def set_num_threads(n: int) -> None: ...

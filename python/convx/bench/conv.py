@@ -154,7 +154,7 @@ def plot(tables: list[dict[str, Any]], path: str) -> str | None:
                    label=LIBRARIES[lib])
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
-        ax.set_ylabel("GFLOP/s")
+        ax.set_ylabel("Gflop/s")
         ax.set_title(f"conv2d, float32, {table['threads']} thread(s)")
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -227,7 +227,7 @@ def run_conv_suite(doc: dict[str, Any], layers: list[Layer], min_time: float) ->
     # and the fastest sample is the reference.
     samples = [peak_gflops(0.06) for _ in range(5)]
     print(f"convx {convx.__version__}, path {doc['meta']['isa_path']}, measured f32 FMA peak "
-          f"{max(samples):.0f} GFLOP/s per core so far", flush=True)
+          f"{max(samples):.0f} Gflop/s per core so far", flush=True)
     seconds: dict[int, dict[str, dict[str, float]]] = {t: {} for t in thread_counts}
     capacity: dict[str, list[float]] = {str(t): [] for t in thread_counts if t > 1}
     total = len(layers) * len(thread_counts)
@@ -243,7 +243,7 @@ def run_conv_suite(doc: dict[str, Any], layers: list[Layer], min_time: float) ->
                 time.sleep(BLOCK_PAUSE)  # other libraries' workers may still spin
                 capacity[str(threads)].append(concurrent_peak(threads))
                 print(f" (FMA peak of {threads} threads at once: "
-                      f"{capacity[str(threads)][-1]:.0f} GFLOP/s)", end="", file=sys.stderr)
+                      f"{capacity[str(threads)][-1]:.0f} Gflop/s)", end="", file=sys.stderr)
             secs = bench_layer(layer, threads, min_time)
             seconds[threads][layer.name] = secs
             print(" " + ", ".join(f"{k} {layer.gflop / v:.1f}" for k, v in secs.items()),
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m convx bench") -> 
                         help="seconds of timed calls per library and layer")
     parser.add_argument("--only", default=None, help="substring filter on layer names")
     parser.add_argument("--png", default="benchmarks/results/conv_bench.png",
-                        help="chart of the GFLOP/s tables ('' for none)")
+                        help="chart of the Gflop/s tables ('' for none)")
     parser.add_argument("--json", default=None, metavar="PATH",
                         help="write every figure, the machine, versions and method here")
     parser.add_argument("--no-memory", action="store_true")

@@ -59,7 +59,7 @@ def conv_markdown(table: dict[str, Any], heading: str = "###") -> list[str]:
     line."""
     threads = table["threads"]
     columns = ["convx_fn", "torch", "torch_cl", "ort", "numpy"]
-    lines = [f"{heading} {threads} thread{'s' if threads > 1 else ''} (GFLOP/s, median)", "",
+    lines = [f"{heading} {threads} thread{'s' if threads > 1 else ''} (Gflop/s, median)", "",
              "| layer | GFLOP | convx Conv2D | % peak | "
              + " | ".join(LIBRARIES[c] for c in columns) + " | convx / best anchor |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -140,10 +140,10 @@ def peak_lines(doc: Doc) -> list[str]:
     peak = doc["fma_peak"]
     samples = peak["per_core_samples"]
     lines = [f"f32 FMA peak of one core, the fastest of {len(samples)} samples: "
-             f"{peak['per_core_gflops']:.0f} GFLOP/s (slowest {min(samples):.0f})"]
+             f"{peak['per_core_gflops']:.0f} Gflop/s (slowest {min(samples):.0f})"]
     for threads, rates in peak["concurrent_gflops"].items():
         lines.append(f"FMA peak of {threads} threads at once, sampled before each layer: "
-                     f"{min(rates):.0f}-{max(rates):.0f} GFLOP/s (median "
+                     f"{min(rates):.0f}-{max(rates):.0f} Gflop/s (median "
                      f"{statistics.median(rates):.0f}; {threads} full cores give about "
                      f"{int(threads) * peak['per_core_gflops']:.0f})")
     return lines

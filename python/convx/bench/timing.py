@@ -104,12 +104,12 @@ def interleaved_medians(runners: dict[str, Callable[[], object]], min_time: floa
 
 
 def peak_gflops(seconds: float) -> float:
-    """One core's f32 FMA GFLOP/s on convx's active path, measured for `seconds`."""
+    """One core's f32 FMA Gflop/s on convx's active path, measured for `seconds`."""
     return float(convx._core.measure_peak_gflops(seconds))
 
 
 def concurrent_peak(threads: int, seconds: float = 0.05) -> float:
-    """FMA GFLOP/s of `threads` peak loops run at once, summed. On a VM whose vCPUs are
+    """FMA Gflop/s of `threads` peak loops run at once, summed. On a VM whose vCPUs are
     at times two hyperthreads of one core, this is about one core's peak rather than
     `threads` times it, and every library's multi-thread timing drops with it."""
     rates = [0.0] * threads
