@@ -18,8 +18,17 @@ convx::Activation parse_activation(const std::string& s) {
   throw std::invalid_argument("activation must be None or 'relu', got '" + s + "'");
 }
 
+convx::PaddingMode parse_padding_mode(const std::string& s) {
+  if (s == "zeros") return convx::PaddingMode::Zeros;
+  if (s == "reflect") return convx::PaddingMode::Reflect;
+  if (s == "replicate") return convx::PaddingMode::Replicate;
+  if (s == "circular") return convx::PaddingMode::Circular;
+  throw std::invalid_argument(
+      "padding_mode must be 'zeros', 'reflect', 'replicate' or 'circular', got '" + s + "'");
+}
+
 convx::ConvParams make_params(Int2 stride, Int2 dilation, Int4 pad, std::int64_t groups,
-                              const std::string& layout) {
+                              const std::string& layout, const std::string& padding_mode) {
   convx::ConvParams p;
   p.stride_h = stride[0];
   p.stride_w = stride[1];
@@ -28,6 +37,7 @@ convx::ConvParams make_params(Int2 stride, Int2 dilation, Int4 pad, std::int64_t
   p.pad = {pad[0], pad[1], pad[2], pad[3]};
   p.groups = groups;
   p.layout = parse_layout(layout);
+  p.padding_mode = parse_padding_mode(padding_mode);
   return p;
 }
 

@@ -46,10 +46,11 @@ void backward_typed(const convx::ConvShape& s, const py::array& grad_out, const 
 void conv2d_backward(Int4 input_dims, Int2 cout_kh, int64_t k_w, Int2 stride, Int2 dilation,
                      Int4 pad, int64_t groups, const std::string& layout,
                      const py::array& grad_out, const py::object& x, const py::object& w,
-                     const py::object& dx, const py::object& dw, const py::object& db) {
+                     const py::object& dx, const py::object& dw, const py::object& db,
+                     const std::string& padding_mode) {
   const convx::ConvShape s = convx::make_conv_shape(
       input_dims[0], input_dims[1], input_dims[2], input_dims[3], cout_kh[0], cout_kh[1], k_w,
-      make_params(stride, dilation, pad, groups, layout));
+      make_params(stride, dilation, pad, groups, layout, padding_mode));
   if (dtype_of(grad_out, "grad_out") == DType::F32) {
     backward_typed<float>(s, grad_out, x, w, dx, dw, db);
   } else {
@@ -98,7 +99,8 @@ void bind_backward(py::module_& m) {
   m.def("conv2d_backward", &conv2d_backward, py::arg("input_dims"), py::arg("cout_kh"),
         py::arg("k_w"), py::arg("stride"), py::arg("dilation"), py::arg("pad"),
         py::arg("groups"), py::arg("layout"), py::arg("grad_out"), py::arg("x"),
-        py::arg("weight"), py::arg("dx"), py::arg("dw"), py::arg("db"));
+        py::arg("weight"), py::arg("dx"), py::arg("dw"), py::arg("db"),
+        py::arg("padding_mode") = "zeros");
   m.def("conv_transpose2d", &conv_transpose2d, py::arg("x"), py::arg("weight"), py::arg("bias"),
         py::arg("out"), py::arg("dims"), py::arg("c_out"), py::arg("kernel"), py::arg("stride"),
         py::arg("dilation"), py::arg("pad"), py::arg("groups"), py::arg("layout"),

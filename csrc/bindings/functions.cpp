@@ -37,9 +37,9 @@ void im2col_typed(const py::array& x, py::array& out, const convx::Dims4& d, Int
 
 void im2col(const py::array& x, py::array& out, Int4 dims, Int2 kernel, Int2 stride,
             Int2 dilation, Int4 pad, int64_t groups, const std::string& layout,
-            const std::string& order) {
+            const std::string& order, const std::string& padding_mode) {
   const convx::Dims4 d{dims[0], dims[1], dims[2], dims[3]};
-  const convx::ConvParams p = make_params(stride, dilation, pad, groups, layout);
+  const convx::ConvParams p = make_params(stride, dilation, pad, groups, layout, padding_mode);
   const convx::PatchOrder o = parse_order(order);
   if (dtype_of(x, "x") == DType::F32) {
     im2col_typed<float>(x, out, d, kernel, p, o);
@@ -50,21 +50,26 @@ void im2col(const py::array& x, py::array& out, Int4 dims, Int2 kernel, Int2 str
 
 template <typename T>
 void pad_typed(const py::array& x, py::array& out, const convx::Dims4& d, const Int4& pad,
-               convx::Layout layout) {
+               convx::Layout layout, convx::PaddingMode mode) {
   const T* xp = input_ptr<T>(x, checked_count({d.n, d.h, d.w, d.c}, "x"), "x");
   const int64_t padded_h = checked_sum({d.h, pad[0], pad[1]}, "padding");
   const int64_t padded_w = checked_sum({d.w, pad[2], pad[3]}, "padding");
   T* op = output_ptr<T>(out, checked_count({d.n, padded_h, padded_w, d.c}, "padding"), "out");
-  without_gil([&] { convx::pad<T>(xp, d, {pad[0], pad[1], pad[2], pad[3]}, layout, op); });
+  const convx::Padding2D p{pad[0], pad[1], pad[2], pad[3]};
+  // Checked before out is written: the mode's limits for this input.
+  convx::validate_padding_mode(mode, p, d.h, d.w);
+  without_gil([&] { convx::pad<T>(xp, d, p, layout, op, mode); });
 }
 
-void pad(const py::array& x, py::array& out, Int4 dims, Int4 pad, const std::string& layout) {
+void pad(const py::array& x, py::array& out, Int4 dims, Int4 pad, const std::string& layout,
+         const std::string& padding_mode) {
   const convx::Dims4 d{dims[0], dims[1], dims[2], dims[3]};
   const convx::Layout l = parse_layout(layout);
+  const convx::PaddingMode mode = parse_padding_mode(padding_mode);
   if (dtype_of(x, "x") == DType::F32) {
-    pad_typed<float>(x, out, d, pad, l);
+    pad_typed<float>(x, out, d, pad, l, mode);
   } else {
-    pad_typed<double>(x, out, d, pad, l);
+    pad_typed<double>(x, out, d, pad, l, mode);
   }
 }
 
@@ -146,9 +151,9 @@ py::dict cpu_info() {
 void bind_functions(py::module_& m) {
   m.def("im2col", &im2col, py::arg("x"), py::arg("out"), py::arg("dims"), py::arg("kernel"),
         py::arg("stride"), py::arg("dilation"), py::arg("pad"), py::arg("groups"),
-        py::arg("layout"), py::arg("order"));
+        py::arg("layout"), py::arg("order"), py::arg("padding_mode") = "zeros");
   m.def("pad", &pad, py::arg("x"), py::arg("out"), py::arg("dims"), py::arg("pad"),
-        py::arg("layout"));
+        py::arg("layout"), py::arg("padding_mode") = "zeros");
   m.def("gemm", &gemm, py::arg("a"), py::arg("b"), py::arg("out"), py::arg("accumulate"));
   m.def("cpu_info", &cpu_info);
   m.def(

@@ -111,6 +111,25 @@ def check_layout(layout: Any) -> str:
     raise ValueError(f"layout must be 'NHWC' or 'NCHW', got {layout!r}")
 
 
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def check_padding_mode(mode: Any, name: str = "padding_mode") -> str:
+    """One of PADDING_MODES (torch's names): what the padding reads. Its limits for a given
+    input (reflect: every pad < the extent; circular: <= it) are checked by the core."""
+    if type(mode) is str and mode in PADDING_MODES:
+        return mode
+    raise ValueError(f"{name} must be 'zeros', 'reflect', 'replicate' or 'circular', "
+                     f"got {mode!r}")
+
+
+def check_zeros_mode(mode: Any) -> None:
+    """A transposed convolution has only zero padding (as in torch)."""
+    if check_padding_mode(mode) != "zeros":
+        raise ValueError(f"padding_mode: a transposed convolution supports only 'zeros', "
+                         f"got {mode!r}")
+
+
 def explicit_padding(padding: Any) -> tuple[Pair, Pair]:
     """Padding that needs no geometry: int, (p_h, p_w) or ((top, bottom), (left, right))."""
     if _is_int(padding):

@@ -23,6 +23,7 @@ from convx._args import (
     check_layout,
     check_out,
     check_shape,
+    check_zeros_mode,
     common_dtype,
     explicit_padding,
     normalize_pair,
@@ -56,6 +57,7 @@ def conv2d_backward(
     groups: int = 1,
     layout: str = "NHWC",
     needs: Iterable[str] = _NEEDS,
+    padding_mode: str = "zeros",
 ) -> tuple[Array | None, Array | None, Array | None]:
     """The gradients of y = conv2d(x, weight, bias, ...) for the upstream gradient dL/dy.
 
@@ -64,11 +66,13 @@ def conv2d_backward(
     it is not named in `needs`. grad_out has the shape conv2d gives for these arguments;
     the other arguments mean what they mean for conv2d. A fused activation is not an
     argument: mask grad_out by the activation's derivative first (for ReLU, where the
-    forward output is 0).
+    forward output is 0). With a padding_mode other than "zeros", dx includes what the
+    padding read: each padded position's gradient is added to the input pixel it mirrors,
+    replicates or wraps (the adjoint of the padding, as torch's autograd gives).
     """
     wanted = _check_needs(needs)
     call = _normalise(x, weight, None, stride, padding, dilation, groups, layout, None, False,
-                      None)
+                      None, padding_mode)
     ga = as_float_array(grad_out, "grad_out")
     common_dtype(call.x, "x", (ga, "grad_out"))
     if ga.shape != call.out_shape:
@@ -80,7 +84,7 @@ def conv2d_backward(
     db = np.empty((call.c_out,), dtype) if "bias" in wanted else None
     _core.conv2d_backward(call.dims, (call.c_out, call.kernel[0]), call.kernel[1], call.stride,
                           call.dilation, call.pads, call.groups, call.layout, ga, call.x,
-                          call.weight, dx, dw, db)
+                          call.weight, dx, dw, db, padding_mode=call.padding_mode)
     return dx, dw, db
 
 
@@ -102,6 +106,7 @@ def conv_transpose2d(
     layout: str = "NHWC",
     output_size: Any = None,
     out: Array | None = None,
+    padding_mode: str = "zeros",
 ) -> Array:
     """The transposed convolution (PyTorch's and ONNX's ConvTranspose): the adjoint of
     conv2d with the same weight and arguments, plus a bias.
@@ -113,7 +118,9 @@ def conv_transpose2d(
     values. padding is an int, a pair or ((top, bottom), (left, right)); output_padding an
     int or a pair, each below the stride or the dilation of its axis. output_size, the
     (H, W) wanted (leading entries, as torch allows, are ignored), chooses output_padding.
+    padding_mode must be "zeros", the only one torch defines for it.
     """
+    check_zeros_mode(padding_mode)
     layout = check_layout(layout)
     xa = as_float_array(x, "x")
     wa = as_float_array(weight, "weight")

@@ -52,7 +52,8 @@ class Conv2dOp:
     or "relu"; batched=False drops the N axis of x and out. `weights` is a
     PackedWeights the operator keeps (its dtype wins), or None for an operator
     that takes the weights at every call, of float64 if f64 else float32.
-    Raises ValueError naming the bad argument.
+    padding_mode is "zeros", "reflect", "replicate" or "circular" (what the padding
+    reads, as in torch). Raises ValueError naming the bad argument.
     """
 
     def __init__(
@@ -69,6 +70,7 @@ class Conv2dOp:
         batched: bool,
         weights: PackedWeights | None,
         f64: bool,
+        padding_mode: str = "zeros",
     ) -> None: ...
     def __call__(self, x: _Array, weight: _Array | None, bias: object, out: object) -> _Array:
         """Forward convolution of x with `weight` (None: the operator's own); bias has
@@ -117,14 +119,18 @@ def im2col(
     groups: int,
     layout: str,
     order: str,
+    padding_mode: str = "zeros",
 ) -> None:
     """Writes every patch of x into out, shape (n, h_out, w_out, k_h*k_w*c_in).
 
-    dims is (n, h, w, c); order is "hwc", "chw" or "seed".
+    dims is (n, h, w, c); order is "hwc", "chw" or "seed"; the padding reads as
+    padding_mode says.
     """
 
-def pad(x: _Array, out: _Array, dims: _Int4, pad: _Int4, layout: str) -> None:
-    """Zero-pads x (dims (n, h, w, c) in `layout`) by (top, bottom, left, right) into out."""
+def pad(x: _Array, out: _Array, dims: _Int4, pad: _Int4, layout: str,
+        padding_mode: str = "zeros") -> None:
+    """Pads x (dims (n, h, w, c) in `layout`) by (top, bottom, left, right) into out, the
+    padding read as padding_mode says ("zeros", "reflect", "replicate", "circular")."""
 
 def gemm(a: _Array, b: _Array, out: _Array, accumulate: bool) -> None:
     """out = a @ b (or out += a @ b) for 2-D arrays of any element strides."""
@@ -148,6 +154,7 @@ def conv2d_backward(
     dx: _Array | None,
     dw: _Array | None,
     db: _Array | None,
+    padding_mode: str = "zeros",
 ) -> None:
     """Writes the gradients asked for (dx, dw, db not None) of the convolution with these
     parameters (as for Conv2dOp) from grad_out; x is needed for dw, weight for dx."""

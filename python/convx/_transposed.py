@@ -13,6 +13,7 @@ from convx._args import (
     check_array_size,
     check_int,
     check_layout,
+    check_zeros_mode,
     explicit_padding,
     float_dtype,
     normalize_pair,
@@ -61,7 +62,9 @@ class ConvTranspose2D:
         layout: str = "NHWC",
         dtype: Any = np.float32,
         seed: int | None = None,
+        padding_mode: str = "zeros",
     ) -> None:
+        check_zeros_mode(padding_mode)  # the only mode torch has for ConvTranspose2d
         self.in_channels = check_int(in_channels, "in_channels", 1)
         self.out_channels = check_int(out_channels, "out_channels", 1)
         self.groups = check_int(groups, "groups", 1)

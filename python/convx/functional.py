@@ -32,6 +32,7 @@ from convx._args import (
     check_groups,
     check_layout,
     check_out,
+    check_padding_mode,
     check_shape,
     common_dtype,
     float_dtype,
@@ -103,6 +104,7 @@ def conv2d(
     activation: str | None = None,
     flip: bool = False,
     out: Array | None = None,
+    padding_mode: str = "zeros",
 ) -> Array:
     """2-D convolution (cross-correlation by default) of a batch or one image.
 
@@ -118,6 +120,10 @@ def conv2d(
         groups: C_in and C_out must both be divisible by it.
         layout: "NHWC" or "NCHW".
         activation: None or "relu", applied after the bias in the same pass.
+        padding_mode: what the padding reads, as torch's Conv2d: "zeros", "reflect"
+            (x mirrored without repeating the edge; every pad < the input's extent),
+            "replicate" (the edge value) or "circular" (wrapped around; pad <= extent).
+            The padded input is never formed: patches read the mapped values.
         flip: False for cross-correlation (every DL framework); True flips the kernel in both
             spatial axes, giving true convolution as in scipy.signal.convolve2d. Flipping copies
             the weights once.
@@ -135,17 +141,18 @@ def conv2d(
             and (type(stride) is int or _plain(stride))  # the int tests spare a call
             and (type(dilation) is int or _plain(dilation))
             and (type(padding) is int or _plain(padding)) and type(groups) is int
-            and type(layout) is str and (activation is None or type(activation) is str)):
+            and type(layout) is str and (activation is None or type(activation) is str)
+            and type(padding_mode) is str):
         # Plain arrays and plain values (see _plain): the operator can be cached.
         key = (x.shape, x.dtype, weight.shape, bias is None, stride, padding, dilation,
-               groups, layout, activation)
+               groups, layout, activation, padding_mode)
         op = _OPS.get(key)
         if op is not None:
             y = op.try_call(x, weight, bias, out)
             if y is not None:
                 return y
     call = _normalise(x, weight, bias, stride, padding, dilation, groups, layout, activation,
-                      flip, out)
+                      flip, out, padding_mode)
     op = _make_op(call)
     result = op(call.x, call.weight, call.bias, out)
     if key is not None and call.x is x and call.weight is weight and call.bias is bias:
@@ -191,6 +198,7 @@ class _ConvCall(NamedTuple):
     layout: str
     activation: str  # "none" or "relu"
     out_shape: tuple[int, ...]  # the result's
+    padding_mode: str  # one of _args.PADDING_MODES
 
 
 def _normalise(
@@ -205,10 +213,12 @@ def _normalise(
     activation: Any,
     flip: bool,
     out: Array | None,
+    padding_mode: Any = "zeros",
 ) -> _ConvCall:
     """Normalise and check every argument of conv2d (the geometry's own rules, such as
     groups dividing the channels, are the core's, which names the argument)."""
     layout = check_layout(layout)
+    mode = check_padding_mode(padding_mode)
     xa = as_float_array(x, "x")
     wa = as_float_array(weight, "weight")
     ba = None if bias is None else as_float_array(bias, "bias")
@@ -238,7 +248,7 @@ def _normalise(
     if out is not None:
         check_out(out, out_shape, xa.dtype, (xa, wa, ba))
     return _ConvCall(xa, wa, ba, (n, h, w, c_in), batched, int(c_out), (int(k_h), int(k_w)),
-                     s, d, pads, g, layout, act, out_shape)
+                     s, d, pads, g, layout, act, out_shape, mode)
 
 
 def _activation_code(activation: Any) -> str:
@@ -264,7 +274,8 @@ def _make_op(call: _ConvCall, packed: _core.PackedWeights | None = None) -> _cor
     the weights at every call."""
     return _core.Conv2dOp(call.dims, (call.c_out, call.kernel[0]), call.kernel[1], call.stride,
                           call.dilation, call.pads, call.groups, call.layout, call.activation,
-                          call.batched, packed, call.x.dtype == np.float64)
+                          call.batched, packed, call.x.dtype == np.float64,
+                          padding_mode=call.padding_mode)
 
 
 def explain(
@@ -278,6 +289,7 @@ def explain(
     layout: str = "NHWC",
     dtype: Any = np.float32,
     activation: str | None = None,
+    padding_mode: str = "zeros",
 ) -> dict[str, Any]:
     """How conv2d would compute this problem, without computing it.
 
@@ -289,18 +301,19 @@ def explain(
       output_shape: the shape of the result.
     """
     op, out_shape = _shape_op(input_shape, weight_shape, stride, padding, dilation, groups,
-                              layout, dtype, activation)
+                              layout, dtype, activation, padding_mode)
     return {"algorithm": op.algorithm, "kernel": op.kernel,
             "workspace_bytes": int(op.workspace_bytes), "flops": int(op.flops),
             "output_shape": out_shape}
 
 
 def _shape_op(input_shape: Any, weight_shape: Any, stride: Any, padding: Any, dilation: Any,
-              groups: Any, layout: Any, dtype: Any, activation: Any
+              groups: Any, layout: Any, dtype: Any, activation: Any, padding_mode: Any
               ) -> tuple[_core.Conv2dOp, tuple[int, ...]]:
     """An operator (taking weights at every call) for a problem given by shapes, and the
     output shape."""
     layout = check_layout(layout)
+    mode = check_padding_mode(padding_mode)
     n, h, w, c_in, batched = _split_input(check_shape(input_shape, "input_shape"), layout,
                                           "input_shape")
     w_shape = check_shape(weight_shape, "weight_shape")
@@ -315,7 +328,7 @@ def _shape_op(input_shape: Any, weight_shape: Any, stride: Any, padding: Any, di
     out_shape = _out_shape(n, h_out, w_out, c_out, layout, batched)
     check_array_size(out_shape, dt.itemsize, "padding")
     op = _core.Conv2dOp((n, h, w, c_in), (c_out, k_h), k_w, s, d, pads, g, layout, act,
-                        batched, None, dt == np.float64)
+                        batched, None, dt == np.float64, padding_mode=mode)
     return op, out_shape
 
 
@@ -365,26 +378,32 @@ def workspace_bytes(
     groups: int = 1,
     layout: str = "NHWC",
     dtype: Any = np.float32,
+    padding_mode: str = "zeros",
 ) -> int:
     """Scratch memory, in bytes, that conv2d uses for this problem, over all threads.
 
     convx never materialises the im2col matrix: it packs patches tile by tile into
     per-thread buffers of fixed size, plus one packed copy of the weights. The figure
-    therefore does not grow with the image (try doubling H and W).
+    therefore does not grow with the image (try doubling H and W), in any padding_mode.
     """
     op, _ = _shape_op(input_shape, weight_shape, stride, padding, dilation, groups, layout,
-                      dtype, None)
+                      dtype, None, padding_mode)
     return int(op.workspace_bytes)
 
 
-def pad(x: npt.ArrayLike, padding: PaddingArg, *, layout: str = "NHWC") -> Array:
-    """Zero-pad the two spatial axes of x.
+def pad(x: npt.ArrayLike, padding: PaddingArg, *, mode: str = "zeros",
+        layout: str = "NHWC") -> Array:
+    """Pad the two spatial axes of x.
 
     padding: int, (p_h, p_w) or ((top, bottom), (left, right)), or "valid" (no padding).
+    mode: "zeros", "reflect" (numpy.pad's "reflect": the edge is not repeated; every pad
+    must be smaller than its axis), "replicate" (numpy's "edge") or "circular" (numpy's
+    "wrap"; every pad at most its axis), as torch's padding_mode.
     Returns (N, H + top + bottom, W + left + right, C) for NHWC (or the NCHW / single-image
     equivalent), as a new array.
     """
     layout = check_layout(layout)
+    padding_mode = check_padding_mode(mode, "mode")
     xa = as_float_array(x, "x")
     n, h, w, c, batched = _split_input(xa.shape, layout)
     if isinstance(padding, str) and padding != "valid":
@@ -395,7 +414,11 @@ def pad(x: npt.ArrayLike, padding: PaddingArg, *, layout: str = "NHWC") -> Array
     shape = _out_shape(n, h + top + bottom, w + left + right, c, layout, batched)
     check_array_size(shape, xa.itemsize, "padding")
     result = np.empty(shape, dtype=xa.dtype)
-    _core.pad(xa, result, (n, h, w, c), (top, bottom, left, right), layout)
+    try:
+        _core.pad(xa, result, (n, h, w, c), (top, bottom, left, right), layout,
+                  padding_mode=padding_mode)
+    except ValueError as e:  # the core names its argument padding_mode; here it is mode
+        raise ValueError(str(e).replace("padding_mode", "mode", 1)) from None
     return result
 
 
@@ -409,6 +432,7 @@ def im2col(
     groups: int = 1,
     layout: str = "NHWC",
     order: str = "hwc",
+    padding_mode: str = "zeros",
 ) -> Array:
     """Every patch of x, flattened: the left operand of the convolution GEMM.
 
@@ -418,8 +442,10 @@ def im2col(
       order="hwc":  (u*k_w + v)*C + c          (matches OHWI weights)
       order="chw":  c*k_h*k_w + u*k_w + v      (matches OIHW weights)
       order="seed": c*k_h*k_w + v*k_h + u      (column-major per channel, as in the maths note)
+    Patch values on the padding are what padding_mode reads there (see conv2d).
     """
     layout = check_layout(layout)
+    mode = check_padding_mode(padding_mode)
     if order not in _ORDERS:
         raise ValueError(f"order must be 'hwc', 'chw' or 'seed', got {order!r}")
     xa = as_float_array(x, "x")
@@ -431,7 +457,7 @@ def im2col(
     shape = (n, h_out, w_out, *tail) if batched else (h_out, w_out, *tail)
     check_array_size(shape, xa.itemsize, "kernel_size and padding")
     result = np.empty(shape, dtype=xa.dtype)
-    _core.im2col(xa, result, (n, h, w, c), k, s, d, pads, g, layout, order)
+    _core.im2col(xa, result, (n, h, w, c), k, s, d, pads, g, layout, order, padding_mode=mode)
     return result
 
 

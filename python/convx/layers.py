@@ -16,6 +16,7 @@ from convx._args import (
     check_array_size,
     check_int,
     check_layout,
+    check_padding_mode,
     float_dtype,
     normalize_pair,
     resolve_padding,
@@ -27,7 +28,8 @@ __all__ = ["Conv2D"]
 
 # The public attributes a cached operator depends on besides the input's shape and dtype, in
 # the order _LayerState.geometry holds them.
-_SIGNATURE_ATTRS = ("stride", "padding", "dilation", "activation", "groups", "layout")
+_SIGNATURE_ATTRS = ("stride", "padding", "dilation", "activation", "groups", "layout",
+                    "padding_mode")
 # What copies and pickles rebuild rather than carry: the state (its arrays travel as
 # "_weight" and "_bias"), the published operator, the lock and the input saved for backward.
 _REBUILT_ATTRS = ("_state", "_fast", "_op", "_lock", "_saved_input")
@@ -46,8 +48,10 @@ def _op_signature(geometry: tuple[Any, ...]) -> tuple[Any, ...] | bool:
     """The geometry, or False when operators must not be cached for it: unhashable
     values, or values that compare equal to others of a different meaning (1.0 == 1),
     which must take the normalising path on every call."""
-    stride, padding, dilation, activation, groups, layout = geometry
+    stride, padding, dilation, activation, groups, layout, padding_mode = geometry
     if not (_plain(stride) and _plain(padding) and _plain(dilation)):
+        return False
+    if type(padding_mode) is not str:
         return False
     if activation is not None and type(activation) is not str:
         return False
@@ -121,6 +125,9 @@ class Conv2D(_core.LayerBase):
     # Whether a call keeps its input for backward (see above). The C call path reads it
     # from the instance's __dict__, falling back to True: set it on instances only.
     save_input: bool = True
+    # What the padding reads (see convx.conv2d). The class value serves layers pickled
+    # before the attribute existed.
+    padding_mode: str = "zeros"
     weight_grad: npt.NDArray[Any] | None = None  # the sums of backward's dL/dweight
     bias_grad: npt.NDArray[Any] | None = None
     _saved_input: npt.NDArray[Any] | None = None  # kept by the last call, for backward
@@ -144,8 +151,10 @@ class Conv2D(_core.LayerBase):
         dtype: Any = np.float32,
         seed: int | None = None,
         activation: str | None = None,
+        padding_mode: str = "zeros",
     ) -> None:
         in_channels = check_int(in_channels, "in_channels", 1)
+        padding_mode = check_padding_mode(padding_mode)
         out_channels = check_int(out_channels, "out_channels", 1)
         groups = check_int(groups, "groups", 1)
         if in_channels % groups != 0:
@@ -167,6 +176,7 @@ class Conv2D(_core.LayerBase):
         self.groups = groups
         self.layout = check_layout(layout)
         self.activation = activation
+        self.padding_mode = padding_mode
         # Validates spelling, sign and size now.
         resolve_padding(padding, (1, 1), (1, 1), (1, 1), (1, 1))
 
@@ -266,9 +276,9 @@ class Conv2D(_core.LayerBase):
                 if y is not None:
                     self._publish(state, entry)
                     return y, x
-        stride, padding, dilation, activation, groups, layout = state.geometry
+        stride, padding, dilation, activation, groups, layout, mode = state.geometry
         call = _normalise(x, state.weight, state.bias, stride, padding, dilation, groups,
-                          layout, activation, False, out)
+                          layout, activation, False, out, mode)
         if state.prepared is None:
             # Attributes reassigned to values that do not describe the weights: the core
             # names the problem.
@@ -292,7 +302,7 @@ class Conv2D(_core.LayerBase):
             raise RuntimeError("backward: no input saved; call the layer first, with "
                                "save_input on, and after any assignment to the layer")
         state = self._state
-        stride, padding, dilation, activation, groups, layout = state.geometry
+        stride, padding, dilation, activation, groups, layout, mode = state.geometry
         if activation is not None:
             raise ValueError(f"backward: the layer fuses activation={activation!r} into its "
                              "output, whose gradient needs that output; use activation=None "
@@ -300,7 +310,7 @@ class Conv2D(_core.LayerBase):
         needs = ("input", "weight", "bias") if state.bias is not None else ("input", "weight")
         dx, dw, db = conv2d_backward(grad_out, x, state.weight, stride=stride, padding=padding,
                                      dilation=dilation, groups=groups, layout=layout,
-                                     needs=needs)
+                                     needs=needs, padding_mode=mode)
         assert dx is not None and dw is not None
         self.weight_grad = dw if self.weight_grad is None else self.weight_grad + dw
         if db is not None:
@@ -405,4 +415,5 @@ class Conv2D(_core.LayerBase):
         return (f"Conv2D({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, padding={self.padding!r}, dilation={self.dilation}, "
                 f"groups={self.groups}, bias={self.bias is not None}, layout={self.layout!r}, "
-                f"dtype={self.weight.dtype}, activation={self.activation!r})")
+                f"dtype={self.weight.dtype}, activation={self.activation!r}, "
+                f"padding_mode={self.padding_mode!r})")

@@ -21,14 +21,18 @@ struct Dims4 {
   std::int64_t n = 0, h = 0, w = 0, c = 0;
 };
 
-// Writes the zero-padded copy of x into y.
+// Writes the padded copy of x into y, the padding read as `mode` says
+// (types.hpp): zeros, or x reflected, replicated or wrapped around.
 //   x: dims in `layout`; y: (n, h+top+bottom, w+left+right, c) in `layout`.
-// Throws std::invalid_argument on negative sizes or padding.
+// Throws std::invalid_argument on negative sizes or padding, or padding the
+// mode does not allow for this input (naming padding_mode).
 template <typename T>
-void pad(const T* x, const Dims4& dims, const Padding2D& padding, Layout layout, T* y);
+void pad(const T* x, const Dims4& dims, const Padding2D& padding, Layout layout, T* y,
+         PaddingMode mode = PaddingMode::Zeros);
 
 // Writes every patch of x, flattened in `order`, into cols. Patches that hang
-// over the (virtual) zero padding read zeros; x itself is never padded.
+// over the (virtual) padding read zeros, or in params.padding_mode's other
+// modes the input values it maps them to; x itself is never padded.
 //   x:    input with `dims` in params.layout.
 //   cols: (n, h_out, w_out, groups, k_h*k_w*c/groups), C-contiguous, for any
 //         layout. With groups == 1 the last two axes are one patch of length
@@ -56,7 +60,9 @@ const char* algorithm_name(Algorithm algorithm);
 // The algorithm an operator for this problem uses (the one place that
 // chooses): Depthwise, else Direct, else Pointwise, else Gemm, each where its
 // condition above holds. It depends on the shape alone, not on the data, the
-// element type or the ISA.
+// element type or the ISA, nor on shape.p.padding_mode: every algorithm applies
+// every mode where it gathers patches or stages rows (the NHWC depthwise path
+// stages the rows that touch the padding, so its kernels see none).
 Algorithm choose_algorithm(const ConvShape& shape);
 
 // Filters prepared once for many convolutions: a copy of the weights and their

@@ -33,6 +33,11 @@ namespace convx {
 //     where that convolution would have too few output channels to fill a
 //     GEMM tile: col2im, the patch gradients dy . W of a block of output
 //     pixels (a GEMM), added into dx pixel by pixel in order.
+// Both give the input's own part of d(x_pad), the gradient of the padded
+// input, which is all of dx in Zeros mode. In the other padding modes the
+// values of d(x_pad) on the padding are then computed position by position
+// (a band along the border, c_in values at a time, never a padded image) and
+// added onto the input pixels the mode read them from, in a fixed order.
 template <typename T>
 class Conv2dBackwardData {
  public:
@@ -58,6 +63,7 @@ class Conv2dBackwardData {
  private:
   Conv2dBackwardData() = default;
   void run_col2im(const T* dy, T* dx) const;
+  std::int64_t method_workspace_bytes() const;
 
   // Patch-gradient values col2im computes at a time: bounds its scratch
   // whatever the image size.
@@ -67,6 +73,8 @@ class Conv2dBackwardData {
   std::unique_ptr<Conv2d<T>> inner_;  // the convolution method's operator
   // The convolution method's filters (flipped and transposed), or col2im's (as given).
   std::vector<T> filters_;
+  // The filters as the padding's part of dx reads them (modes other than Zeros).
+  std::vector<T> border_;
   bool spread_ = false;  // dy goes onto a zero grid first
   bool col2im_ = false;
   std::shared_ptr<detail::ContextState> context_;  // col2im's
@@ -111,7 +119,8 @@ class Conv2dBackwardWeights {
 // be below the stride or the dilation of its axis; when it is not below the
 // stride, the forward shape has more output rows (h_out > h) than the
 // transposed convolution has input rows, and those extra rows read as zeros.
-// Throws std::invalid_argument naming the bad argument.
+// params.padding_mode must be Zeros (as in torch, the only mode a transposed
+// convolution has). Throws std::invalid_argument naming the bad argument.
 ConvShape make_conv_transpose_shape(std::int64_t n, std::int64_t h, std::int64_t w,
                                     std::int64_t c_in, std::int64_t c_out, std::int64_t k_h,
                                     std::int64_t k_w, const ConvParams& params,

@@ -13,6 +13,7 @@ struct ConvParams {
   std::int64_t stride_h = 1, stride_w = 1;
   std::int64_t dilation_h = 1, dilation_w = 1;
   Padding2D pad{};
+  PaddingMode padding_mode = PaddingMode::Zeros;
   std::int64_t groups = 1;
   Layout layout = Layout::NHWC;
 };
@@ -34,6 +35,15 @@ struct ConvShape {
   std::int64_t output_size() const { return n * h_out * w_out * c_out; }
 };
 
+// "zeros", "reflect", "replicate" or "circular".
+const char* padding_mode_name(PaddingMode mode);
+
+// Throws std::invalid_argument, naming padding_mode, when `mode` does not fit
+// an h x w input padded by `pad` (the limits in types.hpp), or is not a
+// PaddingMode value.
+void validate_padding_mode(PaddingMode mode, const Padding2D& pad, std::int64_t h,
+                           std::int64_t w);
+
 // Output extent of one spatial axis:
 //   floor((in + pad_before + pad_after - dilation*(k-1) - 1) / stride) + 1.
 // With dilation 1 and symmetric padding p this is the maths note's
@@ -44,7 +54,9 @@ std::int64_t conv_output_size(std::int64_t in, std::int64_t k, std::int64_t stri
                               std::int64_t dilation);
 
 // Validates every argument and every size product (overflow of int64 is an
-// error) and returns the resolved geometry. Throws std::invalid_argument with
+// error) and returns the resolved geometry. A padding mode other than Zeros
+// must fit the input (types.hpp); when every pad is 0 the mode is reset to
+// Zeros, since nothing reads the padding. Throws std::invalid_argument with
 // a message naming the offending argument.
 ConvShape make_conv_shape(std::int64_t n, std::int64_t h, std::int64_t w, std::int64_t c_in,
                           std::int64_t c_out, std::int64_t k_h, std::int64_t k_w,

@@ -21,7 +21,18 @@ enum class PatchOrder { HWC, CHW, Seed };
 // result is still in registers (no extra pass over memory).
 enum class Activation { None, ReLU };
 
-// Zero padding, possibly asymmetric.
+// What the padding reads, as in torch's padding_mode. With input extent n
+// along an axis and padded coordinate i (i < 0 before the input, i >= n after):
+//   Zeros:     0
+//   Reflect:   x[-i] before, x[2(n-1) - i] after (the edge is not repeated);
+//              every pad along the axis must be < n
+//   Replicate: x[0] before, x[n-1] after; needs n >= 1
+//   Circular:  x[i + n] before, x[i - n] after; every pad must be <= n
+// The padded input is never formed: the mode is applied where patches are
+// gathered or rows staged.
+enum class PaddingMode { Zeros, Reflect, Replicate, Circular };
+
+// Padding, possibly asymmetric.
 struct Padding2D {
   std::int64_t top = 0, bottom = 0, left = 0, right = 0;
 };

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/checked.hpp"
+#include "conv/backward_border.hpp"
 #include "conv/depthwise.hpp"
 #include "convx/conv2d_backward.hpp"
 #include "kernels/kernel_table.hpp"
@@ -154,6 +155,7 @@ std::unique_ptr<Conv2dBackwardData<T>> Conv2dBackwardData<T>::create(const ConvS
   std::unique_ptr<Conv2dBackwardData> op(new Conv2dBackwardData);
   op->shape_ = f;
   if (f.input_size() == 0) return op;  // an empty dx needs no computation
+  if (f.p.padding_mode != PaddingMode::Zeros) op->border_ = detail::border_filters(f, weights);
   if (f.c_in_per_group() < kNarrowInput && !detail::is_depthwise(f)) {
     op->col2im_ = true;
     op->filters_.assign(weights, weights + f.weight_size());
@@ -183,19 +185,27 @@ void Conv2dBackwardData<T>::run(const T* dy, T* dx) const {
   detail::require(dy != nullptr && dx != nullptr, "conv2d backward: null pointer");
   if (col2im_) {
     run_col2im(dy, dx);
-    return;
-  }
-  if (!spread_) {
+  } else if (!spread_) {
     inner_->run(dy, filters_.data(), nullptr, dx);
-    return;
+  } else {
+    std::vector<T> grid(static_cast<std::size_t>(inner_->shape().input_size()));
+    spread(shape_, inner_->shape(), dy, grid.data());
+    inner_->run(grid.data(), filters_.data(), nullptr, dx);
   }
-  std::vector<T> grid(static_cast<std::size_t>(inner_->shape().input_size()));
-  spread(shape_, inner_->shape(), dy, grid.data());
-  inner_->run(grid.data(), filters_.data(), nullptr, dx);
+  // Both methods give the input's own part of d(x_pad); a mode other than
+  // Zeros adds back what its padding read.
+  if (!border_.empty()) detail::add_border_adjoint(shape_, border_.data(), dy, dx);
 }
 
 template <typename T>
 std::int64_t Conv2dBackwardData<T>::workspace_bytes() const {
+  const std::int64_t border =
+      border_.empty() ? 0 : (shape_.c_in + shape_.c_out) * std::int64_t(sizeof(T));
+  return border + method_workspace_bytes();
+}
+
+template <typename T>
+std::int64_t Conv2dBackwardData<T>::method_workspace_bytes() const {
   if (col2im_) {
     const std::int64_t pixels = shape_.h_out * shape_.w_out, K = shape_.patch_size();
     return std::clamp<std::int64_t>(kCol2imBlock / K, 1, pixels) * K * std::int64_t(sizeof(T));
@@ -211,6 +221,9 @@ ConvShape make_conv_transpose_shape(std::int64_t n, std::int64_t h, std::int64_t
                                     std::int64_t output_padding_h,
                                     std::int64_t output_padding_w) {
   detail::require(h >= 1 && w >= 1, "input: height and width must be >= 1");
+  detail::require(p.padding_mode == PaddingMode::Zeros,
+                  std::string("padding_mode: a transposed convolution supports only 'zeros', "
+                              "got '") + padding_mode_name(p.padding_mode) + "'");
   detail::require(k_h >= 1 && k_w >= 1, "kernel_size must be >= 1");
   detail::require(p.stride_h >= 1 && p.stride_w >= 1 && p.dilation_h >= 1 && p.dilation_w >= 1,
                   "stride and dilation must be >= 1");

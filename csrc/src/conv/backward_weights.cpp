@@ -7,6 +7,7 @@
 
 #include "common/checked.hpp"
 #include "conv/depthwise.hpp"
+#include "conv/pad_map.hpp"
 #include "convx/conv2d_backward.hpp"
 #include "gemm/driver.hpp"
 #include "kernels/kernel_table.hpp"
@@ -48,7 +49,8 @@ class NchwGradRows final : public ASource<T> {
 
 // The patches of one group as the right operand: B(q, j) is element j of the
 // patch of output pixel q (of the whole batch), in the weights' order: HWC
-// (u, v, c) for NHWC, CHW (c, u, v) for NCHW; the padding reads 0. A panel
+// (u, v, c) for NHWC, CHW (c, u, v) for NCHW; the padding reads 0, or in the
+// other padding modes the input values pad_source() maps it to. A panel
 // row is gathered into a short row first (NHWC: runs of channels), then
 // copied into the panels nr values at a time.
 template <typename T>
@@ -91,12 +93,14 @@ class PatchMatrix final : public BSource<T> {
     const std::int64_t ih0 = oh * s_.p.stride_h - s_.p.pad.top;
     const std::int64_t iw0 = ow * s_.p.stride_w - s_.p.pad.left;
     const std::int64_t dh = s_.p.dilation_h, dw = s_.p.dilation_w;
+    const PaddingMode mode = s_.p.padding_mode;
     if (s_.p.layout == Layout::NHWC) {
       std::int64_t u = j / (kw * cg), v = (j / cg) % kw, c = j % cg;
       for (std::int64_t done = 0; done < len;) {
         const std::int64_t run = std::min(cg - c, len - done);
-        const std::int64_t ih = ih0 + u * dh, iw = iw0 + v * dw;
-        if (ih >= 0 && ih < s_.h && iw >= 0 && iw < s_.w) {
+        const std::int64_t ih = pad_source(ih0 + u * dh, s_.h, mode);
+        const std::int64_t iw = pad_source(iw0 + v * dw, s_.w, mode);
+        if (ih >= 0 && iw >= 0) {
           std::memcpy(row + done, x_ + ((b * s_.h + ih) * s_.w + iw) * s_.c_in + c0_ + c,
                       static_cast<std::size_t>(run) * sizeof(T));
         } else {
@@ -113,8 +117,9 @@ class PatchMatrix final : public BSource<T> {
     }
     std::int64_t c = j / (kh * kw), u = (j / kw) % kh, v = j % kw;
     for (std::int64_t t = 0; t < len; ++t) {
-      const std::int64_t ih = ih0 + u * dh, iw = iw0 + v * dw;
-      row[t] = ih >= 0 && ih < s_.h && iw >= 0 && iw < s_.w
+      const std::int64_t ih = pad_source(ih0 + u * dh, s_.h, mode);
+      const std::int64_t iw = pad_source(iw0 + v * dw, s_.w, mode);
+      row[t] = ih >= 0 && iw >= 0
                    ? x_[((b * s_.c_in + c0_ + c) * s_.h + ih) * s_.w + iw]
                    : T(0);
       if (++v == kw) {
@@ -155,7 +160,8 @@ void bias_gradient(const ConvShape& s, const T* dy, T* db) {
 // channel: dw[c, u, v] = sum over the batch's output pixels of
 // dy[.., c] * x[.., c] at the tap's input pixel, summed pixel by pixel in
 // order. In NHWC the channels of a pixel are contiguous, so the sums run as
-// vectors across channels; a GEMM per channel would be 1 x k_h*k_w.
+// vectors across channels; a GEMM per channel would be 1 x k_h*k_w. Taps on
+// the padding add nothing in Zeros mode and their mapped input otherwise.
 template <typename T>
 void depthwise_weight_gradient(const ConvShape& s, const T* x, const T* dy, T* dw) {
   const std::int64_t C = s.c_in, kh = s.k_h, kw = s.k_w, taps = kh * kw;
@@ -165,11 +171,13 @@ void depthwise_weight_gradient(const ConvShape& s, const T* x, const T* dy, T* d
     for (std::int64_t oh = 0; oh < s.h_out; ++oh) {
       for (std::int64_t ow = 0; ow < s.w_out; ++ow) {
         for (std::int64_t u = 0; u < kh; ++u) {
-          const std::int64_t ih = oh * s.p.stride_h - s.p.pad.top + u * s.p.dilation_h;
-          if (ih < 0 || ih >= s.h) continue;
+          const std::int64_t ih = pad_source(
+              oh * s.p.stride_h - s.p.pad.top + u * s.p.dilation_h, s.h, s.p.padding_mode);
+          if (ih < 0) continue;
           for (std::int64_t v = 0; v < kw; ++v) {
-            const std::int64_t iw = ow * s.p.stride_w - s.p.pad.left + v * s.p.dilation_w;
-            if (iw < 0 || iw >= s.w) continue;
+            const std::int64_t iw = pad_source(
+                ow * s.p.stride_w - s.p.pad.left + v * s.p.dilation_w, s.w, s.p.padding_mode);
+            if (iw < 0) continue;
             T* a = acc.data() + (u * kw + v) * C;
             if (nhwc) {
               const T* xs = x + ((b * s.h + ih) * s.w + iw) * C;

@@ -22,16 +22,20 @@ constexpr double kWorkPerThread = 2.0e5;
 // row is accumulated tap by tap, each tap adding a weighted run of one input
 // row; with stride 1 the run is contiguous, so the compiler vectorises the
 // loop with whatever the portable build allows. The sum runs in a fixed order
-// (bias, then taps in (u, v) order), whichever thread computes the row.
+// (bias, then taps in (u, v) order), whichever thread computes the row. Taps
+// on the padding are left out in Zeros mode; in the other modes they read the
+// values pad_source() maps them to.
 template <typename T>
 void depthwise_nchw_row(const ConvShape& s, const T* plane, const T* taps, T bias, T* out,
                         std::int64_t oh, bool relu) {
   const std::int64_t w = s.w, w_out = s.w_out, s_w = s.p.stride_w, d_w = s.p.dilation_w;
   const std::int64_t pad_left = s.p.pad.left;
+  const PaddingMode mode = s.p.padding_mode;
   std::fill(out, out + w_out, bias);
   for (std::int64_t u = 0; u < s.k_h; ++u) {
-    const std::int64_t ih = oh * s.p.stride_h - s.p.pad.top + u * s.p.dilation_h;
-    if (ih < 0 || ih >= s.h) continue;
+    const std::int64_t ih =
+        pad_source(oh * s.p.stride_h - s.p.pad.top + u * s.p.dilation_h, s.h, mode);
+    if (ih < 0) continue;
     const T* row = plane + ih * w;
     for (std::int64_t v = 0; v < s.k_w; ++v) {
       const T weight = taps[u * s.k_w + v];
@@ -39,6 +43,12 @@ void depthwise_nchw_row(const ConvShape& s, const T* plane, const T* taps, T bia
       // Output columns whose input column ow*s_w + shift lies in [0, w).
       const std::int64_t lo = shift >= 0 ? 0 : (-shift + s_w - 1) / s_w;
       const std::int64_t hi = std::min(w_out, w - 1 - shift < 0 ? 0 : (w - 1 - shift) / s_w + 1);
+      if (mode != PaddingMode::Zeros) {
+        for (std::int64_t i = 0; i < w_out; ++i) {
+          if (i == lo && lo < hi) i = hi;  // the columns inside the row come below
+          if (i < w_out) out[i] += weight * row[pad_source(i * s_w + shift, w, mode)];
+        }
+      }
       if (lo >= hi) continue;
       const T* src = row + lo * s_w + shift;
       T* dst = out + lo;
@@ -64,7 +74,7 @@ void depthwise_nchw_row_3x3(const ConvShape& s, const T* plane, const T* taps, T
                             std::int64_t oh, bool relu, T* window) {
   const std::int64_t w_out = s.w_out, width = w_out + 2;
   stage_rows(window, plane, s.h, s.w, std::int64_t(1), oh - s.p.pad.top, std::int64_t(1),
-             std::int64_t(3), s.p.pad.left, width);
+             std::int64_t(3), s.p.pad.left, width, staged_padding(s));
   const T* r0 = window;
   const T* r1 = window + width;
   const T* r2 = window + 2 * width;
@@ -109,6 +119,20 @@ void depthwise_nchw(const ConvJob<T>& job, const T* x, const T* w, const T* bias
   });
 }
 
+// Input columns one output row reads, from -pad_left on.
+std::int64_t row_span(const ConvShape& s) {
+  return (s.w_out - 1) * s.p.stride_w + (s.k_w - 1) * s.p.dilation_w + 1;
+}
+
+// Whether an NHWC row's padding is staged for the kernel: the kernels leave
+// out taps on the padding, which is right only in Zeros mode. In the others a
+// row whose patches touch the padding has its k_h input rows staged, padded
+// by the mode (rows.hpp), and the kernel reads the staged rows as an unpadded
+// image.
+bool stages_padding(const ConvShape& s) {
+  return s.p.layout == Layout::NHWC && s.p.padding_mode != PaddingMode::Zeros;
+}
+
 // NHWC: the ISA kernel computes one output row of every channel at a time.
 template <typename T>
 void depthwise_nhwc(const ConvJob<T>& job, const T* x, const T* w, const T* taps_hwc,
@@ -130,10 +154,25 @@ void depthwise_nhwc(const ConvJob<T>& job, const T* x, const T* w, const T* taps
     depthwise_taps_hwc(w, C, taps, own);
     wt = own;
   }
-  lease.run_items(rows, threads, [&](std::int64_t r, WorkerScratch&) {
+  const bool stage = stages_padding(s);
+  const std::int64_t width = row_span(s);
+  const bool cols_inside = s.p.pad.left == 0 && width <= s.w;
+  lease.run_items(rows, threads, [&](std::int64_t r, WorkerScratch& scratch) {
     DwRow<T> row;
     static_cast<RowGeometry&>(row) = row_geometry(s, r % s.h_out);
     row.x = x + (r / s.h_out) * s.h * s.w * C;
+    const std::int64_t ih0 = row.oh * s.p.stride_h - s.p.pad.top;
+    if (stage && (!cols_inside || ih0 < 0 || ih0 + (s.k_h - 1) * s.p.dilation_h >= s.h)) {
+      T* window = scratch.primary.as<T>(static_cast<std::size_t>(s.k_h * width * C));
+      stage_rows(window, row.x, s.h, s.w, C, ih0, s.p.dilation_h, s.k_h, s.p.pad.left, width,
+                 staged_padding(s));
+      row.x = window;
+      row.h = s.k_h;
+      row.w_in = width;
+      row.oh = 0;
+      row.s_h = row.d_h = 1;
+      row.pad_top = row.pad_left = 0;
+    }
     row.w = wt;
     row.bias = bias;
     row.y = y + r * s.w_out * C;
@@ -188,9 +227,11 @@ void depthwise_taps_hwc(const T* w, std::int64_t channels, std::int64_t taps, T*
 template <typename T>
 std::int64_t depthwise_workspace_bytes(const ConvShape& s, bool taps_ready, int threads) {
   const bool nhwc = s.p.layout == Layout::NHWC;
-  const std::int64_t staged = nhwc ? 0 : 3 * (s.w_out + 2) * threads;  // 3x3 row windows
+  // NCHW: 3x3 row windows; NHWC: k_h staged rows in a mode other than Zeros.
+  const std::int64_t staged = nhwc ? (stages_padding(s) ? s.k_h * row_span(s) * s.c_in : 0)
+                                   : 3 * (s.w_out + 2);
   const std::int64_t taps = nhwc && !taps_ready ? s.k_h * s.k_w * s.c_in : 0;
-  return (taps + staged) * std::int64_t(sizeof(T));
+  return (taps + staged * threads) * std::int64_t(sizeof(T));
 }
 
 template <typename T>
@@ -202,7 +243,10 @@ void run_depthwise(const ConvJob<T>& job, const T* x, const T* w, const T* taps_
   } else {
     depthwise_nhwc(job, x, w, taps_hwc, bias, y);
   }
-  if (has_padding(s)) poison_padded_nonfinite_taps(s, w, y);
+  // Only Zeros mode leaves taps out (the staged rows of the others have none).
+  if (has_padding(s) && s.p.padding_mode == PaddingMode::Zeros) {
+    poison_padded_nonfinite_taps(s, w, y);
+  }
 }
 
 #define CONVX_INSTANTIATE(T)                                                                   \

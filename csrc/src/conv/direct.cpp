@@ -44,7 +44,7 @@ DirectLayout direct_layout(const ConvShape& s, std::int64_t lanes) {
   g.cols_inside = s.p.pad.left == 0 && span <= s.w;
   g.span_h = (s.h_out - 1) * s.p.stride_h + (s.k_h - 1) * s.p.dilation_h + 1;
   const bool rows_inside = s.p.pad.top == 0 && g.span_h <= s.h;
-  // A small batch that touches the padding is staged whole, zero-padded, once,
+  // A small batch that touches the padding is staged whole, padded, once,
   // rather than k_h input rows for every output row that needs it.
   g.image_len = g.span_h * g.width * s.c_in;
   g.stage_all = !(g.cols_inside && rows_inside) &&
@@ -134,7 +134,8 @@ class DirectRun {
     if (g_.stage_all) {
       for (std::int64_t b = 0; b < s_.n; ++b) {
         stage_image(staged_ + b * g_.image_len, x + b * s_.h * s_.w * s_.c_in, s_.h, s_.w,
-                    s_.c_in, s_.p.pad.top, g_.span_h, s_.p.pad.left, g_.width);
+                    s_.c_in, s_.p.pad.top, g_.span_h, s_.p.pad.left, g_.width,
+                    staged_padding(s_));
       }
       patch_offsets(s_, s_.p.dilation_h * g_.width * s_.c_in, off_whole_);
     } else {
@@ -208,7 +209,7 @@ class DirectRun {
       if (!g_.cols_inside || ih0 < 0 || ih0 + (s.k_h - 1) * s.p.dilation_h >= s.h) {
         T* window = scratch.primary.as<T>(static_cast<std::size_t>(g_.per_thread));
         stage_rows(window, row.x, s.h, s.w, s.c_in, ih0, s.p.dilation_h, s.k_h, s.p.pad.left,
-                   g_.width);
+                   g_.width, staged_padding(s));
         row.x = window;
         row.off = off_rows_;
         row.h = s.k_h;

@@ -4,6 +4,8 @@
 #include <cstring>
 
 #include "common/checked.hpp"
+#include "conv/pad_map.hpp"
+#include "conv/rows.hpp"
 #include "convx/conv2d.hpp"
 
 namespace convx {
@@ -18,13 +20,29 @@ void check_dims(const Dims4& d) {
 }  // namespace
 
 template <typename T>
-void pad(const T* x, const Dims4& d, const Padding2D& p, Layout layout, T* y) {
+void pad(const T* x, const Dims4& d, const Padding2D& p, Layout layout, T* y,
+         PaddingMode mode) {
   check_dims(d);
   detail::require(p.top >= 0 && p.bottom >= 0 && p.left >= 0 && p.right >= 0,
                   "padding must be >= 0");
   const std::int64_t hp = detail::checked_add(d.h, p.top + p.bottom, "padding");
   const std::int64_t wp = detail::checked_add(d.w, p.left + p.right, "padding");
   detail::checked_product("padded x", d.n, hp, wp, d.c);
+  validate_padding_mode(mode, p, d.h, d.w);
+  if (mode != PaddingMode::Zeros && d.n * d.c > 0 && hp * wp > 0) {
+    // Row by row: each padded row is the input row the mode maps it to, with
+    // its columns mapped likewise.
+    const bool nhwc = layout == Layout::NHWC;
+    const std::int64_t images = nhwc ? d.n : d.n * d.c, c = nhwc ? d.c : 1;
+    const detail::StagedPadding spec{mode, p.right};
+    for (std::int64_t b = 0; b < images; ++b) {
+      for (std::int64_t i = 0; i < hp; ++i) {
+        const T* src = x + (b * d.h + detail::pad_source(i - p.top, d.h, mode)) * d.w * c;
+        detail::stage_row_mapped(y + (b * hp + i) * wp * c, src, d.w, c, p.left, wp, spec);
+      }
+    }
+    return;
+  }
   if (layout == Layout::NHWC) {
     const std::int64_t row_in = d.w * d.c, row_out = wp * d.c;
     for (std::int64_t b = 0; b < d.n; ++b) {
@@ -76,13 +94,15 @@ void im2col(const T* x, const Dims4& d, std::int64_t k_h, std::int64_t k_w,
               const std::int64_t iw =
                   ow * params.stride_w - params.pad.left + v * params.dilation_w;
               T* o = out + index(u, v, 0);
-              if (ih < 0 || ih >= d.h || iw < 0 || iw >= d.w) {
+              const std::int64_t sh = detail::pad_source(ih, d.h, params.padding_mode);
+              const std::int64_t sw = detail::pad_source(iw, d.w, params.padding_mode);
+              if (sh < 0 || sw < 0) {
                 for (std::int64_t c = 0; c < cg; ++c) o[c * c_step] = T(0);
               } else if (nhwc) {
-                const T* src = x + ((b * d.h + ih) * d.w + iw) * d.c + g * cg;
+                const T* src = x + ((b * d.h + sh) * d.w + sw) * d.c + g * cg;
                 for (std::int64_t c = 0; c < cg; ++c) o[c * c_step] = src[c];
               } else {
-                const T* src = x + ((b * d.c + g * cg) * d.h + ih) * d.w + iw;
+                const T* src = x + ((b * d.c + g * cg) * d.h + sh) * d.w + sw;
                 for (std::int64_t c = 0; c < cg; ++c) o[c * c_step] = src[c * d.h * d.w];
               }
             }
@@ -93,8 +113,10 @@ void im2col(const T* x, const Dims4& d, std::int64_t k_h, std::int64_t k_w,
   }
 }
 
-template void pad<float>(const float*, const Dims4&, const Padding2D&, Layout, float*);
-template void pad<double>(const double*, const Dims4&, const Padding2D&, Layout, double*);
+template void pad<float>(const float*, const Dims4&, const Padding2D&, Layout, float*,
+                         PaddingMode);
+template void pad<double>(const double*, const Dims4&, const Padding2D&, Layout, double*,
+                          PaddingMode);
 template void im2col<float>(const float*, const Dims4&, std::int64_t, std::int64_t,
                             const ConvParams&, PatchOrder, float*);
 template void im2col<double>(const double*, const Dims4&, std::int64_t, std::int64_t,

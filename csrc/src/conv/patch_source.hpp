@@ -7,6 +7,7 @@
 
 #include "common/copy_run.hpp"
 #include "conv/blocking.hpp"
+#include "conv/pad_map.hpp"
 #include "convx/shape.hpp"
 #include "gemm/source.hpp"
 
@@ -22,6 +23,9 @@ inline void fill_zero(T* dst, std::int64_t n) {
 // batch (r = (b*h_out + oh)*w_out + ow); K index p = (u*k_w + v)*C_g + c, the
 // HWC patch order in which OHWI weights are stored. Within one tap the C_g
 // channels are contiguous in the image, so a row is packed as a few run copies.
+// Rows are read in place only where no tap touches the padding; a patch that
+// touches it is packed with zeros, or, in the other padding modes, with the
+// taps pad_source() maps it to.
 template <typename T>
 class NhwcPatchRows final : public ASource<T> {
  public:
@@ -106,7 +110,9 @@ class NhwcPatchRows final : public ASource<T> {
       const std::int64_t iw0 = ow * g.s_w - g.pad_left;
       const T* img = x_ + b * g.h * g.w * g.c_in;
       T* out = dst + i * ld - k0;  // indexed by absolute K index
-      if (whole) {
+      if (g.mode != PaddingMode::Zeros && g.touches_padding(ih0, iw0)) {
+        pack_mapped(g, out, img, ih0, iw0, k0, kc);
+      } else if (whole) {
         pack_whole_patch(g, out, img, ih0, iw0);
       } else {
         pack_kernel_rows(g, out, img, ih0, iw0, k0, kc);
@@ -131,11 +137,34 @@ class NhwcPatchRows final : public ASource<T> {
           h_out(s.h_out), w_out(s.w_out), s_h(s.p.stride_h), s_w(s.p.stride_w),
           d_h(s.p.dilation_h), d_w(s.p.dilation_w), pad_top(s.p.pad.top),
           pad_left(s.p.pad.left), row_len(s.k_w * s.c_in_per_group()),
-          strips(s.c_in_per_group() == s.c_in && s.p.dilation_w == 1) {}
+          strips(s.c_in_per_group() == s.c_in && s.p.dilation_w == 1),
+          mode(s.p.padding_mode) {}
+    bool touches_padding(std::int64_t ih0, std::int64_t iw0) const {
+      return ih0 < 0 || ih0 + (k_h - 1) * d_h >= h || iw0 < 0 || iw0 + (k_w - 1) * d_w >= w;
+    }
     std::int64_t cg, c_in, h, w, k_h, k_w, h_out, w_out, s_h, s_w, d_h, d_w, pad_top, pad_left;
     std::int64_t row_len;
     bool strips;  // a kernel row is one contiguous strip of the image
+    PaddingMode mode;
   };
+
+  // K range [k0, k0+kc) of the patch at (ih0, iw0), tap by tap, each tap read
+  // from where the padding mode maps it (a mode other than Zeros).
+  static void pack_mapped(const Geometry& g, T* out, const T* img, std::int64_t ih0,
+                          std::int64_t iw0, std::int64_t k0, std::int64_t kc) {
+    for (std::int64_t u = k0 / g.row_len; u * g.row_len < k0 + kc; ++u) {
+      const std::int64_t lo = std::max(k0, u * g.row_len);
+      const std::int64_t hi = std::min(k0 + kc, (u + 1) * g.row_len);
+      const T* image_row = img + pad_source(ih0 + u * g.d_h, g.h, g.mode) * g.w * g.c_in;
+      for (std::int64_t p = lo; p < hi;) {
+        const std::int64_t v = (p / g.cg) % g.k_w, c = p % g.cg;
+        const std::int64_t run = std::min(g.cg - c, hi - p);
+        const std::int64_t iw = pad_source(iw0 + v * g.d_w, g.w, g.mode);
+        copy_run(out + p, image_row + iw * g.c_in + c, run);
+        p += run;
+      }
+    }
+  }
 
   // The usual case: the whole patch of the pixel whose window starts at
   // (ih0, iw0) in one K block, copied strip by strip. Only the taps v in
@@ -212,6 +241,8 @@ class NhwcPatchRows final : public ASource<T> {
 // pixel (oh, ow) (j = oh*w_out + ow); K index p = (c*k_h + u)*k_w + v, the CHW
 // patch order in which OIHW weights are stored. For a fixed p, neighbouring
 // pixels of one output row read neighbouring (stride-spaced) input pixels.
+// Values on the padding are zeros, or in the other padding modes the input
+// values pad_source() maps them to.
 template <typename T>
 class NchwPatchColumns final : public BSource<T> {
  public:
@@ -224,6 +255,8 @@ class NchwPatchColumns final : public BSource<T> {
     const std::int64_t s_h = s_.p.stride_h, sw = s_.p.stride_w;
     const std::int64_t d_h = s_.p.dilation_h, d_w = s_.p.dilation_w;
     const std::int64_t pad_top = s_.p.pad.top, pad_left = s_.p.pad.left;
+    const PaddingMode mode = s_.p.padding_mode;
+    const bool zeros = mode == PaddingMode::Zeros;
     for (std::int64_t q = 0; q * nr < cols; ++q) {
       T* out = dst + q * kc * nr;
       const std::int64_t live = std::min<std::int64_t>(nr, cols - q * nr);
@@ -259,26 +292,15 @@ class NchwPatchColumns final : public BSource<T> {
           const Run& run = runs[r];
           T* seg = o + run.at;
           const std::int64_t len = run.len;
-          const std::int64_t ih = run.oh * s_h - pad_top + u * d_h;
+          std::int64_t ih = run.oh * s_h - pad_top + u * d_h;
           if (ih < 0 || ih >= h) {
-            std::fill(seg, seg + len, T(0));
-            continue;
+            if (zeros) {
+              std::fill(seg, seg + len, T(0));
+              continue;
+            }
+            ih = pad_source(ih, h, mode);
           }
-          const std::int64_t iw0 = run.ow * sw - pad_left + v * d_w;
-          // Pixels t in [t_lo, t_hi) read inside the row (iw0 + t*sw in [0, w));
-          // the others read padding. No per-value test, and a plain copy at stride 1.
-          const std::int64_t t_lo =
-              std::clamp<std::int64_t>(iw0 >= 0 ? 0 : (-iw0 + sw - 1) / sw, 0, len);
-          const std::int64_t t_hi =
-              std::clamp<std::int64_t>(iw0 >= w ? 0 : (w - 1 - iw0) / sw + 1, t_lo, len);
-          const T* src = plane + ih * w + iw0;
-          std::fill(seg, seg + t_lo, T(0));
-          if (sw == 1) {
-            std::copy(src + t_lo, src + t_hi, seg + t_lo);
-          } else {
-            for (std::int64_t t = t_lo; t < t_hi; ++t) seg[t] = src[t * sw];
-          }
-          std::fill(seg + t_hi, seg + len, T(0));
+          pack_segment(seg, plane + ih * w, run.ow * sw - pad_left + v * d_w, len);
         }
         std::fill(o + live, o + nr, T(0));
         if (++v == k_w) {
@@ -293,6 +315,34 @@ class NchwPatchColumns final : public BSource<T> {
   }
 
  private:
+  // One panel row's `len` pixels of one output row: input row `image_row`
+  // from column iw0 on, stride_w apart. Pixels t in [t_lo, t_hi) read inside
+  // the row (iw0 + t*sw in [0, w)); the others read the padding. No per-value
+  // test inside, and a plain copy at stride 1.
+  void pack_segment(T* seg, const T* image_row, std::int64_t iw0, std::int64_t len) const {
+    const std::int64_t w = s_.w, sw = s_.p.stride_w;
+    const PaddingMode mode = s_.p.padding_mode;
+    const std::int64_t t_lo =
+        std::clamp<std::int64_t>(iw0 >= 0 ? 0 : (-iw0 + sw - 1) / sw, 0, len);
+    const std::int64_t t_hi =
+        std::clamp<std::int64_t>(iw0 >= w ? 0 : (w - 1 - iw0) / sw + 1, t_lo, len);
+    if (mode == PaddingMode::Zeros) {
+      std::fill(seg, seg + t_lo, T(0));
+      std::fill(seg + t_hi, seg + len, T(0));
+    } else {
+      for (std::int64_t t = 0; t < t_lo; ++t) seg[t] = image_row[pad_source(iw0 + t * sw, w, mode)];
+      for (std::int64_t t = t_hi; t < len; ++t) {
+        seg[t] = image_row[pad_source(iw0 + t * sw, w, mode)];
+      }
+    }
+    const T* src = image_row + iw0;
+    if (sw == 1) {
+      std::copy(src + t_lo, src + t_hi, seg + t_lo);
+    } else {
+      for (std::int64_t t = t_lo; t < t_hi; ++t) seg[t] = src[t * sw];
+    }
+  }
+
   // Value by value, for panels whose pixels span more than a few output rows.
   void pack_panel_slow(T* out, std::int64_t first, std::int64_t live, std::int64_t k0,
                        std::int64_t kc, int nr) const {
@@ -304,9 +354,12 @@ class NchwPatchColumns final : public BSource<T> {
       T* o = out + p * nr;
       for (std::int64_t i = 0; i < live; ++i) {
         const std::int64_t oh = (first + i) / s_.w_out, ow = (first + i) % s_.w_out;
-        const std::int64_t ih = oh * s_.p.stride_h - s_.p.pad.top + u * s_.p.dilation_h;
-        const std::int64_t iw = ow * s_.p.stride_w - s_.p.pad.left + v * s_.p.dilation_w;
-        o[i] = (ih >= 0 && ih < s_.h && iw >= 0 && iw < s_.w) ? plane[ih * s_.w + iw] : T(0);
+        const PaddingMode mode = s_.p.padding_mode;
+        const std::int64_t ih =
+            pad_source(oh * s_.p.stride_h - s_.p.pad.top + u * s_.p.dilation_h, s_.h, mode);
+        const std::int64_t iw =
+            pad_source(ow * s_.p.stride_w - s_.p.pad.left + v * s_.p.dilation_w, s_.w, mode);
+        o[i] = (ih >= 0 && iw >= 0) ? plane[ih * s_.w + iw] : T(0);
       }
       std::fill(o + live, o + nr, T(0));
     }

@@ -11,6 +11,49 @@ using detail::checked_add;
 using detail::checked_mul;
 using detail::require;
 
+const char* padding_mode_name(PaddingMode mode) {
+  switch (mode) {
+    case PaddingMode::Zeros: return "zeros";
+    case PaddingMode::Reflect: return "reflect";
+    case PaddingMode::Replicate: return "replicate";
+    case PaddingMode::Circular: return "circular";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// The limits torch sets on a padding mode along one axis of extent n.
+void check_padding_mode(PaddingMode mode, std::int64_t before, std::int64_t after,
+                        std::int64_t n, const char* axis) {
+  if (before == 0 && after == 0) return;
+  const std::string what = std::string("padding_mode '") + padding_mode_name(mode) +
+                           "': padding (" + std::to_string(before) + ", " +
+                           std::to_string(after) + ") along the input " + axis + " " +
+                           std::to_string(n);
+  switch (mode) {
+    case PaddingMode::Zeros: return;
+    case PaddingMode::Reflect:
+      require(before < n && after < n, what + " must be smaller than the " + axis);
+      return;
+    case PaddingMode::Replicate:
+      require(n >= 1, what + " needs a " + axis + " of at least 1");
+      return;
+    case PaddingMode::Circular:
+      require(before <= n && after <= n, what + " must be at most the " + axis);
+      return;
+  }
+  require(false, "padding_mode: unknown value");
+}
+
+}  // namespace
+
+void validate_padding_mode(PaddingMode mode, const Padding2D& pad, std::int64_t h,
+                           std::int64_t w) {
+  check_padding_mode(mode, pad.top, pad.bottom, h, "height");
+  check_padding_mode(mode, pad.left, pad.right, w, "width");
+}
+
 std::int64_t conv_output_size(std::int64_t in, std::int64_t k, std::int64_t stride,
                               std::int64_t pad_before, std::int64_t pad_after,
                               std::int64_t dilation) {
@@ -61,6 +104,8 @@ ConvShape make_patch_shape(std::int64_t n, std::int64_t h, std::int64_t w, std::
   require(c_in % p.groups == 0, "groups: in_channels " + std::to_string(c_in) +
                                     " is not divisible by groups " + std::to_string(p.groups));
 
+  validate_padding_mode(p.padding_mode, p.pad, h, w);
+
   ConvShape s;
   s.n = n;
   s.h = h;
@@ -78,6 +123,9 @@ ConvShape make_patch_shape(std::int64_t n, std::int64_t h, std::int64_t w, std::
   // stays > 1 whenever it was, so no path takes the input for its patches.
   if (s.h_out == 1) s.p.stride_h = std::min(p.stride_h, h + p.pad.top + p.pad.bottom);
   if (s.w_out == 1) s.p.stride_w = std::min(p.stride_w, w + p.pad.left + p.pad.right);
+  if (p.pad.top == 0 && p.pad.bottom == 0 && p.pad.left == 0 && p.pad.right == 0) {
+    s.p.padding_mode = PaddingMode::Zeros;
+  }
   if (k_h == 1) s.p.dilation_h = 1;
   if (k_w == 1) s.p.dilation_w = 1;
   // Every size the kernels index must fit in int64.

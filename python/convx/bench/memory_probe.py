@@ -1,11 +1,14 @@
 """Extra peak memory of one vgg16.conv2_2 call, measured in a fresh process.
 
-    python -m convx.bench.memory_probe convx|torch|torch_cl|ort
+    python -m convx.bench.memory_probe convx|convx_reflect|torch|torch_cl|torch_reflect|ort
 
 prints one JSON line, {"extra_mib": ...}: the rise of the process's peak resident set during
 one call at one thread, less the output's size (convx writes into an output the caller
-made beforehand, so for convx nothing is subtracted). Each library is first initialised on
-a small layer. Linux only (it reads and resets /proc/self's counters).
+made beforehand, so for convx nothing is subtracted). The *_reflect probes run the same
+layer with padding_mode="reflect": convx applies the mode where it gathers patches, so its
+figure should equal the zeros-padded one; torch pads a copy of the input first
+(F.pad + conv2d, which is what nn.Conv2d(padding_mode="reflect") runs). Each library is
+first initialised on a small layer. Linux only (it reads and resets /proc/self's counters).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import ctypes
 import json
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +32,7 @@ from convx.bench.suite import (
     torch_runner,
 )
 
-LIBRARIES = ("convx", "torch", "torch_cl", "ort")
+LIBRARIES = ("convx", "convx_reflect", "torch", "torch_cl", "torch_reflect", "ort")
 
 
 def _prepare(lib: str) -> tuple[Runner, int]:
@@ -38,13 +42,31 @@ def _prepare(lib: str) -> tuple[Runner, int]:
     x, w, b = make_inputs(layer)
     out_bytes = layer.n * layer.out_hw[0] * layer.out_hw[1] * layer.c_out * 4
     xs, ws, bs = make_inputs(warm)
-    if lib == "convx":
+    if lib in ("convx", "convx_reflect"):
+        mode = "reflect" if lib == "convx_reflect" else "zeros"
         convx.set_num_threads(1)
-        convx.conv2d(xs, ws, bs, stride=warm.stride, padding=warm.pad)
+        convx.conv2d(xs, ws, bs, stride=warm.stride, padding=warm.pad, padding_mode=mode)
         out = np.empty((layer.n, *layer.out_hw, layer.c_out), np.float32)
         out.fill(0)  # touched now: the output's pages are the caller's, not the call's
         return (lambda: convx.conv2d(x, w, b, stride=layer.stride, padding=layer.pad,
-                                     out=out)), 0
+                                     out=out, padding_mode=mode)), 0
+    if lib == "torch_reflect":
+        import torch
+
+        torch.set_num_threads(1)
+        runs = []
+        for lay, xa, wa, ba in ((warm, xs, ws, bs), (layer, x, w, b)):
+            xt = torch.from_numpy(np.ascontiguousarray(xa.transpose(0, 3, 1, 2)))
+            wt = torch.from_numpy(np.ascontiguousarray(wa.transpose(0, 3, 1, 2)))
+            bt = torch.from_numpy(ba)
+
+            def reflect_run(xt: Any = xt, wt: Any = wt, bt: Any = bt, lay: Any = lay) -> object:
+                xp = torch.nn.functional.pad(xt, (lay.pad,) * 4, mode="reflect")
+                return torch.nn.functional.conv2d(xp, wt, bt, stride=lay.stride)
+
+            runs.append(reflect_run)
+        runs[0]()
+        return runs[1], out_bytes
     if lib in ("torch", "torch_cl"):
         import torch
 

@@ -173,7 +173,7 @@ def bitwise_line(check: dict[str, Any]) -> str:
 
 def memory_lines(memory: dict[str, float | None]) -> list[str]:
     return (["extra peak memory of one vgg16.conv2_2 call beyond its output (1 thread):"]
-            + [f"  {lib:9s} " + ("not available" if mib is None else f"{mib:6.2f} MiB")
+            + [f"  {lib:13s} " + ("not available" if mib is None else f"{mib:6.2f} MiB")
                for lib, mib in memory.items()])
 
 
