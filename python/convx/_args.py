@@ -19,6 +19,7 @@ __all__ = [
     "PaddingArg",
     "Pair",
     "as_float_array",
+    "as_out_array",
     "check_array_size",
     "check_groups",
     "check_int",
@@ -205,6 +206,13 @@ def as_float_array(a: Any, name: str) -> npt.NDArray[Any]:
     if not a.flags.c_contiguous:
         a = np.ascontiguousarray(a)
     return cast("npt.NDArray[Any]", a)
+
+
+def as_out_array(out: Any) -> npt.NDArray[Any]:
+    """An `out=` argument as the ndarray to write (check_out checks it further)."""
+    if type(out) is not np.ndarray:
+        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    return out
 
 
 def native_order(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
