@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from convx._args import (
+    as_array,
     as_float_array,
     as_out_array,
     check_int,
@@ -365,7 +366,7 @@ class Conv1D:
 
     @weight.setter
     def weight(self, value: npt.ArrayLike) -> None:
-        arr = np.asarray(value)
+        arr = as_array(value, "weight")
         if arr.shape != self.weight_shape:
             raise ValueError(f"weight must have shape {self.weight_shape}, got {arr.shape}")
         self._conv.weight = _expand(arr, _unit_axis(self._layout, 3))
