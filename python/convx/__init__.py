@@ -1,4 +1,4 @@
-"""convx: fast, exact 2-D convolution layers for NumPy.
+"""convx: fast, exact 1-D and 2-D convolution layers for NumPy.
 
 The numbers are computed by a C++17 core (implicit im2col feeding a blocked SIMD
 GEMM, chosen at run time for the CPU); this package validates arguments and
@@ -13,6 +13,7 @@ from typing import Any
 from convx import _core
 from convx import functional as _functional
 from convx._backward import conv2d_backward, conv_transpose2d
+from convx._conv1d import Conv1D, conv1d, conv1d_backward, conv1d_output_shape
 from convx._conv_matrix import conv_bias_vector, conv_matrix
 from convx._threadpoolctl import register as _register_with_threadpoolctl
 from convx._transposed import ConvTranspose2D
@@ -26,9 +27,13 @@ __version__: str = _core.__version__
 _register_with_threadpoolctl()
 
 __all__ = [
+    "Conv1D",
     "Conv2D",
     "ConvTranspose2D",
     "__version__",
+    "conv1d",
+    "conv1d_backward",
+    "conv1d_output_shape",
     "conv2d",
     "conv2d_backward",
     "conv_bias_vector",

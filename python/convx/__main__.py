@@ -1,4 +1,4 @@
-"""Command line: `python -m convx demo | info | bench | --version`."""
+"""Command line: `python -m convx demo [--png FILE] | info | bench | --version`."""
 
 from __future__ import annotations
 
@@ -55,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
                f"build {info['build_flags']})")
     parser.add_argument("--version", action="version", version=version)
     sub = parser.add_subparsers(dest="command")
-    sub.add_parser("demo", help="convolve a small built-in example and check it")
+    demo = sub.add_parser("demo", help="convolve a small built-in example and check it; "
+                                       "with --png FILE, write a picture of filters instead")
+    demo.add_argument("--png", metavar="FILE", help="write a grid of filtered pictures")
     sub.add_parser("info", help="print version, CPU features, kernel path and threads")
     sub.add_parser("bench", help="benchmark against PyTorch, ONNX Runtime and NumPy",
                    add_help=False)
@@ -68,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "info":
         return _info()
+    if args.command == "demo" and args.png is not None:
+        from convx._demo_image import write_demo
+
+        return write_demo(args.png)
     if args.command == "demo" or args.command is None:
         return _demo()
     return 2

@@ -18,7 +18,9 @@ __all__ = [
     "MAX_INT",
     "PaddingArg",
     "Pair",
+    "as_array",
     "as_float_array",
+    "as_out_array",
     "check_array_size",
     "check_groups",
     "check_int",
@@ -27,6 +29,8 @@ __all__ = [
     "check_shape",
     "common_dtype",
     "float_dtype",
+    "from_dlpack",
+    "has_dlpack",
     "native_order",
     "normalize_pair",
     "output_size",
@@ -199,10 +203,60 @@ def output_size(n: int, k: int, s: int, d: int, before: int, after: int, axis: s
     return (padded - span) // s + 1
 
 
+# DLPack device types (dlpack.h's DLDeviceType) by number, for the messages; kDLCPU is 1.
+_DLPACK_CPU = 1
+_DLPACK_DEVICES = {2: "CUDA", 3: "CUDA host", 4: "OpenCL", 7: "Vulkan", 8: "Metal", 9: "VPI",
+                   10: "ROCm", 11: "ROCm host", 13: "CUDA managed", 14: "oneAPI"}
+
+
+def from_dlpack(a: Any, name: str) -> npt.NDArray[Any]:
+    """`a`, an object implementing the DLPack protocol (a PyTorch or JAX CPU tensor), as an
+    ndarray of the same memory: no copy, any strides, read-only when `a` says its memory
+    is. A tensor that requires grad, one on another device, and one whose dtype or flags
+    NumPy cannot represent raise an error naming the argument."""
+    if getattr(a, "requires_grad", False) is True:
+        raise TypeError(f"{name} is a tensor that requires grad: convx computes outside "
+                        f"autograd, so pass {name}.detach() (the same memory, no copy)")
+    device = getattr(a, "__dlpack_device__", None)
+    if device is not None:
+        try:
+            kind = int(device()[0])
+        except (BufferError, RuntimeError, TypeError, ValueError) as e:
+            raise ValueError(f"{name}: its DLPack device cannot be read ({e}); convx takes "
+                             "arrays in CPU memory") from None
+        if kind != _DLPACK_CPU:
+            where = _DLPACK_DEVICES.get(kind, f"DLPack device type {kind}")
+            raise ValueError(f"{name} is in {where} memory; convx takes arrays in CPU memory: "
+                             f"copy it to the CPU first (in PyTorch, {name}.cpu())")
+    try:
+        return np.from_dlpack(a)
+    except (BufferError, RuntimeError, TypeError, ValueError) as e:
+        dtype = getattr(a, "dtype", None)
+        what = type(a).__name__ if dtype is None else f"{type(a).__name__} of dtype {dtype}"
+        raise TypeError(f"{name} ({what}) cannot be read through DLPack "
+                        f"({str(e).rstrip('.')}); convx takes "
+                        "float32 or float64 arrays in CPU memory") from None
+
+
+def has_dlpack(a: Any) -> bool:
+    """True for objects other than ndarrays (and their subclasses) that export DLPack."""
+    return hasattr(type(a), "__dlpack__") and not isinstance(a, np.ndarray)
+
+
+def as_array(a: Any, name: str) -> npt.NDArray[Any]:
+    """`a` as an ndarray without a copy where one can be avoided: an ndarray is itself, a
+    DLPack tensor its memory (see from_dlpack), anything else np.asarray(a)."""
+    if type(a) is np.ndarray:
+        return a
+    if has_dlpack(a):
+        return from_dlpack(a, name)
+    return np.asarray(a)
+
+
 def as_float_array(a: Any, name: str) -> npt.NDArray[Any]:
     """Return `a` as a C-contiguous float32/float64 array, copying only if needed."""
     if type(a) is not np.ndarray:
-        a = np.asarray(a)
+        a = as_array(a, name)
     if a.dtype.type not in _FLOAT_TYPES:
         kind = a.dtype.kind
         what = {
@@ -224,6 +278,17 @@ def as_float_array(a: Any, name: str) -> npt.NDArray[Any]:
     if not a.flags.c_contiguous:
         a = np.ascontiguousarray(a)
     return cast("npt.NDArray[Any]", a)
+
+
+def as_out_array(out: Any) -> npt.NDArray[Any]:
+    """An `out=` argument as the ndarray to write: an ndarray, or the memory of a DLPack
+    tensor (check_out checks it further)."""
+    if type(out) is np.ndarray:
+        return out
+    if has_dlpack(out):
+        return from_dlpack(out, "out")
+    raise TypeError(f"out must be a numpy.ndarray (or a CPU tensor implementing DLPack), got "
+                    f"{type(out).__name__}")
 
 
 def native_order(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -258,25 +323,26 @@ def common_dtype(first: npt.NDArray[Any], first_name: str, *others: tuple[Any, s
 def check_out(
     out: Any, shape: tuple[int, ...], dtype: np.dtype[Any], inputs: Sequence[Any]
 ) -> npt.NDArray[Any]:
-    """Validate a caller-provided output buffer, or allocate a fresh one."""
+    """Validate a caller-provided output buffer (an ndarray or a DLPack tensor) and return
+    it as the ndarray to write, or allocate a fresh one."""
     if out is None:
         return np.empty(shape, dtype=dtype)
-    if type(out) is not np.ndarray:
-        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
-    if out.shape != shape:
-        raise ValueError(f"out has shape {out.shape}, expected {shape}")
-    if not out.dtype.isnative:
+    result = as_out_array(out)
+    if result.shape != shape:
+        raise ValueError(f"out has shape {result.shape}, expected {shape}")
+    if not result.dtype.isnative:
         raise TypeError(
-            f"out has dtype {out.dtype}, in non-native byte order: the result is written "
+            f"out has dtype {result.dtype}, in non-native byte order: the result is written "
             f"in place in the machine's byte order, so out must have dtype {dtype}"
         )
-    if out.dtype != dtype:
-        raise TypeError(f"out has dtype {out.dtype}, expected {dtype}")
-    if not out.flags.c_contiguous:
+    if result.dtype != dtype:
+        raise TypeError(f"out has dtype {result.dtype}, expected {dtype}")
+    if not result.flags.c_contiguous:
         raise ValueError("out must be C-contiguous")
-    if not out.flags.writeable:
-        raise ValueError("out must be writeable")
+    if not result.flags.writeable:
+        raise ValueError("out must be writeable (read-only memory, such as a JAX array's or "
+                         "a read-only NumPy view, cannot be written)")
     for arr in inputs:
-        if arr is not None and np.may_share_memory(out, arr):
+        if arr is not None and np.may_share_memory(result, arr):
             raise ValueError("out must not overlap the input arrays")
-    return out
+    return result

@@ -6,10 +6,12 @@ weights (C_out, k_h, k_w, C_in/groups). NCHW activations are (N, C, H, W) or
 input's layout, and a single image in gives a single image out.
 
 Copies. A C-contiguous float32/float64 array in native byte order is used in
-place. Anything else (a strided view, Fortran order, byte-swapped data) is
-copied once into such an array before the call; gemm reads strided views in
-place. Nothing the caller owns is ever written except `out=`, which is written
-in place and so must be C-contiguous and in native byte order.
+place, and so is a CPU tensor that implements DLPack (``__dlpack__``: PyTorch,
+JAX), read as an ndarray of its memory (see docs/arrays.md). Anything else (a
+strided view, Fortran order, byte-swapped data) is copied once into such an
+array before the call; gemm reads strided views in place. Nothing the caller
+owns is ever written except `out=`, which is written in place and so must be
+C-contiguous and in native byte order.
 
 Integers. Every integer argument (sizes, kernel sizes, strides, paddings,
 dilations, groups) is at most 2**62. A value outside an argument's range, or a
@@ -27,7 +29,9 @@ import numpy.typing as npt
 from convx import _core
 from convx._args import (
     PaddingArg,
+    as_array,
     as_float_array,
+    as_out_array,
     check_array_size,
     check_groups,
     check_layout,
@@ -36,6 +40,8 @@ from convx._args import (
     check_shape,
     common_dtype,
     float_dtype,
+    from_dlpack,
+    has_dlpack,
     native_order,
     normalize_pair,
     output_size,
@@ -136,6 +142,12 @@ def conv2d(
     # A call signature seen before reuses its operator. The operator computes only when
     # x, weight and bias are arrays it can take as they are; otherwise it returns None
     # and the arguments are normalised below (copied, or rejected with a clear error).
+    if not (type(x) is np.ndarray and type(weight) is np.ndarray
+            and (bias is None or type(bias) is np.ndarray)
+            and (out is None or type(out) is np.ndarray)):
+        # DLPack tensors become ndarrays of their memory here, so that they too reuse
+        # operators and `out` is the array written.
+        x, weight, bias, out = _dlpack_arrays(x, weight, bias, out)
     key = None
     if (flip is False and type(x) is np.ndarray and type(weight) is np.ndarray
             and (type(stride) is int or _plain(stride))  # the int tests spare a call
@@ -160,6 +172,15 @@ def conv2d(
             _OPS.clear()
         _OPS[key] = op
     return result
+
+
+def _dlpack_arrays(x: Any, weight: Any, bias: Any, out: Any) -> tuple[Any, Any, Any, Any]:
+    """The arguments with each DLPack tensor among them as an ndarray of its memory;
+    anything else as it is (normalised or refused later)."""
+    x = from_dlpack(x, "x") if has_dlpack(x) else x
+    weight = from_dlpack(weight, "weight") if has_dlpack(weight) else weight
+    bias = from_dlpack(bias, "bias") if has_dlpack(bias) else bias
+    return x, weight, bias, (as_out_array(out) if has_dlpack(out) else out)
 
 
 def _plain(v: Any) -> bool:
@@ -484,8 +505,7 @@ def gemm(a: npt.ArrayLike, b: npt.ArrayLike, *, out: Array | None = None) -> Arr
                 and out.flags.c_contiguous and out.flags.writeable):
             _core.gemm(a, b, out, False)
             return out
-    aa = a if type(a) is np.ndarray else np.asarray(a)
-    ba = b if type(b) is np.ndarray else np.asarray(b)
+    aa, ba = as_array(a, "a"), as_array(b, "b")
     for arr, name in ((aa, "a"), (ba, "b")):
         if arr.dtype.type not in (np.float32, np.float64):
             as_float_array(arr, name)  # raises the TypeError that explains the cast

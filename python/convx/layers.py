@@ -13,6 +13,7 @@ import numpy.typing as npt
 from convx import _core
 from convx._args import (
     PaddingArg,
+    as_array,
     check_array_size,
     check_int,
     check_layout,
@@ -22,7 +23,7 @@ from convx._args import (
     resolve_padding,
 )
 from convx._backward import conv2d_backward
-from convx.functional import _make_op, _normalise, _plain, output_shape
+from convx.functional import _dlpack_arrays, _make_op, _normalise, _plain, output_shape
 
 __all__ = ["Conv2D"]
 
@@ -200,7 +201,7 @@ class Conv2D(_core.LayerBase):
 
     @weight.setter
     def weight(self, value: npt.ArrayLike) -> None:
-        arr = np.array(value, dtype=self.dtype, copy=True, order="C")
+        arr = np.array(as_array(value, "weight"), dtype=self.dtype, copy=True, order="C")
         if arr.shape != self.weight_shape:
             raise ValueError(f"weight must have shape {self.weight_shape}, got {arr.shape}")
         arr.setflags(write=False)
@@ -215,7 +216,7 @@ class Conv2D(_core.LayerBase):
     def bias(self, value: npt.ArrayLike | None) -> None:
         arr = None
         if value is not None:
-            arr = np.array(value, dtype=self.dtype, copy=True)
+            arr = np.array(as_array(value, "bias"), dtype=self.dtype, copy=True)
             if arr.shape != (self.out_channels,):
                 raise ValueError(f"bias must have shape ({self.out_channels},), got {arr.shape}")
             arr.setflags(write=False)
@@ -264,6 +265,8 @@ class Conv2D(_core.LayerBase):
     def _forward(self, x: Any, out: npt.NDArray[Any] | None
                  ) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
         """The output, and the array (x, or its normalised copy) it was computed from."""
+        if type(x) is not np.ndarray or (out is not None and type(out) is not np.ndarray):
+            x, _, _, out = _dlpack_arrays(x, None, None, out)  # a tensor reuses operators
         state = self._state  # the one version this call computes with
         key = None
         if type(x) is np.ndarray and state.sig and state.prepared is not None:
