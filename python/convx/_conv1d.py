@@ -20,7 +20,6 @@ NCL with (C_out, C_in/groups, k) weights is PyTorch's Conv1d; NLC with
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterable
 from typing import Any
 
@@ -43,7 +42,6 @@ __all__ = ["Conv1D", "conv1d", "conv1d_backward", "conv1d_output_shape"]
 
 Array = npt.NDArray[Any]
 _LAYOUTS_2D = {"NLC": "NHWC", "NCL": "NCHW"}
-_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 _NEEDS = ("input", "weight", "bias")
 
 
@@ -98,20 +96,6 @@ def _padding_2d(padding: Any) -> Any:
                         f"'same_lower'; got {padding!r}")
     p = _single(padding, "padding", 0)
     return ((0, 0), (p, p))
-
-
-def _mode_kwargs(padding_mode: Any, target: Any) -> dict[str, Any]:
-    """The padding_mode keyword for the 2-D call: none for "zeros" (every conv2d pads
-    with zeros), else {"padding_mode": mode}, which needs a 2-D `target` that takes it."""
-    if padding_mode == "zeros":
-        return {}
-    if padding_mode not in _PADDING_MODES:
-        raise ValueError(f"padding_mode must be one of {', '.join(map(repr, _PADDING_MODES))}, "
-                         f"got {padding_mode!r}")
-    if "padding_mode" not in inspect.signature(target).parameters:
-        raise ValueError(f"padding_mode={padding_mode!r} is not supported by this convx "
-                         "version (only 'zeros')")
-    return {"padding_mode": padding_mode}
 
 
 def _as_array(a: Any, name: str) -> Array:
@@ -178,7 +162,8 @@ def conv1d(
         padding: int, (left, right), "valid", "same" (out = ceil(L/stride), the odd
             element on the right) or "same_lower" (on the left).
         groups, activation: as for conv2d.
-        padding_mode: "zeros", or another mode conv2d supports, passed through to it.
+        padding_mode: "zeros", "reflect", "replicate" or "circular", as in torch (see
+            conv2d): the values the padding reads, gathered with the patches.
         out: optional C-contiguous, writeable array of the exact output shape and dtype;
             it is written in place and returned.
 
@@ -189,17 +174,16 @@ def conv1d(
     xa, wa = _as_array(x, "x"), _as_array(weight, "weight")
     _check_ndim(xa, wa, layout)
     s, d, pads = _single(stride, "stride"), _single(dilation, "dilation"), _padding_2d(padding)
-    mode = _mode_kwargs(padding_mode, conv2d)
     axis = _unit_axis(layout, xa.ndim)
     outa = None if out is None else as_out_array(out)
     try:
         y = conv2d(_expand(xa, axis), _expand(wa, _unit_axis(layout, 3)), bias, stride=(1, s),
                    padding=pads, dilation=(1, d), groups=groups, layout=_LAYOUTS_2D[layout],
                    activation=activation, out=None if outa is None else _expand(outa, axis),
-                   **mode)
-    except ValueError:
+                   padding_mode=padding_mode)
+    except ValueError as e:
         _explain_1d(xa.shape, wa.shape, s, pads, d, layout, outa)
-        raise
+        raise _in_1d_terms(e) from None
     return _squeeze(y, axis) if outa is None else outa
 
 
@@ -212,6 +196,15 @@ def _explain_1d(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: int,
                                 dilation=dilation, layout=layout)
     if out is not None and out.shape != shape:
         raise ValueError(f"out has shape {out.shape}, expected {shape}")
+
+
+def _in_1d_terms(error: ValueError) -> ValueError:
+    """A padding_mode error of the 2-D call, which names the width, worded for a signal."""
+    message = str(error)
+    if not message.startswith("padding_mode"):
+        return error
+    return ValueError(message.replace("input width", "input length").replace("the width",
+                                                                            "the length"))
 
 
 def _pads_1d(pads: Any) -> Any:
@@ -229,6 +222,7 @@ def conv1d_backward(
     dilation: Any = 1,
     groups: int = 1,
     layout: str = "NLC",
+    padding_mode: str = "zeros",
     needs: Iterable[str] = _NEEDS,
 ) -> tuple[Array | None, Array | None, Array | None]:
     """The gradients (dx, dw, db) of y = conv1d(x, weight, bias, ...) for dL/dy = grad_out,
@@ -244,14 +238,15 @@ def conv1d_backward(
     try:
         dx, dw, db = conv2d_backward(_expand(ga, axis), _expand(xa, axis), _expand(wa, w_axis),
                                      stride=(1, s), padding=pads, dilation=(1, d),
-                                     groups=groups, layout=_LAYOUTS_2D[layout], needs=needs)
-    except ValueError:
+                                     groups=groups, layout=_LAYOUTS_2D[layout],
+                                     padding_mode=padding_mode, needs=needs)
+    except ValueError as e:
         shape = conv1d_output_shape(xa.shape, wa.shape, stride=s, padding=_pads_1d(pads),
                                     dilation=d, layout=layout)
         if ga.shape != shape:
             raise ValueError(f"grad_out must have the output's shape {shape}, got "
                              f"{ga.shape}") from None
-        raise
+        raise _in_1d_terms(e) from None
     return (None if dx is None else _squeeze(dx, axis),
             None if dw is None else _squeeze(dw, w_axis), db)
 
@@ -292,11 +287,9 @@ class Conv1D:
         k = _single(kernel_size, "kernel_size")
         s, d = _single(stride, "stride"), _single(dilation, "dilation")
         self._padding = padding
-        self._padding_mode = padding_mode
         self._conv = Conv2D(in_channels, out_channels, (1, k), (1, s), _padding_2d(padding),
                             (1, d), groups, bias, layout=_LAYOUTS_2D[self._layout], dtype=dtype,
-                            seed=seed, activation=activation,
-                            **_mode_kwargs(padding_mode, Conv2D))
+                            seed=seed, activation=activation, padding_mode=padding_mode)
 
     # -- configuration ----------------------------------------------------------------
 
@@ -305,7 +298,7 @@ class Conv1D:
     groups = property(lambda self: self._conv.groups)
     layout = property(lambda self: self._layout)
     dtype = property(lambda self: self._conv.dtype)
-    padding_mode = property(lambda self: self._padding_mode)
+    padding_mode = property(lambda self: self._conv.padding_mode)
     algorithm = property(lambda self: self._conv.algorithm,
                          doc="The algorithm of the last call (see Conv2D.algorithm).")
     kernel = property(lambda self: self._conv.kernel,
@@ -464,7 +457,8 @@ class Conv1D:
                                    layout=self._layout)
 
     def __repr__(self) -> str:
-        mode = "" if self._padding_mode == "zeros" else f", padding_mode={self._padding_mode!r}"
+        mode = self._conv.padding_mode
+        mode = "" if mode == "zeros" else f", padding_mode={mode!r}"
         return (f"Conv1D({self.in_channels}, {self.out_channels}, "
                 f"kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self._padding!r}, dilation={self.dilation}, groups={self.groups}, "
