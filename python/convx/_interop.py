@@ -18,6 +18,7 @@ unchanged. PyTorch, Keras and ONNX are imported inside the functions that need t
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -327,6 +328,14 @@ def transpose_to_torch(layer: ConvTranspose2D) -> Any:
 
 # --------------------------------------------------------------------------- Keras ------
 
+def _keras_numpy(keras: Any, value: Any) -> Array:
+    """A Keras variable's values as a new numpy array. (On the torch backend the conversion
+    goes through torch's __array__, which NumPy 2 warns about; that is no concern here.)"""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return np.array(keras.ops.convert_to_numpy(value), copy=True)
+
+
 def conv_from_keras(cls: type[Conv2D], layer: Any, dtype: Any) -> Conv2D:
     """Conv2D.from_keras: see there."""
     try:
@@ -345,7 +354,7 @@ def conv_from_keras(cls: type[Conv2D], layer: Any, dtype: Any) -> Conv2D:
     if activation not in (None, "relu"):
         raise ValueError(f"activation {activation!r} of the Keras layer is not supported "
                          f"(only None, 'linear' and 'relu')")
-    kernel = np.array(keras.ops.convert_to_numpy(layer.kernel), copy=True)
+    kernel = _keras_numpy(keras, layer.kernel)
     dt = _import_dtype(kernel.dtype, dtype, "the Keras layer")
     layout = "NHWC" if config["data_format"] == "channels_last" else "NCHW"
     groups = int(config["groups"])
@@ -359,7 +368,7 @@ def conv_from_keras(cls: type[Conv2D], layer: Any, dtype: Any) -> Conv2D:
                  activation=activation)
     sd = {"weight": kernel.transpose(3, 2, 0, 1)}  # HWIO -> OIHW
     if config["use_bias"]:
-        sd["bias"] = np.asarray(keras.ops.convert_to_numpy(layer.bias))
+        sd["bias"] = _keras_numpy(keras, layer.bias)
     load_state_dict(result, sd)
     return result
 
