@@ -173,19 +173,31 @@ def _torch_module_class(module: Any, expected: str) -> Any:
     if any(part in type(module).__module__ for part in ("quantized", ".qat", "intrinsic")):
         raise TypeError(f"module {name} is a quantized or quantization-aware convolution; "
                         f"convx imports float convolutions only")
-    if isinstance(module.weight, torch.nn.parameter.UninitializedParameter):
+    # (A parametrized weight is computed on reading; only a plain one can be lazy.)
+    if (not torch.nn.utils.parametrize.is_parametrized(module, "weight")
+            and isinstance(module.weight, torch.nn.parameter.UninitializedParameter)):
         raise ValueError(f"module {name} has uninitialised (lazy) weights: run it once first")
     return cls
 
 
 def _torch_weight(module: Any) -> Any:
-    """The weight the module's forward uses. A parametrized weight (torch.nn.utils.
-    parametrize, e.g. parametrizations.weight_norm) is evaluated by reading it; the legacy
-    hook-based weight_norm is recomputed from its hook. Any other hook may change what the
-    module computes, so it is refused."""
+    """The weight the module's forward uses in eval mode. A parametrized weight
+    (torch.nn.utils.parametrize, e.g. parametrizations.weight_norm or spectral_norm) is
+    evaluated by reading it; the legacy hook-based weight_norm is recomputed from its hook.
+    Any other hook may change what the module computes, so it is refused."""
+    import torch
     from torch.nn.utils.weight_norm import WeightNorm
 
-    weight = module.weight
+    # Eval mode while reading: a parametrization such as spectral_norm updates its state on
+    # each read in training mode, and the module is the caller's.
+    flags = [(m, m.training) for m in module.modules()]
+    try:
+        module.eval()
+        with torch.no_grad():
+            weight = module.weight
+    finally:
+        for m, training in flags:
+            m.training = training
     for hook in module._forward_pre_hooks.values():
         if isinstance(hook, WeightNorm) and hook.name == "weight":
             weight = hook.compute_weight(module)

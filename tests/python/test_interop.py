@@ -320,3 +320,17 @@ def test_padding_mode_passes_through(mode: str) -> None:
     with torch.no_grad():
         np.testing.assert_allclose(layer(x), module(torch.from_numpy(x)).numpy(), atol=1e-12)
     assert layer.to_torch().padding_mode == mode
+
+
+def test_spectral_norm_is_read_without_changing_the_module() -> None:
+    module = nn.utils.parametrizations.spectral_norm(nn.Conv2d(2, 3, 3, dtype=torch.float64))
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    layer = convx.Conv2D.from_torch(module, layout="NCHW")
+    assert module.training
+    for k, v in module.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    module.eval()
+    x = np.random.default_rng(0).standard_normal((1, 2, 5, 5))
+    with torch.no_grad():
+        expected = module(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(layer(x), expected, atol=1e-12)
