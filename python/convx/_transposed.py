@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from convx import _interop
 from convx._args import (
     as_float_array,
     check_array_size,
@@ -184,6 +185,36 @@ class ConvTranspose2D:
         if self._bias is not None:
             params["bias"] = self._bias
         return params
+
+    # Interchange with PyTorch and ONNX (convx._interop; docs/interop.md).
+
+    @classmethod
+    def from_torch(cls, module: Any, *, layout: str = "NHWC",
+                   dtype: Any = None) -> ConvTranspose2D:
+        """A layer computing what the torch.nn.ConvTranspose2d `module` computes."""
+        return _interop.transpose_from_torch(cls, module, layout, dtype)
+
+    def to_torch(self) -> Any:
+        """A torch.nn.ConvTranspose2d computing what this layer computes."""
+        return _interop.transpose_to_torch(self)
+
+    @classmethod
+    def from_onnx(cls, node: Any, initializers: Any, *, layout: str = "NCHW",
+                  dtype: Any = None, input_shape: Any = None) -> ConvTranspose2D:
+        """A layer computing the ONNX ConvTranspose `node` with weights from
+        `initializers`. A node with output_shape or auto_pad SAME_* pads by the input
+        size: give `input_shape` ((H, W), or the full input shape)."""
+        return _interop.transpose_from_onnx(cls, node, initializers, layout, dtype,
+                                            input_shape)
+
+    def state_dict(self) -> dict[str, Array]:
+        """{"weight", "bias"} as torch.nn.ConvTranspose2d names them, the weight
+        (C_in, C_out/groups, kH, kW) whatever the layout (new, writable arrays)."""
+        return _interop.state_dict(self)
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True) -> None:
+        """Set weight and bias from a torch-style state dict (see Conv2D.load_state_dict)."""
+        _interop.load_state_dict(self, state_dict, strict)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

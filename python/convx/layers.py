@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from convx import _core
+from convx import _core, _interop
 from convx._args import (
     PaddingArg,
     as_array,
@@ -408,6 +408,44 @@ class Conv2D(_core.LayerBase):
                     if weight is not None:
                         self._install(weight, None if state is None else state.bias, prepared)
                     return
+
+    # Interchange with PyTorch, Keras and ONNX (convx._interop; docs/interop.md).
+
+    @classmethod
+    def from_torch(cls, module: Any, *, layout: str = "NHWC", dtype: Any = None) -> Conv2D:
+        """A layer computing what the torch.nn.Conv2d `module` computes: its geometry,
+        padding_mode, weight (converted to `layout`) and bias. float32/float64 weights keep
+        their dtype unless `dtype` is given; float16/bfloat16 need `dtype`."""
+        return _interop.conv_from_torch(cls, module, layout, dtype)
+
+    def to_torch(self) -> Any:
+        """A torch module computing what this layer computes: an nn.Conv2d, preceded by a
+        padding module when the padding is asymmetric and followed by nn.ReLU for
+        activation="relu" (then an nn.Sequential)."""
+        return _interop.conv_to_torch(self)
+
+    @classmethod
+    def from_keras(cls, layer: Any, *, dtype: Any = None) -> Conv2D:
+        """A layer computing what the built keras.layers.Conv2D `layer` computes
+        (channels_last -> "NHWC", channels_first -> "NCHW")."""
+        return _interop.conv_from_keras(cls, layer, dtype)
+
+    @classmethod
+    def from_onnx(cls, node: Any, initializers: Any, *, layout: str = "NCHW",
+                  dtype: Any = None) -> Conv2D:
+        """A layer computing the ONNX Conv `node` (an onnx.NodeProto) whose weight and bias
+        are in `initializers` (a dict name -> array, or a graph's initializer list)."""
+        return _interop.conv_from_onnx(cls, node, initializers, layout, dtype)
+
+    def state_dict(self) -> dict[str, npt.NDArray[Any]]:
+        """{"weight", "bias"} as torch.nn.Conv2d names them, the weight OIHW whatever the
+        layout (new, writable arrays)."""
+        return _interop.state_dict(self)
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True) -> None:
+        """Set weight and bias from a torch-style state dict (numpy arrays or tensors,
+        weight OIHW); keys are checked as torch checks them, shapes exactly."""
+        _interop.load_state_dict(self, state_dict, strict)
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """The shape __call__ returns for an input of this shape."""
