@@ -17,7 +17,6 @@ unchanged. PyTorch, Keras and ONNX are imported inside the functions that need t
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
@@ -228,17 +227,10 @@ def conv_from_torch(cls: type[Conv2D], module: Any, layout: str, dtype: Any) -> 
     padding: Any = module.padding
     if not isinstance(padding, str):
         padding = tuple(int(p) for p in padding)
-    mode = module.padding_mode
-    kwargs: dict[str, Any] = {}
-    if mode != "zeros":
-        if "padding_mode" not in inspect.signature(cls).parameters:
-            raise ValueError(f"padding_mode={mode!r} is not supported by this version of "
-                             f"convx (only 'zeros')")
-        kwargs["padding_mode"] = mode
     layer = cls(module.in_channels, module.out_channels, tuple(module.kernel_size),
                 stride=tuple(module.stride), padding=padding, dilation=tuple(module.dilation),
                 groups=module.groups, bias=module.bias is not None, layout=layout, dtype=dt,
-                seed=0, **kwargs)
+                seed=0, padding_mode=module.padding_mode)
     load_state_dict(layer, {"weight": w} if b is None else {"weight": w, "bias": b})
     return layer
 
@@ -268,7 +260,7 @@ def conv_to_torch(layer: Conv2D) -> Any:
     import torch
 
     nn = torch.nn
-    mode = getattr(layer, "padding_mode", "zeros")
+    mode = layer.padding_mode
     padding = layer.padding
     conv_padding: Any = padding
     pre: Any = None

@@ -8,8 +8,6 @@ a module equal to the original, parameter for parameter and output for output.
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import pytest
 
@@ -22,10 +20,6 @@ nn = torch.nn
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
 
 MODES = ("zeros", "reflect", "replicate", "circular")
-
-
-def padding_modes_supported() -> bool:
-    return "padding_mode" in inspect.signature(convx.Conv2D).parameters
 
 
 def to_layout(x: np.ndarray, layout: str) -> np.ndarray:
@@ -91,8 +85,6 @@ CONFIGS = [(i, "zeros") for i in range(120)] + [(120 + i, MODES[1 + i % 3]) for 
 
 @pytest.mark.parametrize(("i", "mode"), CONFIGS)
 def test_from_torch_matches_torch(i: int, mode: str) -> None:
-    if mode != "zeros" and not padding_modes_supported():
-        pytest.skip("convx.Conv2D has no padding_mode in this version")
     rng = np.random.default_rng(1000 + i)
     module, shape = random_conv(rng, i, mode)
     layout = "NCHW" if i % 4 < 2 else "NHWC"
@@ -310,10 +302,6 @@ def test_to_torch_of_what_nn_conv2d_cannot_express() -> None:
 @pytest.mark.parametrize("mode", MODES[1:])
 def test_padding_mode_passes_through(mode: str) -> None:
     module = nn.Conv2d(2, 3, 3, padding=(1, 2), padding_mode=mode, dtype=torch.float64)
-    if not padding_modes_supported():
-        with pytest.raises(ValueError, match=f"padding_mode='{mode}' is not supported"):
-            convx.Conv2D.from_torch(module)
-        return
     layer = convx.Conv2D.from_torch(module, layout="NCHW")
     assert layer.padding_mode == mode
     x = np.random.default_rng(0).standard_normal((1, 2, 6, 7))
