@@ -117,9 +117,10 @@ def render(paths: list[str]) -> str:
         f"This page is generated from the JSON files in `benchmarks/results/` by `{REGENERATE}`;",
         "edit those files or the script, never this page.",
         "",
-        "| run | CPU | convx path | threads | geometric mean, convx / best anchor "
+        "| run | CPU | convx path | caches per core | f32 FMA peak per core "
+        "| threads | geometric mean, convx / best anchor "
         "| forward + backward, geometric mean of best torch / convx |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for doc, source in runs:
         meta = doc["meta"]
@@ -128,8 +129,14 @@ def render(paths: list[str]) -> str:
         # Runs from before the forward + backward table have no "backward" key.
         train = ", ".join(f"{t['geomean_ratio']['fwd_bwd']:.2f} at {t['threads']}"
                           for t in doc.get("backward") or [] if t["geomean_ratio"]["fwd_bwd"])
+        # Runs from before the cache keys have no meta["caches"]; every run has its peak
+        # unless it timed only the denormal rows.
+        caches = report.cache_line(meta["caches"]) if meta.get("caches") else "-"
+        peak = doc.get("fma_peak") or {}
+        peak_text = f"{peak['per_core_gflops']:.0f} Gflop/s" if peak else "-"
         lines.append(f"| {meta['date_utc'][:10]} (`{Path(source).name}`) | {meta['cpu_model']} "
-                     f"| `{meta['isa_path']}` | {', '.join(map(str, meta['thread_counts']))} "
+                     f"| `{meta['isa_path']}` | {caches} | {peak_text} "
+                     f"| {', '.join(map(str, meta['thread_counts']))} "
                      f"| {means or '-'} | {train or '-'} |")
     lines += ["", METHOD.format(regenerate=REGENERATE).rstrip()]
     for doc, source in runs:

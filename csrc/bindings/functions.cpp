@@ -8,6 +8,7 @@
 #include <string>
 
 #include "arrays.hpp"
+#include "gemm/blocking.hpp"
 #include "gemm/macro_kernel.hpp"
 #include "gil.hpp"
 
@@ -120,6 +121,24 @@ void gemm(const py::array& a, const py::array& b, py::array& c, bool accumulate)
   }
 }
 
+py::dict blocking_dict(const std::string& kernel, int mr, int nr,
+                       const convx::detail::CacheBlocks& b) {
+  py::dict d;
+  d["kernel"] = kernel;
+  d["mr"] = mr;
+  d["nr"] = nr;
+  d["mc"] = b.mc;
+  d["kc"] = b.kc;
+  d["nc"] = b.nc;
+  d["packed_b_bytes"] = b.packed_b_bytes;
+  return d;
+}
+
+py::dict gemm_blocking_dict(convx::Isa isa, bool float64) {
+  const convx::GemmBlocking g = convx::gemm_blocking(isa, float64);
+  return blocking_dict(g.kernel, g.mr, g.nr, {g.mc, g.kc, g.nc, g.packed_b_bytes});
+}
+
 py::dict cpu_info() {
   const convx::CpuInfo info = convx::cpu_info();
   py::list available;
@@ -143,6 +162,17 @@ py::dict cpu_info() {
   d["flush_denormal"] = convx::flush_denormal();
   d["version"] = CONVX_VERSION_STRING;
   d["build_flags"] = CONVX_BUILD_FLAGS;
+  const convx::CacheInfo caches = convx::cache_info();
+  d["l1d"] = caches.l1d;
+  d["l2"] = caches.l2;
+  d["l3"] = caches.l3;
+  d["l2_shared_by"] = caches.l2_shared_by;
+  d["l3_shared_by"] = caches.l3_shared_by;
+  d["cache_source"] = caches.source;
+  py::dict blocking;
+  blocking["float32"] = gemm_blocking_dict(info.active, false);
+  blocking["float64"] = gemm_blocking_dict(info.active, true);
+  d["gemm_blocking"] = blocking;
   return d;
 }
 
@@ -179,6 +209,24 @@ void bind_functions(py::module_& m) {
         return py::make_tuple(c.a_in_place.load(), c.a_packed.load());
       },
       py::arg("reset") = false);
+  m.def(
+      "_derive_blocking",
+      [](int mr, int nr, int elem_bytes, std::int64_t l1d, std::int64_t l2, std::int64_t l3,
+         int l3_shared_by) {
+        // Test-only: the blocking rule of gemm/blocking.hpp for any caches.
+        if (mr < 1 || nr < 1 || elem_bytes < 1) {
+          throw std::invalid_argument("_derive_blocking: mr, nr and elem_bytes must be >= 1");
+        }
+        convx::CacheInfo caches;
+        caches.l1d = l1d;
+        caches.l2 = l2;
+        caches.l3 = l3;
+        caches.l3_shared_by = l3_shared_by;
+        return blocking_dict("", mr, nr,
+                             convx::detail::derive_gemm_blocking(mr, nr, elem_bytes, caches));
+      },
+      py::arg("mr"), py::arg("nr"), py::arg("elem_bytes"), py::arg("l1d"), py::arg("l2"),
+      py::arg("l3"), py::arg("l3_shared_by") = 1);
   m.def("_set_isa", [](const std::string& name) { convx::set_active_isa(convx::parse_isa(name)); },
         py::arg("name"));
 }

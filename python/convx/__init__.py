@@ -63,6 +63,13 @@ def cpu_info() -> dict[str, Any]:
     Keys: vendor, avx2, avx512, compiled, available, best, active, num_threads,
     usable_cpus (the affinity mask bounded by a cgroup CPU quota), flush_denormal, version,
     build_flags. Set CONVX_ISA=scalar|avx2|avx512 before import to force a path.
+
+    The data caches of one core, which size the GEMM's blocks: l1d, l2 and l3 in bytes
+    (l3 0 when there is none), l2_shared_by and l3_shared_by (logical CPUs sharing each,
+    1 when not reported) and cache_source: "cpuid", "sysfs", "default" (32 KiB / 512 KiB
+    / 8 MiB) or "env" (CONVX_CACHE_SIZES="L1d,L2[,L3]", e.g. "48K,1M,32M", set before
+    import). gemm_blocking maps "float32" and "float64" to the active path's GEMM kernel
+    and its blocks: kernel, mr, nr, mc, kc, nc and packed_b_bytes (docs/runtime.md).
     """
     return dict(_core.cpu_info())
 

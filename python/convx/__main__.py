@@ -35,6 +35,8 @@ def _demo() -> int:
 
 
 def _info() -> int:
+    from convx.bench import report  # the same renderings as the benchmark's header
+
     info = convx.cpu_info()
     print(f"convx {info['version']}")
     print(f"cpu vendor:     {info['vendor'] or 'unknown'}")
@@ -44,6 +46,9 @@ def _info() -> int:
     print(f"active path:    {info['active']} (best: {info['best']})")
     print(f"threads:        {info['num_threads']}")
     print(f"build:          {info['build_flags']}")
+    print(f"caches:         {report.cache_line(info)}")
+    for dtype, blocking in info["gemm_blocking"].items():
+        print(f"gemm {dtype}:  {report.blocking_line(blocking)}")
     return 0
 
 

@@ -179,7 +179,8 @@ def conv_transpose2d(
 
 def cpu_info() -> dict[str, Any]:
     """Keys: vendor, avx2, avx512, compiled, available, best, active, num_threads,
-    usable_cpus, flush_denormal, version, build_flags."""
+    usable_cpus, flush_denormal, version, build_flags, l1d, l2, l3, l2_shared_by,
+    l3_shared_by, cache_source, gemm_blocking."""
 
 def measure_peak_gflops(seconds: float = 0.1) -> float:
     """Single-core f32 multiply-add peak of the active path in Gflop/s (0 on scalar)."""
@@ -193,6 +194,12 @@ def get_flush_denormal() -> bool: ...
 def set_flush_denormal(enabled: bool) -> None: ...
 def _config_warnings() -> list[str]:
     """Why each ignored CONVX_* environment variable was ignored."""
+
+def _derive_blocking(
+    mr: int, nr: int, elem_bytes: int, l1d: int, l2: int, l3: int, l3_shared_by: int = 1
+) -> dict[str, Any]:
+    """The GEMM blocking rule for any caches: kernel (""), mr, nr, mc, kc, nc and
+    packed_b_bytes; ValueError unless mr, nr and elem_bytes are >= 1."""
 
 def _set_isa(name: str) -> None:
     """Selects the kernel path ("scalar", "avx2" or "avx512"); ValueError if unavailable."""

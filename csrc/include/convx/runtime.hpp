@@ -2,6 +2,7 @@
 // threads the library's pool runs.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,32 @@ struct CpuInfo {
 
 // Detected once per process; `active` reflects the current selection.
 CpuInfo cpu_info();
+
+// The data caches of one core, in bytes, as the GEMM sizes its blocks by them
+// (docs/runtime.md). Read once per process from CONVX_CACHE_SIZES
+// ("L1d,L2[,L3]", e.g. "48K,1M,32M"; an invalid value is ignored and reported
+// by config_warnings()), else cpuid (leaf 4, or 0x8000001D on AMD), else Linux
+// sysfs, else 32 KiB / 512 KiB / 8 MiB.
+struct CacheInfo {
+  std::int64_t l1d = 0;
+  std::int64_t l2 = 0;
+  std::int64_t l3 = 0;     // 0: no L3
+  int l2_shared_by = 1;    // logical CPUs that share the L2 (1 when not reported)
+  int l3_shared_by = 1;    // ... and the L3
+  std::string source;      // "env", "cpuid", "sysfs" or "default"
+};
+CacheInfo cache_info();
+
+// The cache blocking of the GEMM kernel of one path and element type
+// (float64 false: float32), derived from cache_info(). Throws
+// std::invalid_argument when the path is not available (isa_available()).
+struct GemmBlocking {
+  std::string kernel;      // dtype, MR x NR and ISA, e.g. "f32 12x32 avx512"
+  int mr = 0, nr = 0;
+  std::int64_t mc = 0, kc = 0, nc = 0;
+  std::int64_t packed_b_bytes = 0;  // the K x N block of B packed at once, at most
+};
+GemmBlocking gemm_blocking(Isa isa, bool float64 = false);
 
 // The path the kernels use now. Initially the best one, unless the CONVX_ISA
 // environment variable names another.

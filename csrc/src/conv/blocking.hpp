@@ -25,10 +25,9 @@ constexpr std::int64_t kMinInPlaceStrip = 8;
 template <typename T>
 std::int64_t nhwc_k_block(const GemmKernel<T>& kern, std::int64_t k_w,
                           std::int64_t c_per_group) {
-  // Longest block: its B micro-panel must leave room in L1 for the A rows.
-  constexpr std::int64_t kPanelBytes = 24 << 10;
-  const std::int64_t limit =
-      std::max<std::int64_t>(kern.kc, kPanelBytes / (kern.nr * std::int64_t(sizeof(T))));
+  // Longest block: the kernel's kc, sized so that its B micro-panel and an A
+  // sliver fit in L1.
+  const std::int64_t limit = kern.kc;
   if (c_per_group < kMinInPlaceRun) return kern.kc;
   if (c_per_group <= limit) {
     std::int64_t taps = 1;  // the most whole taps that divide the kernel row and fit

@@ -10,8 +10,6 @@ namespace {
 
 // Below this many flops per extra thread, waking a worker costs more than it saves.
 constexpr double kFlopsPerThread = 1.0e6;
-// The packed K x nc block of B is kept within this many bytes (a share of L3).
-constexpr std::int64_t kPackedBBudget = std::int64_t(6) << 20;
 // With several threads, M is cut into at least this many tasks per thread,
 // each of at least kMinTaskRows micro-panels and kMinTaskFlops (smaller ones
 // cost more in re-read B panels than they save). The guided sizes of
@@ -68,6 +66,23 @@ void guided_cuts(NBlock& b, std::int64_t m_panels, int threads) {
 
 }  // namespace
 
+CacheBlocks derive_gemm_blocking(int mr, int nr, int elem_bytes, const CacheInfo& caches) {
+  const std::int64_t size = std::max(elem_bytes, 1);
+  const std::int64_t line = std::max<std::int64_t>(1, 64 / size);
+  CacheBlocks b;
+  const std::int64_t l1_use = caches.l1d - caches.l1d / 16;
+  b.kc = l1_use / ((mr + nr) * size) / line * line;
+  b.kc = std::clamp(b.kc, kMinKc, kMaxKc);
+  b.mc = caches.l2 / 4 / (b.kc * size) / mr * mr;
+  b.mc = std::clamp<std::int64_t>(b.mc, mr, kMaxPanelsPerBlock * mr);
+  const std::int64_t l3_share =
+      caches.l3 > 0 ? caches.l3 / std::max(caches.l3_shared_by, 1) : caches.l2;
+  b.packed_b_bytes = std::clamp(l3_share / 2, std::int64_t(1) << 20, std::int64_t(16) << 20);
+  b.nc = b.packed_b_bytes / (b.kc * size) / nr * nr;
+  b.nc = std::clamp<std::int64_t>(b.nc, nr, kMaxNc / nr * nr);
+  return b;
+}
+
 TaskTile NBlock::task(std::int64_t t, std::int64_t m, int mr) const {
   TaskTile tile;
   tile.ic = m_start(t / n_chunks, mr);
@@ -86,7 +101,7 @@ Blocking plan_blocking(const GemmKernel<T>& kern, int threads, std::int64_t m, s
   b.k_alloc = std::max<std::int64_t>(k, 1);
   b.threads = threads_for(threads, m, n, k);
   const std::int64_t nc =
-      std::min<std::int64_t>(kern.nc, kPackedBBudget / (b.k_alloc * std::int64_t(sizeof(T))));
+      std::min<std::int64_t>(kern.nc, kern.packed_b_bytes / (b.k_alloc * std::int64_t(sizeof(T))));
   b.nc = std::max<std::int64_t>(kern.nr, nc / kern.nr * kern.nr);
   return b;
 }

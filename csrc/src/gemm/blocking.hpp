@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "convx/runtime.hpp"
 #include "kernels/ukernel.hpp"
 
 namespace convx::detail {
@@ -29,6 +30,41 @@ constexpr std::int64_t kStreamPanels = 8;
 constexpr std::int64_t kMaxPanelsPerBlock = 64;
 // B micro-panels packed per task of the packing phase.
 constexpr std::int64_t kPanelsPerPackTask = 4;
+
+// The blocking of an MR x NR kernel on elements of elem_bytes, from the data
+// caches of one core. The micro-kernel sweeps one kc x nr B micro-panel over
+// every MR-row sliver of a packed mc x kc A block, so:
+//   kc: the B micro-panel and one A sliver, kc * (mr + nr) elements, fill
+//       15/16 of L1d (the rest holds the C tile and the stack), rounded down
+//       to whole 64-byte lines of A, in [kMinKc, kMaxKc];
+//   mc: the A block, mc * kc elements, fills a quarter of L2 (the B panels
+//       streaming through it, C, and an SMT sibling's own block share the
+//       rest), rounded down to a multiple of mr, in [mr, kMaxPanelsPerBlock * mr];
+//   packed_b_bytes: half of this core's share of L3 (L3 / l3_shared_by; L2
+//       when there is no L3), in [1 MiB, 16 MiB]; the driver packs at most
+//       this much of B (K x nc) at once;
+//   nc: packed_b_bytes / (kc * elem_bytes), rounded down to a multiple of nr,
+//       in [nr, kMaxNc].
+// Only kc changes the arithmetic (the order of the K sum); a process derives
+// it once, so results within a process never depend on it changing.
+struct CacheBlocks {
+  std::int64_t mc = 0, kc = 0, nc = 0, packed_b_bytes = 0;
+};
+constexpr std::int64_t kMinKc = 64;
+constexpr std::int64_t kMaxKc = 256;
+constexpr std::int64_t kMaxNc = 4096;
+CacheBlocks derive_gemm_blocking(int mr, int nr, int elem_bytes, const CacheInfo& caches);
+
+// kern with its blocking derived from `caches`.
+template <typename T>
+GemmKernel<T> with_cache_blocking(GemmKernel<T> kern, const CacheInfo& caches) {
+  const CacheBlocks b = derive_gemm_blocking(kern.mr, kern.nr, int(sizeof(T)), caches);
+  kern.mc = b.mc;
+  kern.kc = b.kc;
+  kern.nc = b.nc;
+  kern.packed_b_bytes = b.packed_b_bytes;
+  return kern;
+}
 
 // The cuts shared by every N block of one GEMM.
 struct Blocking {

@@ -11,14 +11,11 @@
 namespace convx::detail {
 
 GemmKernel<float> gemm_f32_6x16_avx2() {
-  GemmKernel<float> k{&ukernel_simd<Avx2F32, float, 6, 2>, 6, 16, 144, 256, 4096,
-                      "f32 6x16 avx2"};
-  k.pack_columns = &pack_columns_f32_avx2;
-  return k;
+  return {&ukernel_simd<Avx2F32, float, 6, 2>, 6, 16, "f32 6x16 avx2", &pack_columns_f32_avx2};
 }
 
 GemmKernel<double> gemm_f64_6x8_avx2() {
-  return {&ukernel_simd<Avx2F64, double, 6, 2>, 6, 8, 96, 256, 4096, "f64 6x8 avx2"};
+  return {&ukernel_simd<Avx2F64, double, 6, 2>, 6, 8, "f64 6x8 avx2"};
 }
 
 namespace {

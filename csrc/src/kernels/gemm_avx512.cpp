@@ -11,12 +11,11 @@
 namespace convx::detail {
 
 GemmKernel<float> gemm_f32_12x32_avx512() {
-  return {&ukernel_simd<Avx512F32, float, 12, 2>, 12, 32, 240, 256, 4096, "f32 12x32 avx512"};
+  return {&ukernel_simd<Avx512F32, float, 12, 2>, 12, 32, "f32 12x32 avx512"};
 }
 
 GemmKernel<double> gemm_f64_12x16_avx512() {
-  return {&ukernel_simd<Avx512F64, double, 12, 2>, 12, 16, 120, 256, 4096,
-          "f64 12x16 avx512"};
+  return {&ukernel_simd<Avx512F64, double, 12, 2>, 12, 16, "f64 12x16 avx512"};
 }
 
 // 24 independent zmm chains: enough to cover two FMA pipes' latency.

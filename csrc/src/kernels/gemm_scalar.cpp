@@ -28,11 +28,11 @@ void ukernel_scalar(std::int64_t k, const T* a, std::int64_t lda, std::int64_t r
 }  // namespace
 
 GemmKernel<float> gemm_f32_4x8_scalar() {
-  return {&ukernel_scalar<float, 4, 8>, 4, 8, 128, 256, 2048, "f32 4x8 scalar"};
+  return {&ukernel_scalar<float, 4, 8>, 4, 8, "f32 4x8 scalar"};
 }
 
 GemmKernel<double> gemm_f64_4x4_scalar() {
-  return {&ukernel_scalar<double, 4, 4>, 4, 4, 128, 256, 2048, "f64 4x4 scalar"};
+  return {&ukernel_scalar<double, 4, 4>, 4, 4, "f64 4x4 scalar"};
 }
 
 }  // namespace convx::detail

@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "gemm/blocking.hpp"
 #include "kernels/kernels.hpp"
 #include "runtime/config.hpp"
 
@@ -17,6 +18,17 @@ template <typename T>
 struct KernelTable {
   KernelSet<T> path[3];
 };
+
+// Every GEMM kernel of the table with its blocking derived from this CPU's
+// caches (the empty slots of paths not compiled in are left alone).
+template <typename T>
+KernelTable<T> with_cache_blocking(KernelTable<T> t) {
+  const CacheInfo caches = cache_info();
+  for (KernelSet<T>& set : t.path) {
+    if (set.gemm.fn != nullptr) set.gemm = with_cache_blocking(set.gemm, caches);
+  }
+  return t;
+}
 
 template <typename T>
 KernelTable<T> make_kernel_table();
@@ -34,7 +46,7 @@ KernelTable<float> make_kernel_table<float>() {
   t.path[2].gemm.pack_columns = &pack_columns_f32_avx2;  // every AVX-512 CPU has AVX2
 #endif
 #endif
-  return t;
+  return with_cache_blocking(t);
 }
 
 template <>
@@ -47,7 +59,7 @@ KernelTable<double> make_kernel_table<double>() {
 #if defined(CONVX_HAVE_AVX512_KERNELS)
   t.path[2] = {Isa::AVX512, gemm_f64_12x16_avx512(), dwconv_f64_avx512(), direct_f64_avx512()};
 #endif
-  return t;
+  return with_cache_blocking(t);
 }
 
 }  // namespace
@@ -67,4 +79,14 @@ template const KernelSet<float>& kernels_for<float>(Isa);
 template const KernelSet<double>& kernels_for<double>(Isa);
 
 }  // namespace detail
+
+GemmBlocking gemm_blocking(Isa isa, bool float64) {
+  auto describe = [](const auto& kern) {
+    return GemmBlocking{kern.name, kern.mr, kern.nr, kern.mc, kern.kc, kern.nc,
+                        kern.packed_b_bytes};
+  };
+  return float64 ? describe(detail::kernels_for<double>(isa).gemm)
+                 : describe(detail::kernels_for<float>(isa).gemm);
+}
+
 }  // namespace convx

@@ -55,20 +55,22 @@ template <typename T>
 using PackColumnsFn = void (*)(T* dst, const T* src, std::int64_t ld, std::int64_t cols,
                                std::int64_t kc, int nr);
 
-// A kernel plus the blocking that suits it. mc is a multiple of mr.
+// A kernel plus the blocking that suits it. The kernel files set fn, mr, nr,
+// name and pack_columns; the kernel table fills in the blocking from the CPU's
+// caches (derive_gemm_blocking in gemm/blocking.hpp). mc is a multiple of mr.
 //   kc: K block; a kc x nr B micro-panel and mr rows of A should sit in L1.
 //   mc: M block; an mc x kc packed A block should sit in L2.
 //   nc: N block; the packed K x nc block of B should sit in L3 (the driver
-//       shrinks it further for large K).
+//       shrinks it further for large K, to at most packed_b_bytes).
 template <typename T>
 struct GemmKernel {
   UKernelFn<T> fn = nullptr;
   int mr = 0, nr = 0;
-  std::int64_t mc = 0, kc = 0, nc = 0;
   const char* name = "";  // dtype, MR x NR and ISA, e.g. "f32 12x32 avx512"
   // Optional transposing packer for nr a multiple of 8; nullptr: the driver's
   // portable loop packs such sources.
   PackColumnsFn<T> pack_columns = nullptr;
+  std::int64_t mc = 0, kc = 0, nc = 0, packed_b_bytes = 0;
 };
 
 // Helpers shared by kernel files live in an anonymous namespace: each file

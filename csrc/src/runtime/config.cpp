@@ -132,6 +132,7 @@ std::vector<std::string> config_warnings() {
   (void)active_isa();
   (void)num_threads();
   (void)flush_denormal();
+  (void)cache_info();
   detail::Warnings& w = detail::warnings();
   std::lock_guard<std::mutex> lock(w.mutex);
   return w.messages;

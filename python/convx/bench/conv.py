@@ -204,6 +204,9 @@ def metadata(command: str, thread_counts: list[int], min_time: float) -> dict[st
         "platform": platform.platform(),
         "usable_cpus": info["usable_cpus"],
         "isa_path": info["active"],
+        "caches": {k: info[k] for k in ("l1d", "l2", "l3", "l2_shared_by", "l3_shared_by",
+                                        "cache_source")},
+        "gemm_blocking": info["gemm_blocking"],
         "isa_available": list(info["available"]),
         "build_flags": info["build_flags"],
         "default_threads": info["num_threads"],
@@ -281,6 +284,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m convx bench") -> 
         "fma_peak": None, "conv": None, "backward": None, "tiny_call_us": None, "denormal_ms": None,
         "bitwise_identical": None, "extra_memory_mib": None, "chart": None,
     }
+    start_threads = sorted({1, max(thread_counts)})
+    doc["meta"]["fma_peak_at_start"] = {
+        str(t): max(peak_gflops(0.05) if t == 1 else concurrent_peak(t) for _ in range(3))
+        for t in start_threads}
+    print("\n".join(report.header_lines(doc)), flush=True)
     settle_allocator()
     if not args.denormal_only:
         run_conv_suite(doc, layers, args.min_time)

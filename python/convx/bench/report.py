@@ -136,6 +136,58 @@ def backward_markdown(table: dict[str, Any], heading: str = "###") -> list[str]:
     return lines
 
 
+def size_text(n: int) -> str:
+    """Bytes as the largest binary unit that divides them: 49152 -> "48 KiB"."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n} B"
+
+
+def cache_line(caches: dict[str, Any]) -> str:
+    """One core's data caches, from convx.cpu_info() or a run's meta["caches"]: e.g.
+    "L1d 48 KiB, L2 1 MiB, L3 32 MiB (shared by 2) [cpuid]"."""
+    def level(size: int, shared_by: int) -> str:
+        if not size:
+            return "none"
+        return size_text(size) + (f" (shared by {shared_by})" if shared_by > 1 else "")
+
+    return (f"L1d {size_text(caches['l1d'])}, L2 {level(caches['l2'], caches['l2_shared_by'])}, "
+            f"L3 {level(caches['l3'], caches['l3_shared_by'])} [{caches['cache_source']}]")
+
+
+def blocking_line(blocking: dict[str, Any]) -> str:
+    """A GEMM kernel and its cache blocks, from cpu_info()["gemm_blocking"][dtype]."""
+    return (f"{blocking['kernel']}: MC {blocking['mc']}, KC {blocking['kc']}, "
+            f"NC {blocking['nc']}, packed B <= {size_text(blocking['packed_b_bytes'])}")
+
+
+def _start_peak_text(meta: dict[str, Any]) -> str | None:
+    peaks = meta.get("fma_peak_at_start")
+    if not peaks:
+        return None
+    return ", ".join(f"{t} thread{'s' if t != '1' else ''} {g:.0f} Gflop/s"
+                     for t, g in peaks.items())
+
+
+def header_lines(doc: Doc) -> list[str]:
+    """What machine a run measured: CPU, kernel path and its GEMM blocking, caches, and the
+    f32 FMA peak sampled at the start. Runs recorded before these keys existed show what
+    they have."""
+    meta = doc["meta"]
+    lines = [f"CPU: {meta['cpu_model']} ({meta['machine']}, {meta['usable_cpus']} usable CPUs)",
+             f"convx {meta['versions']['convx']}, path {meta['isa_path']}"]
+    blocking = (meta.get("gemm_blocking") or {}).get("float32")
+    if blocking:
+        lines[-1] += f"; GEMM {blocking_line(blocking)}"
+    if meta.get("caches"):
+        lines.append(f"caches per core: {cache_line(meta['caches'])}")
+    start = _start_peak_text(meta)
+    if start:
+        lines.append(f"f32 FMA peak at the start: {start}")
+    return lines
+
+
 def peak_lines(doc: Doc) -> list[str]:
     peak = doc["fma_peak"]
     samples = peak["per_core_samples"]
@@ -202,6 +254,10 @@ def _meta_table(meta: dict[str, Any]) -> list[str]:
     rows = [
         ("CPU", f"{meta['cpu_model']} ({meta['machine']}, {meta['usable_cpus']} usable CPUs)"),
         ("convx path", f"`{meta['isa_path']}` (available: {', '.join(meta['isa_available'])})"),
+        ("caches per core", cache_line(meta["caches"]) if meta.get("caches") else "not recorded"),
+        ("GEMM blocking (f32)", blocking_line(meta["gemm_blocking"]["float32"])
+         if meta.get("gemm_blocking") else "not recorded"),
+        ("f32 FMA peak at the start", _start_peak_text(meta) or "not recorded"),
         ("threads", ", ".join(str(t) for t in meta["thread_counts"])),
         ("date (UTC)", meta["date_utc"]),
         ("versions", f"convx {v['convx']}; {others}"),
