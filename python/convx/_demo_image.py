@@ -95,7 +95,8 @@ def _gabor_layer(seed: int = 0, n: int = 8, k: int = 11) -> convx.Conv2D:
         patch = envelope * np.cos(2 * np.pi * u / wavelength + phase)
         patch -= envelope * patch.sum() / envelope.sum()  # zero mean: flat areas give 0
         weight[i, :, :, 0] = patch / np.abs(patch).sum()
-    layer = convx.Conv2D(1, n, k, padding="same", bias=False, seed=seed)
+    layer = convx.Conv2D(1, n, k, padding="same", bias=False, seed=seed,
+                         padding_mode="reflect")
     layer.weight = weight
     return layer
 
@@ -105,7 +106,9 @@ def demo_panels(size: int = 256) -> tuple[list[tuple[str, Array]], str]:
     img, source = sample_image(size)
     names, weights = _classic_filters()
     x = img[None, :, :, None]  # NHWC, one channel
-    y = convx.conv2d(x, weights, padding="same")[0]  # the five filters in one call
+    # The five filters in one call; reflected borders keep the edges free of the dark
+    # frame that zero padding would draw.
+    y = convx.conv2d(x, weights, padding="same", padding_mode="reflect")[0]
     out = {name: y[..., i] for i, name in enumerate(names)}
     out["gradient magnitude"] = np.hypot(out["Sobel x"], out["Sobel y"])
     gabor = _gabor_layer()(x)[0]
