@@ -20,12 +20,13 @@ NCL with (C_out, C_in/groups, k) weights is PyTorch's Conv1d; NLC with
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from convx import _interop
 from convx._args import (
     as_array,
     as_float_array,
@@ -412,6 +413,39 @@ class Conv1D:
     def zero_grad(self) -> None:
         """Forget the accumulated gradients (weight_grad and bias_grad become None)."""
         self._conv.zero_grad()
+
+    # -- other libraries --------------------------------------------------------------
+
+    @classmethod
+    def from_torch(cls, module: Any, *, layout: str = "NLC", dtype: Any = None) -> Conv1D:
+        """A layer computing what the torch.nn.Conv1d `module` computes: its geometry,
+        padding_mode, weight (converted to `layout`) and bias; dtypes as Conv2D.from_torch."""
+        return _interop.conv1d_from_torch(cls, module, layout, dtype)
+
+    def to_torch(self) -> Any:
+        """A torch module computing what this layer computes: an nn.Conv1d, preceded by a
+        padding module when the padding is asymmetric and followed by nn.ReLU for
+        activation="relu" (then an nn.Sequential)."""
+        return _interop.conv1d_to_torch(self)
+
+    def state_dict(self) -> dict[str, Array]:
+        """{"weight", "bias"} as torch.nn.Conv1d names them, the weight
+        (C_out, C_in/groups, k) whatever the layout (new, writable arrays)."""
+        d = self._conv.state_dict()
+        d["weight"] = np.ascontiguousarray(d["weight"][:, :, 0, :])
+        return d
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True) -> None:
+        """Set weight and bias from a torch-style state dict (numpy arrays or tensors, the
+        weight (C_out, C_in/groups, k)); keys and shapes are checked as on Conv2D."""
+        if isinstance(state_dict, Mapping) and "weight" in state_dict:
+            w = as_array(state_dict["weight"], "state_dict['weight']")
+            want = (self.out_channels, self.in_channels // self.groups, self.kernel_size)
+            if w.shape != want:
+                raise ValueError(f"state_dict['weight'] has shape {w.shape}, the layer's is "
+                                 f"{want} (torch's (C_out, C_in/groups, k))")
+            state_dict = {**state_dict, "weight": w[:, :, None, :]}
+        self._conv.load_state_dict(state_dict, strict)
 
     # -- computing --------------------------------------------------------------------
 

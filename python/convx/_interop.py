@@ -27,10 +27,13 @@ import numpy.typing as npt
 from convx._args import explicit_padding, float_dtype
 
 if TYPE_CHECKING:
+    from convx._conv1d import Conv1D
     from convx._transposed import ConvTranspose2D
     from convx.layers import Conv2D
 
 __all__ = [
+    "conv1d_from_torch",
+    "conv1d_to_torch",
     "conv_from_keras",
     "conv_from_onnx",
     "conv_from_torch",
@@ -287,6 +290,55 @@ def conv_to_torch(layer: Conv2D) -> Any:
                      dtype=_torch_dtype(layer.dtype))
     with torch.no_grad():
         conv.load_state_dict({k: torch.from_numpy(v) for k, v in state_dict(layer).items()})
+    parts = [m for m in (pre, conv) if m is not None]
+    if layer.activation == "relu":
+        parts.append(nn.ReLU())
+    return parts[0] if len(parts) == 1 else nn.Sequential(*parts)
+
+
+def conv1d_from_torch(cls: type[Conv1D], module: Any, layout: str, dtype: Any) -> Conv1D:
+    """Conv1D.from_torch: see there."""
+    _torch_module_class(module, "Conv1d")
+    w, b, dt = _torch_params(module, dtype)
+    padding = module.padding if isinstance(module.padding, str) else int(module.padding[0])
+    layer = cls(module.in_channels, module.out_channels, int(module.kernel_size[0]),
+                stride=int(module.stride[0]), padding=padding,
+                dilation=int(module.dilation[0]), groups=module.groups,
+                bias=module.bias is not None, layout=layout, dtype=dt, seed=0,
+                padding_mode=module.padding_mode)
+    layer.load_state_dict({"weight": w} if b is None else {"weight": w, "bias": b})
+    return layer
+
+
+def conv1d_to_torch(layer: Conv1D) -> Any:
+    """Conv1D.to_torch: see there."""
+    import torch
+
+    nn = torch.nn
+    padding, mode = layer.padding, layer.padding_mode
+    conv_padding: Any = padding
+    pre: Any = None
+    if isinstance(padding, str):
+        if padding in ("same", "same_lower") and layer.stride != 1:
+            raise ValueError(f"padding={padding!r} with stride {layer.stride} depends on the "
+                             f"input length, which a torch.nn.Conv1d cannot express")
+        if padding == "same_lower":
+            total = layer.dilation * (layer.kernel_size - 1)
+            padding = (total - total // 2, total // 2)
+    if not isinstance(padding, str):
+        left, right = (padding, padding) if isinstance(padding, int) else tuple(padding)
+        conv_padding = left
+        if left != right:
+            pads = {"zeros": nn.ZeroPad1d, "reflect": nn.ReflectionPad1d,
+                    "replicate": nn.ReplicationPad1d, "circular": nn.CircularPad1d}
+            pre, conv_padding = pads[mode]((left, right)), 0
+    conv = nn.Conv1d(layer.in_channels, layer.out_channels, layer.kernel_size,
+                     stride=layer.stride, padding=conv_padding, dilation=layer.dilation,
+                     groups=layer.groups, bias=layer.bias is not None,
+                     padding_mode=cast(Any, "zeros" if pre is not None else mode),
+                     dtype=_torch_dtype(layer.dtype))
+    with torch.no_grad():
+        conv.load_state_dict({k: torch.from_numpy(v) for k, v in layer.state_dict().items()})
     parts = [m for m in (pre, conv) if m is not None]
     if layer.activation == "relu":
         parts.append(nn.ReLU())

@@ -464,3 +464,73 @@ def test_layer_argument_errors() -> None:
         layer(np.ones((1, 8, 2), np.float32), out=np.empty((1, 2, 3), np.float32))
     with pytest.raises(ValueError, match=r"x must be 3-D \(N, L, C\)"):
         layer(np.ones((1, 1, 4, 2), np.float32))
+
+
+# --------------------------------------------------------------------------- PyTorch
+
+
+def _random_conv1d(rng: np.random.Generator) -> tuple[torch.nn.Conv1d, int]:
+    """A random nn.Conv1d (every padding mode, 'same', groups, dilation, stride) and an input
+    length that fits it."""
+    groups = int(rng.choice([1, 2, 3]))
+    c_in, c_out = groups * int(rng.integers(1, 4)), groups * int(rng.integers(1, 4))
+    k, d = int(rng.integers(1, 6)), int(rng.integers(1, 3))
+    mode = str(rng.choice(["zeros", "reflect", "replicate", "circular"]))
+    stride = int(rng.integers(1, 4))
+    padding: int | str = int(rng.integers(0, 4))
+    if stride == 1 and rng.random() < 0.3:
+        padding = "same"
+    module = torch.nn.Conv1d(c_in, c_out, k, stride=stride, padding=padding, dilation=d,
+                             groups=groups, bias=bool(rng.integers(0, 2)), padding_mode=mode,
+                             dtype=torch.float64)
+    return module, d * (k - 1) + 8
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_from_torch_and_back(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    module, length = _random_conv1d(rng)
+    x = rng.standard_normal((2, module.in_channels, length))
+    with torch.no_grad():
+        want = module(torch.from_numpy(x)).numpy()
+    for layout in LAYOUTS:
+        layer = convx.Conv1D.from_torch(module, layout=layout)
+        assert layer.padding_mode == module.padding_mode
+        np.testing.assert_allclose(from_layout(layer(to_layout(x, layout)), layout), want,
+                                   atol=1e-11)
+        back = layer.to_torch()
+        with torch.no_grad():
+            np.testing.assert_array_equal(back(torch.from_numpy(x)).numpy(), want)
+        for key, value in module.state_dict().items():
+            np.testing.assert_array_equal(layer.state_dict()[key], value.numpy())
+
+
+def test_state_dict_moves_between_layouts_and_torch() -> None:
+    nlc = convx.Conv1D(4, 6, 3, groups=2, layout="NLC", seed=1)
+    ncl = convx.Conv1D(4, 6, 3, groups=2, layout="NCL", seed=2)
+    ncl.load_state_dict(nlc.state_dict())
+    np.testing.assert_array_equal(ncl.weight, nlc.weight.transpose(0, 2, 1))
+    module = torch.nn.Conv1d(4, 6, 3, groups=2)
+    module.load_state_dict({k: torch.from_numpy(v) for k, v in nlc.state_dict().items()})
+    nlc.load_state_dict(module.state_dict())  # tensors are accepted as they are
+    with pytest.raises(ValueError, match=r"shape \(6, 3, 2\).*\(6, 2, 3\)"):
+        nlc.load_state_dict({"weight": np.zeros((6, 3, 2)), "bias": np.zeros(6)})
+    with pytest.raises(ValueError, match="missing keys"):
+        nlc.load_state_dict({"weight": np.zeros((6, 2, 3))})
+
+
+def test_from_torch_refuses_other_modules() -> None:
+    with pytest.raises(TypeError, match=r"torch\.nn\.Conv1d"):
+        convx.Conv1D.from_torch(torch.nn.Conv2d(2, 3, 3))
+    layer = convx.Conv1D(2, 3, 3, stride=2, padding="same")
+    with pytest.raises(ValueError, match="depends on the input length"):
+        layer.to_torch()
+
+
+def test_to_torch_keeps_asymmetric_padding_and_relu() -> None:
+    layer = convx.Conv1D(2, 3, 4, padding=(1, 2), padding_mode="reflect", activation="relu",
+                         layout="NCL", dtype=np.float64, seed=0)
+    x = np.random.default_rng(0).standard_normal((1, 2, 9))
+    with torch.no_grad():
+        np.testing.assert_allclose(layer.to_torch()(torch.from_numpy(x)).numpy(), layer(x),
+                                   atol=1e-12)
