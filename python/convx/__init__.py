@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from convx import _conv1d as _conv1d_module
 from convx import _core
 from convx import functional as _functional
 from convx._backward import conv2d_backward, conv_transpose2d
@@ -77,9 +78,11 @@ def cpu_info() -> dict[str, Any]:
 def _set_isa(name: str) -> None:
     """Select the kernel path ("scalar", "avx2" or "avx512") for operators created from
     now on; for testing and benchmarking. Existing layers keep the kernels they bound;
-    conv2d's cached operators are dropped so that its next calls use the new path."""
+    conv2d's and conv1d's cached operators are dropped so that their next calls use the
+    new path."""
     _core._set_isa(name)
     _functional._OPS.clear()
+    _conv1d_module._OPS.clear()
 
 
 def get_num_threads() -> int:

@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from convx import _interop
+from convx import functional as _functional
 from convx._args import (
     as_array,
     as_float_array,
@@ -36,7 +37,7 @@ from convx._args import (
     resolve_padding,
 )
 from convx._backward import conv2d_backward
-from convx.functional import conv2d
+from convx.functional import _plain, conv2d
 from convx.layers import Conv2D
 
 __all__ = ["Conv1D", "conv1d", "conv1d_backward", "conv1d_output_shape"]
@@ -44,6 +45,15 @@ __all__ = ["Conv1D", "conv1d", "conv1d_backward", "conv1d_output_shape"]
 Array = npt.NDArray[Any]
 _LAYOUTS_2D = {"NLC": "NHWC", "NCL": "NCHW"}
 _NEEDS = ("input", "weight", "bias")
+
+# conv1d's calls by signature -> (2-D operator, unit axis of x, unit axis of the weight).
+_OPS: dict[Any, tuple[Any, int, int]] = {}
+_MAX_OPS = 512
+
+
+def _functional_ops() -> dict[Any, Any]:
+    """conv2d's operator cache (its key spells the 1-D call in 2-D terms)."""
+    return _functional._OPS
 
 
 def _unit_axis(layout: str, ndim: int) -> int:
@@ -53,14 +63,19 @@ def _unit_axis(layout: str, ndim: int) -> int:
     return ndim - 2 if layout == "NLC" else ndim - 1
 
 
+# Index tuples that insert (None) or drop (0) the unit axis at positions 0-3.
+_INSERT = tuple((slice(None),) * axis + (None,) for axis in range(4))
+_DROP = tuple((slice(None),) * axis + (0,) for axis in range(4))
+
+
 def _expand(a: Array, axis: int) -> Array:
     """`a` with a unit axis inserted at `axis`: always a view."""
-    return a[(slice(None),) * axis + (None,)]
+    return a[_INSERT[axis]]
 
 
 def _squeeze(a: Array, axis: int) -> Array:
     """`a` without its unit axis `axis`: always a view."""
-    return a[(slice(None),) * axis + (0,)]
+    return a[_DROP[axis]]
 
 
 def _check_layout(layout: Any) -> str:
@@ -171,20 +186,44 @@ def conv1d(
     It runs conv2d on views of its arrays (see the module docstring), with no copy of
     its own, and returns the output in ``layout`` (a view of the 2-D result).
     """
+    # A call seen before goes straight to its cached 2-D operator (see conv2d), with the
+    # arguments that make the key plain values only.
+    key = None
+    if (out is None and type(x) is np.ndarray and type(weight) is np.ndarray
+            and (bias is None or type(bias) is np.ndarray) and type(stride) is int
+            and type(dilation) is int and _plain(padding) and type(groups) is int
+            and type(layout) is str and (activation is None or type(activation) is str)
+            and type(padding_mode) is str):
+        key = (x.shape, x.dtype, weight.shape, bias is None, stride, padding, dilation,
+               groups, layout, activation, padding_mode)
+        hit = _OPS.get(key)
+        if hit is not None:
+            op, axis, w_axis = hit
+            y = op.try_call(_expand(x, axis), _expand(weight, w_axis), bias, None)
+            if y is not None:
+                return _squeeze(y, axis)
     layout = _check_layout(layout)
     xa, wa = _as_array(x, "x"), _as_array(weight, "weight")
     _check_ndim(xa, wa, layout)
     s, d, pads = _single(stride, "stride"), _single(dilation, "dilation"), _padding_2d(padding)
-    axis = _unit_axis(layout, xa.ndim)
+    axis, w_axis = _unit_axis(layout, xa.ndim), _unit_axis(layout, 3)
     outa = None if out is None else as_out_array(out)
+    x2, w2 = _expand(xa, axis), _expand(wa, w_axis)
     try:
-        y = conv2d(_expand(xa, axis), _expand(wa, _unit_axis(layout, 3)), bias, stride=(1, s),
-                   padding=pads, dilation=(1, d), groups=groups, layout=_LAYOUTS_2D[layout],
-                   activation=activation, out=None if outa is None else _expand(outa, axis),
-                   padding_mode=padding_mode)
+        y = conv2d(x2, w2, bias, stride=(1, s), padding=pads, dilation=(1, d), groups=groups,
+                   layout=_LAYOUTS_2D[layout], activation=activation,
+                   out=None if outa is None else _expand(outa, axis), padding_mode=padding_mode)
     except ValueError as e:
         _explain_1d(xa.shape, wa.shape, s, pads, d, layout, outa)
         raise _in_1d_terms(e) from None
+    if key is not None:  # the operator conv2d cached for this call, if it did
+        op2 = _functional_ops().get((x2.shape, x2.dtype, w2.shape, bias is None, (1, s), pads,
+                                     (1, d), groups, _LAYOUTS_2D[layout], activation,
+                                     padding_mode))
+        if op2 is not None:
+            if len(_OPS) >= _MAX_OPS:
+                _OPS.clear()
+            _OPS[key] = (op2, axis, w_axis)
     return _squeeze(y, axis) if outa is None else outa
 
 
