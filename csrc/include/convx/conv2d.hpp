@@ -58,9 +58,10 @@ void im2col(const T* x, const Dims4& dims, std::int64_t k_h, std::int64_t k_w,
 //              padding and padding mode: F(4x4, 3x3), 36 GEMMs of (tiles x
 //              C_in) by (C_in x C_out) per block of 4x4 output tiles, with
 //              the filters transformed once (docs/winograd.md). Its rounding
-//              differs from the other algorithms' (a few times larger), and a
-//              non-finite input or weight spreads NaN over the 4x4 output
-//              tiles whose 6x6 input tiles hold it.
+//              differs from the other algorithms' (a few times larger). A run
+//              whose input or filters hold an infinity or NaN is computed by
+//              the GEMM instead, since the transforms would spread NaN over
+//              whole tiles: the result keeps the formula's non-finite values.
 //   Auto:      a request only: let choose_algorithm() decide.
 
 // "gemm", "pointwise", "direct", "depthwise", "winograd" or "auto".

@@ -3,6 +3,7 @@
 // depthwise}.cpp.
 #include "convx/conv2d.hpp"
 
+#include <algorithm>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -290,9 +291,20 @@ void Conv2d<T>::run_impl(const T* x, const T* w, const T* bias, T* y) const {
                             ready != nullptr && !ready->packed.empty() ? &ready->packed : nullptr,
                             bias, y);
       return;
-    case Algorithm::Winograd:
-      detail::run_winograd(job, x, w, ready != nullptr ? &ready->winograd() : nullptr, bias, y);
+    case Algorithm::Winograd: {
+      const auto* u = ready != nullptr ? &ready->winograd() : nullptr;
+      const bool finite = (u != nullptr ? u->finite : detail::all_finite(w, s.weight_size())) &&
+                          detail::all_finite(x, s.input_size());
+      if (finite) {
+        detail::run_winograd(job, x, w, u, bias, y);
+      } else {  // the formula's infinities and NaN (winograd.hpp's all_finite)
+        detail::run_gemm_conv(job, false, x, w,
+                              ready != nullptr && !ready->packed.empty() ? &ready->packed
+                                                                         : nullptr,
+                              bias, y);
+      }
       return;
+    }
     case Algorithm::Auto: break;
   }
 }
@@ -311,7 +323,9 @@ std::int64_t Conv2d<T>::workspace_bytes() const {
     case Algorithm::Gemm:
       return detail::gemm_conv_workspace_bytes<T>(s, kernels_->gemm, threads,
                                                  own && s.p.layout == Layout::NHWC);
-    case Algorithm::Winograd: return detail::winograd_workspace_bytes<T>(s, *kernels_, threads, own);
+    case Algorithm::Winograd:  // or the GEMM's, for a run with non-finite values
+      return std::max(detail::winograd_workspace_bytes<T>(s, *kernels_, threads, own),
+                      detail::gemm_conv_workspace_bytes<T>(s, kernels_->gemm, threads, own));
     case Algorithm::Auto: break;
   }
   return 0;

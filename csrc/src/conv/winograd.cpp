@@ -176,6 +176,22 @@ class WinoRunner {
 
 }  // namespace
 
+template <typename T>
+bool all_finite(const T* p, std::int64_t count) {
+  // x * 0 is 0 for a finite x and NaN otherwise; lanes of partial sums let the
+  // loop vectorise.
+  constexpr int kLanes = 16;
+  T acc[kLanes] = {};
+  std::int64_t i = 0;
+  for (; i + kLanes <= count; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) acc[l] += p[i + l] * T(0);
+  }
+  for (; i < count; ++i) acc[0] += p[i] * T(0);
+  T total = T(0);
+  for (int l = 0; l < kLanes; ++l) total += acc[l];
+  return total == T(0);
+}
+
 const char* winograd_unsuitable(const ConvShape& s) {
   if (s.p.layout != Layout::NHWC) return "winograd needs layout NHWC";
   if (s.groups() != 1) return "winograd needs groups == 1";
@@ -234,6 +250,7 @@ std::unique_ptr<OwnedWinogradWeights<T>> make_winograd_weights(const T* w, std::
   T* data = owned->storage.template as<T>(static_cast<std::size_t>(owned->weights.values()));
   transform_winograd_filters(w, owned->weights, data);
   owned->weights.data = data;
+  owned->weights.finite = all_finite(w, c_out * kWinoR * kWinoR * c_in);
   return owned;
 }
 
@@ -270,6 +287,7 @@ std::int64_t winograd_workspace_bytes(const ConvShape& s, const KernelSet<T>& ke
 }
 
 #define CONVX_INSTANTIATE(T)                                                                     \
+  template bool all_finite<T>(const T*, std::int64_t);                                           \
   template WinogradWeights<T> winograd_weights_layout<T>(std::int64_t, std::int64_t, int);      \
   template void transform_winograd_filters<T>(const T*, const WinogradWeights<T>&, T*);         \
   template std::unique_ptr<OwnedWinogradWeights<T>> make_winograd_weights<T>(                   \

@@ -29,6 +29,13 @@ const char* winograd_unsuitable(const ConvShape& s);
 // least kWinogradMinChannels input and output channels.
 bool prefers_winograd(const ConvShape& s);
 
+// Whether every one of the `count` values is finite. Winograd's transforms
+// would spread an infinity or NaN over whole tiles (inf - inf), so a run whose
+// input or filters hold one is computed by the GEMM, which keeps the formula's
+// pattern of infinities and NaN.
+template <typename T>
+bool all_finite(const T* p, std::int64_t count);
+
 // Transformed filters packed for a GEMM kernel of panel width nr: element e,
 // output channels [q*nr, q*nr + nr), input channel c and column j at
 // data[e*e_stride + q*panel_stride + c*nr + j]; columns past c_out are zero.
@@ -36,6 +43,7 @@ template <typename T>
 struct WinogradWeights {
   std::int64_t c_in = 0, c_out = 0, panel_stride = 0, e_stride = 0;
   int nr = 0;
+  bool finite = true;  // the filters they were made from are all finite
   const T* data = nullptr;
   std::int64_t values() const { return kWinoPoints * e_stride; }
 };
