@@ -21,12 +21,12 @@ using convx::Layout;
 using convx::PaddingMode;
 using std::int64_t;
 
-// max|y - ref| / max|ref| that the tests allow (docs/winograd.md measures
-// about 1e-6 in f32 on unit-variance layers; this leaves room for small
-// layers, where max|ref| is small against the terms of the sums).
+// max|y - ref| / max|ref| that the tests allow: docs/winograd.md measures up
+// to 1.5e-5 in f32 on VGG and ResNet layers (512 channels) and below 1e-14 in
+// f64; the margin covers other seeds and the tests' uniform data.
 template <typename T>
 double error_bound() {
-  return sizeof(T) == 4 ? 2e-5 : 5e-14;
+  return sizeof(T) == 4 ? 5e-5 : 5e-14;
 }
 
 ConvShape make_shape(int64_t n, int64_t h, int64_t w, int64_t c_in, int64_t c_out,
@@ -149,6 +149,12 @@ TEST_CASE("winograd: auto picks it for wide 3x3 stride-1 layers only") {
   CHECK(pick(64, 64, 3, 2, Layout::NHWC) == Algorithm::Gemm);
   CHECK(pick(64, 64, 5, 1, Layout::NHWC) == Algorithm::Gemm);
   CHECK(pick(64, 64, 3, 1, Layout::NCHW) == Algorithm::Gemm);
+  convx::ConvParams p;  // 7x7 outputs: 4 tiles, too few
+  p.pad = {1, 1, 1, 1};
+  CHECK(convx::choose_algorithm(convx::make_conv_shape(1, 7, 7, 512, 512, 3, 3, p)) ==
+        Algorithm::Gemm);
+  CHECK(convx::choose_algorithm(convx::make_conv_shape(2, 7, 7, 512, 512, 3, 3, p)) ==
+        Algorithm::Winograd);
 }
 
 TEST_CASE("winograd: a request it cannot run is refused, naming why") {

@@ -14,9 +14,9 @@ from reference import conv2d_ref
 
 import convx
 
-# max|y - ref| / max|ref| allowed (docs/winograd.md: about 1e-6 measured in float32 on
-# unit-variance layers, and ~1e-15 in float64).
-BOUND = {np.float32: 2e-5, np.float64: 5e-14}
+# max|y - ref| / max|ref| allowed (docs/winograd.md: up to 1.5e-5 measured in float32 on
+# VGG and ResNet layers, below 1e-14 in float64).
+BOUND = {np.float32: 5e-5, np.float64: 5e-14}
 NUMPY_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge",
                "circular": "wrap"}
 

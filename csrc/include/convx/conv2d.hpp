@@ -72,7 +72,7 @@ const char* algorithm_name(Algorithm algorithm);
 // std::invalid_argument naming `algorithm` and the condition the shape does
 // not meet. With Auto: Depthwise, else Direct, else Winograd where the rule
 // of docs/winograd.md holds (NHWC, one group, 3x3 stride-1 undilated filters,
-// at least kWinogradMinChannels input and output channels), else Pointwise,
+// at least 32 input and output channels and 8 output tiles), else Pointwise,
 // else Gemm. It depends on the shape alone, not on the data, the element type
 // or the ISA, nor on shape.p.padding_mode: every algorithm applies every mode
 // where it gathers patches or stages rows (the NHWC depthwise path stages the

@@ -22,11 +22,15 @@ namespace convx::detail {
 // Auto picks Winograd only for layers with at least this many input and
 // output channels (docs/winograd.md: below it the GEMMs are too thin to gain).
 constexpr std::int64_t kWinogradMinChannels = 32;
+// ... and at least this many 4x4 output tiles over the batch: with fewer, the 36
+// transformed filter matrices (4x the filters) are read for too little work and
+// the GEMM is faster (resnet50's 7x7x512 layer has 4 tiles).
+constexpr std::int64_t kWinogradMinTiles = 8;
 
 // Why Winograd cannot compute s, or nullptr when it can.
 const char* winograd_unsuitable(const ConvShape& s);
-// The rule for Auto (docs/winograd.md): Winograd can compute s and s has at
-// least kWinogradMinChannels input and output channels.
+// The rule for Auto (docs/winograd.md): Winograd can compute s, s has at least
+// kWinogradMinChannels input and output channels and kWinogradMinTiles tiles.
 bool prefers_winograd(const ConvShape& s);
 
 // Whether every one of the `count` values is finite. Winograd's transforms
