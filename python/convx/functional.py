@@ -132,7 +132,8 @@ def conv2d(
             (x mirrored without repeating the edge; every pad < the input's extent),
             "replicate" (the edge value) or "circular" (wrapped around; pad <= extent).
             The padded input is never formed: patches read the mapped values.
-        algorithm: "auto" (the default: convx chooses from the shape, see explain),
+        algorithm: "auto" (the default: convx chooses from the shape, see explain; it
+            takes Winograd only for a Conv2D layer, which keeps its transformed filters),
             "gemm", "winograd" (3x3, stride 1, dilation 1, one group, NHWC; its rounding
             error is a few times the GEMM's, see docs/winograd.md), "direct", "depthwise"
             or "pointwise". An algorithm that cannot compute the problem raises ValueError

@@ -79,8 +79,11 @@ void matches_reference(const ConvShape& s, convx::Context& ctx, bool relu) {
   const double err = relative_error(y, reference(s, x, w, bias, relu));
   CONTEXT("error ", err);
   CHECK(err <= error_bound<T>());
-  // Weights given per run are transformed per run: the same result.
-  const auto any = convx::Conv2d<T>::create_for_any_weights(s, act, ctx);
+  // Weights given per run are transformed per run: the same result (auto would
+  // take the GEMM for them, so Winograd is asked for).
+  ConvShape asked = s;
+  asked.p.algorithm = Algorithm::Winograd;
+  const auto any = convx::Conv2d<T>::create_for_any_weights(asked, act, ctx);
   std::vector<T> y2(y.size(), T(5));
   any->run(x.data(), w.data(), bias.data(), y2.data());
   CHECK(std::memcmp(y.data(), y2.data(), y.size() * sizeof(T)) == 0);
@@ -155,6 +158,10 @@ TEST_CASE("winograd: auto picks it for wide 3x3 stride-1 layers only") {
         Algorithm::Gemm);
   CHECK(convx::choose_algorithm(convx::make_conv_shape(2, 7, 7, 512, 512, 3, 3, p)) ==
         Algorithm::Winograd);
+  // Filters given per run would be transformed per run: auto keeps the GEMM.
+  const ConvShape wide = convx::make_conv_shape(1, 14, 14, 64, 64, 3, 3, p);
+  CHECK(convx::choose_algorithm(wide, false) == Algorithm::Gemm);
+  CHECK(convx::Conv2d<float>::create_for_any_weights(wide)->algorithm() == Algorithm::Gemm);
 }
 
 TEST_CASE("winograd: a request it cannot run is refused, naming why") {

@@ -57,15 +57,24 @@ def test_the_bound_can_fail() -> None:
     assert relative_error(y, want) > BOUND[np.float32]
 
 
-def test_auto_chooses_winograd_for_wide_3x3_layers() -> None:
-    info = convx.explain((1, 28, 28, 64), (64, 3, 3, 64), padding=1)
+def test_auto_chooses_winograd_for_wide_3x3_layers_with_kept_filters() -> None:
+    rng = np.random.default_rng(5)
+    for shape, kwargs, algorithm in [((1, 28, 28, 64), {}, "winograd"),
+                                     ((1, 28, 28, 8), {}, "gemm"),
+                                     ((1, 28, 28, 64), {"stride": 2}, "gemm"),
+                                     ((1, 7, 7, 64), {}, "gemm")]:  # 4 tiles
+        layer = convx.Conv2D(shape[-1], 64, 3, padding=1, seed=0, **kwargs)
+        layer(rng.standard_normal(shape).astype(np.float32))
+        assert layer.algorithm == algorithm
+    layer = convx.Conv2D(64, 64, 3, padding=1, layout="NCHW", seed=0)
+    layer(np.zeros((1, 64, 28, 28), np.float32))
+    assert layer.algorithm == "gemm"
+    # conv2d and explain take the filters per call, which Winograd would transform per
+    # call: auto keeps the GEMM there, and a request still gets Winograd.
+    assert convx.explain((1, 28, 28, 64), (64, 3, 3, 64), padding=1)["algorithm"] == "gemm"
+    info = convx.explain((1, 28, 28, 64), (64, 3, 3, 64), padding=1, algorithm="winograd")
     assert info["algorithm"] == "winograd"
     assert "winograd" in info["kernel"]
-    for shape, kwargs in [((1, 28, 28, 8), {}), ((1, 28, 28, 64), {"stride": 2})]:
-        assert convx.explain(shape, (64, 3, 3, shape[-1]), padding=1,
-                             **kwargs)["algorithm"] == "gemm"
-    assert convx.explain((1, 64, 28, 28), (64, 64, 3, 3), padding=1,
-                         layout="NCHW")["algorithm"] == "gemm"
 
 
 def test_layer_reports_winograd_where_auto_picks_it_and_where_forced() -> None:

@@ -71,13 +71,17 @@ const char* algorithm_name(Algorithm algorithm);
 // chooses). With shape.p.algorithm other than Auto, that algorithm, or
 // std::invalid_argument naming `algorithm` and the condition the shape does
 // not meet. With Auto: Depthwise, else Direct, else Winograd where the rule
-// of docs/winograd.md holds (NHWC, one group, 3x3 stride-1 undilated filters,
+// of docs/winograd.md holds (kept filters, NHWC, one group, 3x3 stride-1 undilated filters,
 // at least 32 input and output channels and 8 output tiles), else Pointwise,
 // else Gemm. It depends on the shape alone, not on the data, the element type
 // or the ISA, nor on shape.p.padding_mode: every algorithm applies every mode
 // where it gathers patches or stages rows (the NHWC depthwise path stages the
-// rows that touch the padding, so its kernels see none).
-Algorithm choose_algorithm(const ConvShape& shape);
+// rows that touch the padding, so its kernels see none). filters_kept is
+// false for an operator given its filters at every run (create_for_any_weights,
+// the free conv2d): Auto then never picks Winograd, whose filter transform
+// (36 values per 9 weights) would be paid on every run and cost more than the
+// GEMM saves on all but large images.
+Algorithm choose_algorithm(const ConvShape& shape, bool filters_kept = true);
 
 // Why `algorithm` cannot compute `shape` ("winograd needs a 3x3 filter"...),
 // or nullptr when it can. Auto can compute every shape.

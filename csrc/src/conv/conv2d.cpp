@@ -50,7 +50,7 @@ const char* algorithm_unsuitable(const ConvShape& s, Algorithm algorithm) {
   return "unknown algorithm";
 }
 
-Algorithm choose_algorithm(const ConvShape& s) {
+Algorithm choose_algorithm(const ConvShape& s, bool filters_kept) {
   if (s.p.algorithm != Algorithm::Auto) {
     const char* why = algorithm_unsuitable(s, s.p.algorithm);
     if (why != nullptr) detail::fail_arg(std::string("algorithm: ") + why);
@@ -58,7 +58,7 @@ Algorithm choose_algorithm(const ConvShape& s) {
   }
   if (detail::is_depthwise(s)) return Algorithm::Depthwise;
   if (detail::suits_direct(s)) return Algorithm::Direct;
-  if (detail::prefers_winograd(s)) return Algorithm::Winograd;
+  if (filters_kept && detail::prefers_winograd(s)) return Algorithm::Winograd;
   if (detail::is_pointwise(s)) return Algorithm::Pointwise;
   return Algorithm::Gemm;
 }
@@ -206,7 +206,7 @@ Conv2d<T>::Conv2d(const ConvShape& shape, Activation activation,
                   std::shared_ptr<detail::ContextState> context,
                   std::shared_ptr<const ConvWeights<T>> weights)
     : shape_(validated(shape)), activation_(activation), context_(std::move(context)),
-      weights_(std::move(weights)), algorithm_(choose_algorithm(shape_)),
+      weights_(std::move(weights)), algorithm_(choose_algorithm(shape_, weights_ != nullptr)),
       kernels_(weights_ != nullptr
                    ? weights_->impl().kernels
                    : &detail::kernels_for<T>(static_cast<Isa>(context_->isa.load()))),
