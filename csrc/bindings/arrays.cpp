@@ -27,8 +27,20 @@ convx::PaddingMode parse_padding_mode(const std::string& s) {
       "padding_mode must be 'zeros', 'reflect', 'replicate' or 'circular', got '" + s + "'");
 }
 
+convx::Algorithm parse_algorithm(const std::string& s) {
+  if (s == "auto") return convx::Algorithm::Auto;
+  if (s == "gemm") return convx::Algorithm::Gemm;
+  if (s == "winograd") return convx::Algorithm::Winograd;
+  if (s == "direct") return convx::Algorithm::Direct;
+  if (s == "depthwise") return convx::Algorithm::Depthwise;
+  if (s == "pointwise") return convx::Algorithm::Pointwise;
+  throw std::invalid_argument("algorithm must be 'auto', 'gemm', 'winograd', 'direct', "
+                              "'depthwise' or 'pointwise', got '" + s + "'");
+}
+
 convx::ConvParams make_params(Int2 stride, Int2 dilation, Int4 pad, std::int64_t groups,
-                              const std::string& layout, const std::string& padding_mode) {
+                              const std::string& layout, const std::string& padding_mode,
+                              const std::string& algorithm) {
   convx::ConvParams p;
   p.stride_h = stride[0];
   p.stride_w = stride[1];
@@ -38,6 +50,7 @@ convx::ConvParams make_params(Int2 stride, Int2 dilation, Int4 pad, std::int64_t
   p.groups = groups;
   p.layout = parse_layout(layout);
   p.padding_mode = parse_padding_mode(padding_mode);
+  p.algorithm = parse_algorithm(algorithm);
   return p;
 }
 

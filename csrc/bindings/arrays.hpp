@@ -26,7 +26,8 @@ convx::Activation parse_activation(const std::string& s);
 convx::PaddingMode parse_padding_mode(const std::string& s);
 convx::ConvParams make_params(Int2 stride, Int2 dilation, Int4 pad, std::int64_t groups,
                               const std::string& layout,
-                              const std::string& padding_mode = "zeros");
+                              const std::string& padding_mode = "zeros",
+                              const std::string& algorithm = "auto");
 
 // Native-endian T. NumPy usually hands out its canonical dtype objects, so the
 // identity test answers at once; an equal but distinct dtype object (e.g. made

@@ -203,10 +203,10 @@ class Conv2dOp {
   Conv2dOp(Int4 input_dims, Int2 cout_kh, int64_t k_w, Int2 stride, Int2 dilation, Int4 pad,
            int64_t groups, const std::string& layout, const std::string& activation,
            bool batched, const py::object& weights, bool f64,
-           const std::string& padding_mode) {
+           const std::string& padding_mode, const std::string& algorithm) {
     const convx::ConvShape shape = convx::make_conv_shape(
         input_dims[0], input_dims[1], input_dims[2], input_dims[3], cout_kh[0], cout_kh[1], k_w,
-        make_params(stride, dilation, pad, groups, layout, padding_mode));
+        make_params(stride, dilation, pad, groups, layout, padding_mode, algorithm));
     const convx::Activation act = parse_activation(activation);
     if (!weights.is_none()) {
       const auto& packed = weights.cast<const PackedWeights&>();
@@ -455,11 +455,12 @@ void bind_operator(py::module_& m) {
       .def_property_readonly("nbytes", &PackedWeights::bytes);
   py::class_<Conv2dOp>(m, "Conv2dOp")
       .def(py::init<Int4, Int2, int64_t, Int2, Int2, Int4, int64_t, const std::string&,
-                    const std::string&, bool, const py::object&, bool, const std::string&>(),
+                    const std::string&, bool, const py::object&, bool, const std::string&,
+                    const std::string&>(),
            py::arg("input_dims"), py::arg("cout_kh"), py::arg("k_w"), py::arg("stride"),
            py::arg("dilation"), py::arg("pad"), py::arg("groups"), py::arg("layout"),
            py::arg("activation"), py::arg("batched"), py::arg("weights"), py::arg("f64"),
-           py::arg("padding_mode") = "zeros")
+           py::arg("padding_mode") = "zeros", py::arg("algorithm") = "auto")
       .def("__call__", &Conv2dOp::call, py::arg("x"), py::arg("weight"), py::arg("bias"),
            py::arg("out"))
       .def(

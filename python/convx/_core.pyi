@@ -53,7 +53,9 @@ class Conv2dOp:
     PackedWeights the operator keeps (its dtype wins), or None for an operator
     that takes the weights at every call, of float64 if f64 else float32.
     padding_mode is "zeros", "reflect", "replicate" or "circular" (what the padding
-    reads, as in torch). Raises ValueError naming the bad argument.
+    reads, as in torch). algorithm is "auto" (the core chooses), "gemm", "winograd",
+    "direct", "depthwise" or "pointwise"; one that cannot run the problem raises.
+    Raises ValueError naming the bad argument.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class Conv2dOp:
         weights: PackedWeights | None,
         f64: bool,
         padding_mode: str = "zeros",
+        algorithm: str = "auto",
     ) -> None: ...
     def __call__(self, x: _Array, weight: _Array | None, bias: object, out: object) -> _Array:
         """Forward convolution of x with `weight` (None: the operator's own); bias has

@@ -32,6 +32,7 @@ from convx._args import (
     as_array,
     as_float_array,
     as_out_array,
+    check_algorithm,
     check_array_size,
     check_groups,
     check_layout,
@@ -111,6 +112,7 @@ def conv2d(
     flip: bool = False,
     out: Array | None = None,
     padding_mode: str = "zeros",
+    algorithm: str = "auto",
 ) -> Array:
     """2-D convolution (cross-correlation by default) of a batch or one image.
 
@@ -130,6 +132,12 @@ def conv2d(
             (x mirrored without repeating the edge; every pad < the input's extent),
             "replicate" (the edge value) or "circular" (wrapped around; pad <= extent).
             The padded input is never formed: patches read the mapped values.
+        algorithm: "auto" (the default: convx chooses from the shape, see explain; it
+            takes Winograd only for a Conv2D layer, which keeps its transformed filters),
+            "gemm", "winograd" (3x3, stride 1, dilation 1, one group, NHWC; its rounding
+            error is a few times the GEMM's, see docs/winograd.md), "direct", "depthwise"
+            or "pointwise". An algorithm that cannot compute the problem raises ValueError
+            saying why.
         flip: False for cross-correlation (every DL framework); True flips the kernel in both
             spatial axes, giving true convolution as in scipy.signal.convolve2d. Flipping copies
             the weights once.
@@ -154,17 +162,17 @@ def conv2d(
             and (type(dilation) is int or _plain(dilation))
             and (type(padding) is int or _plain(padding)) and type(groups) is int
             and type(layout) is str and (activation is None or type(activation) is str)
-            and type(padding_mode) is str):
+            and type(padding_mode) is str and type(algorithm) is str):
         # Plain arrays and plain values (see _plain): the operator can be cached.
         key = (x.shape, x.dtype, weight.shape, bias is None, stride, padding, dilation,
-               groups, layout, activation, padding_mode)
+               groups, layout, activation, padding_mode, algorithm)
         op = _OPS.get(key)
         if op is not None:
             y = op.try_call(x, weight, bias, out)
             if y is not None:
                 return y
     call = _normalise(x, weight, bias, stride, padding, dilation, groups, layout, activation,
-                      flip, out, padding_mode)
+                      flip, out, padding_mode, algorithm)
     op = _make_op(call)
     result = op(call.x, call.weight, call.bias, out)
     if key is not None and call.x is x and call.weight is weight and call.bias is bias:
@@ -220,6 +228,7 @@ class _ConvCall(NamedTuple):
     activation: str  # "none" or "relu"
     out_shape: tuple[int, ...]  # the result's
     padding_mode: str  # one of _args.PADDING_MODES
+    algorithm: str  # one of _args.ALGORITHMS
 
 
 def _normalise(
@@ -235,11 +244,13 @@ def _normalise(
     flip: bool,
     out: Array | None,
     padding_mode: Any = "zeros",
+    algorithm: Any = "auto",
 ) -> _ConvCall:
     """Normalise and check every argument of conv2d (the geometry's own rules, such as
     groups dividing the channels, are the core's, which names the argument)."""
     layout = check_layout(layout)
     mode = check_padding_mode(padding_mode)
+    algo = check_algorithm(algorithm)
     xa = as_float_array(x, "x")
     wa = as_float_array(weight, "weight")
     ba = None if bias is None else as_float_array(bias, "bias")
@@ -269,7 +280,7 @@ def _normalise(
     if out is not None:
         check_out(out, out_shape, xa.dtype, (xa, wa, ba))
     return _ConvCall(xa, wa, ba, (n, h, w, c_in), batched, int(c_out), (int(k_h), int(k_w)),
-                     s, d, pads, g, layout, act, out_shape, mode)
+                     s, d, pads, g, layout, act, out_shape, mode, algo)
 
 
 def _activation_code(activation: Any) -> str:
@@ -296,7 +307,7 @@ def _make_op(call: _ConvCall, packed: _core.PackedWeights | None = None) -> _cor
     return _core.Conv2dOp(call.dims, (call.c_out, call.kernel[0]), call.kernel[1], call.stride,
                           call.dilation, call.pads, call.groups, call.layout, call.activation,
                           call.batched, packed, call.x.dtype == np.float64,
-                          padding_mode=call.padding_mode)
+                          padding_mode=call.padding_mode, algorithm=call.algorithm)
 
 
 def explain(
@@ -311,30 +322,33 @@ def explain(
     dtype: Any = np.float32,
     activation: str | None = None,
     padding_mode: str = "zeros",
+    algorithm: str = "auto",
 ) -> dict[str, Any]:
     """How conv2d would compute this problem, without computing it.
 
     Returns a dict with
-      algorithm: "gemm", "pointwise", "direct" or "depthwise" (see docs/design.md);
+      algorithm: "gemm", "pointwise", "direct", "depthwise" or "winograd" (see
+        docs/design.md; the `algorithm` argument requests one, as in conv2d);
       kernel: the micro-kernel it runs, dtype, tile and ISA, e.g. "f32 12x32 avx512";
       workspace_bytes: the scratch memory it uses over all threads (see workspace_bytes);
       flops: 2 * the multiply-adds of one call;
       output_shape: the shape of the result.
     """
     op, out_shape = _shape_op(input_shape, weight_shape, stride, padding, dilation, groups,
-                              layout, dtype, activation, padding_mode)
+                              layout, dtype, activation, padding_mode, algorithm)
     return {"algorithm": op.algorithm, "kernel": op.kernel,
             "workspace_bytes": int(op.workspace_bytes), "flops": int(op.flops),
             "output_shape": out_shape}
 
 
 def _shape_op(input_shape: Any, weight_shape: Any, stride: Any, padding: Any, dilation: Any,
-              groups: Any, layout: Any, dtype: Any, activation: Any, padding_mode: Any
-              ) -> tuple[_core.Conv2dOp, tuple[int, ...]]:
+              groups: Any, layout: Any, dtype: Any, activation: Any, padding_mode: Any,
+              algorithm: Any = "auto") -> tuple[_core.Conv2dOp, tuple[int, ...]]:
     """An operator (taking weights at every call) for a problem given by shapes, and the
     output shape."""
     layout = check_layout(layout)
     mode = check_padding_mode(padding_mode)
+    algo = check_algorithm(algorithm)
     n, h, w, c_in, batched = _split_input(check_shape(input_shape, "input_shape"), layout,
                                           "input_shape")
     w_shape = check_shape(weight_shape, "weight_shape")
@@ -349,7 +363,7 @@ def _shape_op(input_shape: Any, weight_shape: Any, stride: Any, padding: Any, di
     out_shape = _out_shape(n, h_out, w_out, c_out, layout, batched)
     check_array_size(out_shape, dt.itemsize, "padding")
     op = _core.Conv2dOp((n, h, w, c_in), (c_out, k_h), k_w, s, d, pads, g, layout, act,
-                        batched, None, dt == np.float64, padding_mode=mode)
+                        batched, None, dt == np.float64, padding_mode=mode, algorithm=algo)
     return op, out_shape
 
 
@@ -400,6 +414,7 @@ def workspace_bytes(
     layout: str = "NHWC",
     dtype: Any = np.float32,
     padding_mode: str = "zeros",
+    algorithm: str = "auto",
 ) -> int:
     """Scratch memory, in bytes, that conv2d uses for this problem, over all threads.
 
@@ -408,7 +423,7 @@ def workspace_bytes(
     therefore does not grow with the image (try doubling H and W), in any padding_mode.
     """
     op, _ = _shape_op(input_shape, weight_shape, stride, padding, dilation, groups, layout,
-                      dtype, None, padding_mode)
+                      dtype, None, padding_mode, algorithm)
     return int(op.workspace_bytes)
 
 

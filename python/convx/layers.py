@@ -14,6 +14,7 @@ from convx import _core, _interop
 from convx._args import (
     PaddingArg,
     as_array,
+    check_algorithm,
     check_array_size,
     check_int,
     check_layout,
@@ -30,7 +31,7 @@ __all__ = ["Conv2D"]
 # The public attributes a cached operator depends on besides the input's shape and dtype, in
 # the order _LayerState.geometry holds them.
 _SIGNATURE_ATTRS = ("stride", "padding", "dilation", "activation", "groups", "layout",
-                    "padding_mode")
+                    "padding_mode", "requested_algorithm")
 # What copies and pickles rebuild rather than carry: the state (its arrays travel as
 # "_weight" and "_bias"), the published operator, the lock and the input saved for backward.
 _REBUILT_ATTRS = ("_state", "_fast", "_op", "_lock", "_saved_input")
@@ -49,10 +50,10 @@ def _op_signature(geometry: tuple[Any, ...]) -> tuple[Any, ...] | bool:
     """The geometry, or False when operators must not be cached for it: unhashable
     values, or values that compare equal to others of a different meaning (1.0 == 1),
     which must take the normalising path on every call."""
-    stride, padding, dilation, activation, groups, layout, padding_mode = geometry
+    stride, padding, dilation, activation, groups, layout, padding_mode, algorithm = geometry
     if not (_plain(stride) and _plain(padding) and _plain(dilation)):
         return False
-    if type(padding_mode) is not str:
+    if type(padding_mode) is not str or type(algorithm) is not str:
         return False
     if activation is not None and type(activation) is not str:
         return False
@@ -129,6 +130,9 @@ class Conv2D(_core.LayerBase):
     # What the padding reads (see convx.conv2d). The class value serves layers pickled
     # before the attribute existed.
     padding_mode: str = "zeros"
+    # The algorithm asked for (see convx.conv2d's `algorithm`); `algorithm` reports the one
+    # that ran. The class value serves layers pickled before the attribute existed.
+    requested_algorithm: str = "auto"
     weight_grad: npt.NDArray[Any] | None = None  # the sums of backward's dL/dweight
     bias_grad: npt.NDArray[Any] | None = None
     _saved_input: npt.NDArray[Any] | None = None  # kept by the last call, for backward
@@ -153,9 +157,11 @@ class Conv2D(_core.LayerBase):
         seed: int | None = None,
         activation: str | None = None,
         padding_mode: str = "zeros",
+        algorithm: str = "auto",
     ) -> None:
         in_channels = check_int(in_channels, "in_channels", 1)
         padding_mode = check_padding_mode(padding_mode)
+        algorithm = check_algorithm(algorithm)
         out_channels = check_int(out_channels, "out_channels", 1)
         groups = check_int(groups, "groups", 1)
         if in_channels % groups != 0:
@@ -178,6 +184,7 @@ class Conv2D(_core.LayerBase):
         self.layout = check_layout(layout)
         self.activation = activation
         self.padding_mode = padding_mode
+        self.requested_algorithm = algorithm
         # Validates spelling, sign and size now.
         resolve_padding(padding, (1, 1), (1, 1), (1, 1), (1, 1))
 
@@ -234,8 +241,9 @@ class Conv2D(_core.LayerBase):
 
     @property
     def algorithm(self) -> str | None:
-        """The algorithm of the last call: "gemm", "pointwise", "direct" or "depthwise"
-        (None before the first call). See convx.explain."""
+        """The algorithm of the last call: "gemm", "pointwise", "direct", "depthwise" or
+        "winograd" (None before the first call). See convx.explain; the constructor's
+        `algorithm` argument, kept as ``requested_algorithm``, asks for one."""
         op = self._op
         return None if op is None else op.algorithm
 
@@ -279,9 +287,9 @@ class Conv2D(_core.LayerBase):
                 if y is not None:
                     self._publish(state, entry)
                     return y, x
-        stride, padding, dilation, activation, groups, layout, mode = state.geometry
+        stride, padding, dilation, activation, groups, layout, mode, algo = state.geometry
         call = _normalise(x, state.weight, state.bias, stride, padding, dilation, groups,
-                          layout, activation, False, out, mode)
+                          layout, activation, False, out, mode, algo)
         if state.prepared is None:
             # Attributes reassigned to values that do not describe the weights: the core
             # names the problem.
@@ -305,7 +313,7 @@ class Conv2D(_core.LayerBase):
             raise RuntimeError("backward: no input saved; call the layer first, with "
                                "save_input on, and after any assignment to the layer")
         state = self._state
-        stride, padding, dilation, activation, groups, layout, mode = state.geometry
+        stride, padding, dilation, activation, groups, layout, mode, _ = state.geometry
         if activation is not None:
             raise ValueError(f"backward: the layer fuses activation={activation!r} into its "
                              "output, whose gradient needs that output; use activation=None "
@@ -457,4 +465,4 @@ class Conv2D(_core.LayerBase):
                 f"stride={self.stride}, padding={self.padding!r}, dilation={self.dilation}, "
                 f"groups={self.groups}, bias={self.bias is not None}, layout={self.layout!r}, "
                 f"dtype={self.weight.dtype}, activation={self.activation!r}, "
-                f"padding_mode={self.padding_mode!r})")
+                f"padding_mode={self.padding_mode!r}, algorithm={self.requested_algorithm!r})")

@@ -42,9 +42,11 @@ template <typename T>
 void im2col(const T* x, const Dims4& dims, std::int64_t k_h, std::int64_t k_w,
             const ConvParams& params, PatchOrder order, T* cols);
 
-// How an operator computes its convolution; chosen once, when it is created.
+// How an operator computes its convolution (the Algorithm enum is in
+// types.hpp); chosen once, when it is created.
 //   Gemm:      implicit im2col (patches packed tile by tile, never
 //              materialised) feeding the blocked GEMM, one GEMM per group.
+//              Runs every shape.
 //   Pointwise: a 1x1, stride-1, unpadded layer: the input already is the
 //              im2col matrix, and the GEMM takes it as its operand (NHWC
 //              reads its rows in place; NCHW packs its panels).
@@ -52,18 +54,38 @@ void im2col(const T* x, const Dims4& dims, std::int64_t k_h, std::int64_t k_w,
 //              channel): a kernel reads the image directly, no packing.
 //   Depthwise: groups == C_in == C_out: one filter per channel, vectorised
 //              across channels (NHWC) or along rows (NCHW).
-enum class Algorithm { Gemm, Pointwise, Direct, Depthwise };
+//   Winograd:  NHWC, one group, 3x3 filters, stride 1, dilation 1, any
+//              padding and padding mode: F(4x4, 3x3), 36 GEMMs of (tiles x
+//              C_in) by (C_in x C_out) per block of 4x4 output tiles, with
+//              the filters transformed once (docs/winograd.md). Its rounding
+//              differs from the other algorithms' (a few times larger). A run
+//              whose input or filters hold an infinity or NaN is computed by
+//              the GEMM instead, since the transforms would spread NaN over
+//              whole tiles: the result keeps the formula's non-finite values.
+//   Auto:      a request only: let choose_algorithm() decide.
 
-// "gemm", "pointwise", "direct" or "depthwise".
+// "gemm", "pointwise", "direct", "depthwise", "winograd" or "auto".
 const char* algorithm_name(Algorithm algorithm);
 
 // The algorithm an operator for this problem uses (the one place that
-// chooses): Depthwise, else Direct, else Pointwise, else Gemm, each where its
-// condition above holds. It depends on the shape alone, not on the data, the
-// element type or the ISA, nor on shape.p.padding_mode: every algorithm applies
-// every mode where it gathers patches or stages rows (the NHWC depthwise path
-// stages the rows that touch the padding, so its kernels see none).
-Algorithm choose_algorithm(const ConvShape& shape);
+// chooses). With shape.p.algorithm other than Auto, that algorithm, or
+// std::invalid_argument naming `algorithm` and the condition the shape does
+// not meet. With Auto: Depthwise, else Direct, else Winograd where the rule
+// of docs/winograd.md holds (kept filters, NHWC, one group, 3x3 stride-1 undilated filters,
+// at least 32 input and output channels and 8 output tiles), else Pointwise,
+// else Gemm. It depends on the shape alone, not on the data, the element type
+// or the ISA, nor on shape.p.padding_mode: every algorithm applies every mode
+// where it gathers patches or stages rows (the NHWC depthwise path stages the
+// rows that touch the padding, so its kernels see none). filters_kept is
+// false for an operator given its filters at every run (create_for_any_weights,
+// the free conv2d): Auto then never picks Winograd, whose filter transform
+// (36 values per 9 weights) would be paid on every run and cost more than the
+// GEMM saves on all but large images.
+Algorithm choose_algorithm(const ConvShape& shape, bool filters_kept = true);
+
+// Why `algorithm` cannot compute `shape` ("winograd needs a 3x3 filter"...),
+// or nullptr when it can. Auto can compute every shape.
+const char* algorithm_unsuitable(const ConvShape& shape, Algorithm algorithm);
 
 // Filters prepared once for many convolutions: a copy of the weights and their
 // packed forms for the kernels of the context they were made on. A layer

@@ -16,6 +16,9 @@ struct ConvParams {
   PaddingMode padding_mode = PaddingMode::Zeros;
   std::int64_t groups = 1;
   Layout layout = Layout::NHWC;
+  // The forward algorithm requested (conv2d.hpp's choose_algorithm); Auto
+  // chooses from the shape. Only forward operators read it.
+  Algorithm algorithm = Algorithm::Auto;
 };
 
 // A fully resolved, validated convolution problem. Sizes are element counts.

@@ -37,4 +37,9 @@ struct Padding2D {
   std::int64_t top = 0, bottom = 0, left = 0, right = 0;
 };
 
+// How a forward convolution is computed (conv2d.hpp describes each).
+// ConvParams::algorithm requests one; Auto, the default, leaves the choice to
+// choose_algorithm(). An operator's algorithm() is never Auto.
+enum class Algorithm { Gemm, Pointwise, Direct, Depthwise, Winograd, Auto };
+
 }  // namespace convx

@@ -3,6 +3,8 @@
 // depthwise}.cpp.
 #include "convx/conv2d.hpp"
 
+#include <algorithm>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -11,6 +13,7 @@
 #include "conv/depthwise.hpp"
 #include "conv/direct.hpp"
 #include "conv/gemm_conv.hpp"
+#include "conv/winograd.hpp"
 #include "runtime/context_state.hpp"
 #include "runtime/float_mode.hpp"
 
@@ -22,13 +25,40 @@ const char* algorithm_name(Algorithm algorithm) {
     case Algorithm::Pointwise: return "pointwise";
     case Algorithm::Direct: return "direct";
     case Algorithm::Depthwise: return "depthwise";
+    case Algorithm::Winograd: return "winograd";
+    case Algorithm::Auto: return "auto";
   }
   return "unknown";
 }
 
-Algorithm choose_algorithm(const ConvShape& s) {
+const char* algorithm_unsuitable(const ConvShape& s, Algorithm algorithm) {
+  switch (algorithm) {
+    case Algorithm::Auto:
+    case Algorithm::Gemm: return nullptr;
+    case Algorithm::Pointwise:
+      return detail::is_pointwise(s) ? nullptr
+                                     : "pointwise needs a 1x1 filter, stride 1 and no padding";
+    case Algorithm::Direct:
+      return detail::suits_direct(s) ? nullptr
+                                     : "direct needs layout NHWC, groups == 1 and a patch "
+                                       "(k_h*k_w*in_channels) of at most 16 values";
+    case Algorithm::Depthwise:
+      return detail::is_depthwise(s) ? nullptr
+                                     : "depthwise needs groups == in_channels == out_channels";
+    case Algorithm::Winograd: return detail::winograd_unsuitable(s);
+  }
+  return "unknown algorithm";
+}
+
+Algorithm choose_algorithm(const ConvShape& s, bool filters_kept) {
+  if (s.p.algorithm != Algorithm::Auto) {
+    const char* why = algorithm_unsuitable(s, s.p.algorithm);
+    if (why != nullptr) detail::fail_arg(std::string("algorithm: ") + why);
+    return s.p.algorithm;
+  }
   if (detail::is_depthwise(s)) return Algorithm::Depthwise;
   if (detail::suits_direct(s)) return Algorithm::Direct;
+  if (filters_kept && detail::prefers_winograd(s)) return Algorithm::Winograd;
   if (detail::is_pointwise(s)) return Algorithm::Pointwise;
   return Algorithm::Gemm;
 }
@@ -44,6 +74,19 @@ struct ConvWeights<T>::Impl {
   std::vector<T> taps_hwc;                                        // Depthwise, NHWC
   detail::DirectWeights<T> direct;                                // Direct
   std::vector<std::unique_ptr<detail::PrepackedB<T>>> packed;    // Gemm, NHWC, per group
+  // Winograd: transformed when the first operator that uses them is created
+  // (the filters alone do not say whether one will).
+  mutable std::mutex wino_mutex;
+  mutable std::unique_ptr<detail::OwnedWinogradWeights<T>> wino;
+
+  const detail::WinogradWeights<T>& winograd() const {
+    const std::lock_guard<std::mutex> lock(wino_mutex);
+    if (wino == nullptr) {
+      wino = detail::make_winograd_weights(raw.data(), c_in_per_group, c_out, kernels->gemm.nr);
+    }
+    return wino->weights;
+  }
+  std::int64_t c_in_per_group = 0, c_out = 0;
 };
 
 namespace {
@@ -85,6 +128,8 @@ ConvWeights<T>::ConvWeights(const T* w, std::int64_t c_out, std::int64_t k_h, st
   d.context = context.state();
   d.kernels = &detail::kernels_for<T>(context.isa());
   d.raw.assign(w, w + count);
+  d.c_in_per_group = c_in_per_group;
+  d.c_out = c_out;
   if (layout != Layout::NHWC) return;  // NCHW algorithms read the filters as given
   const ConvShape probe = filter_probe(c_out, k_h, k_w, c_in_per_group, groups, layout);
   switch (choose_algorithm(probe)) {
@@ -95,6 +140,10 @@ ConvWeights<T>::ConvWeights(const T* w, std::int64_t c_out, std::int64_t k_h, st
     case Algorithm::Direct:
       d.direct = detail::prepare_direct_weights(d.kernels->direct, d.raw.data(), c_out, K);
       break;
+    case Algorithm::Auto: break;
+    // Winograd's transform is made when an operator needs it; the GEMM's
+    // packing serves the operators that are asked for gemm.
+    case Algorithm::Winograd:
     case Algorithm::Pointwise:
     case Algorithm::Gemm:
       d.packed = detail::pack_gemm_filters(d.kernels->gemm, d.raw.data(), c_out, k_h, k_w,
@@ -117,6 +166,8 @@ std::int64_t ConvWeights<T>::bytes() const {
   std::int64_t values = std::int64_t(d.raw.size() + d.taps_hwc.size() + d.direct.wt.size());
   std::int64_t total = values * std::int64_t(sizeof(T));
   for (const auto& p : d.packed) total += p->bytes();
+  const std::lock_guard<std::mutex> lock(d.wino_mutex);
+  if (d.wino != nullptr) total += d.wino->weights.values() * std::int64_t(sizeof(T));
   return total;
 }
 
@@ -142,6 +193,8 @@ const char* kernel_name(Algorithm algorithm, const ConvShape& s, const detail::K
     case Algorithm::Direct: return k.direct.name;
     case Algorithm::Pointwise:
     case Algorithm::Gemm: return k.gemm.name;
+    case Algorithm::Winograd: return k.wino.name;
+    case Algorithm::Auto: break;
   }
   return "";
 }
@@ -153,13 +206,14 @@ Conv2d<T>::Conv2d(const ConvShape& shape, Activation activation,
                   std::shared_ptr<detail::ContextState> context,
                   std::shared_ptr<const ConvWeights<T>> weights)
     : shape_(validated(shape)), activation_(activation), context_(std::move(context)),
-      weights_(std::move(weights)), algorithm_(choose_algorithm(shape_)),
+      weights_(std::move(weights)), algorithm_(choose_algorithm(shape_, weights_ != nullptr)),
       kernels_(weights_ != nullptr
                    ? weights_->impl().kernels
                    : &detail::kernels_for<T>(static_cast<Isa>(context_->isa.load()))),
       kernel_(kernel_name(algorithm_, shape_, *kernels_)) {
   detail::require(activation == Activation::None || activation == Activation::ReLU,
                   "activation: unknown value");
+  if (algorithm_ == Algorithm::Winograd && weights_ != nullptr) weights_->impl().winograd();
 }
 
 template <typename T>
@@ -237,6 +291,21 @@ void Conv2d<T>::run_impl(const T* x, const T* w, const T* bias, T* y) const {
                             ready != nullptr && !ready->packed.empty() ? &ready->packed : nullptr,
                             bias, y);
       return;
+    case Algorithm::Winograd: {
+      const auto* u = ready != nullptr ? &ready->winograd() : nullptr;
+      const bool finite = (u != nullptr ? u->finite : detail::all_finite(w, s.weight_size())) &&
+                          detail::all_finite(x, s.input_size());
+      if (finite) {
+        detail::run_winograd(job, x, w, u, bias, y);
+      } else {  // the formula's infinities and NaN (winograd.hpp's all_finite)
+        detail::run_gemm_conv(job, false, x, w,
+                              ready != nullptr && !ready->packed.empty() ? &ready->packed
+                                                                         : nullptr,
+                              bias, y);
+      }
+      return;
+    }
+    case Algorithm::Auto: break;
   }
 }
 
@@ -254,6 +323,10 @@ std::int64_t Conv2d<T>::workspace_bytes() const {
     case Algorithm::Gemm:
       return detail::gemm_conv_workspace_bytes<T>(s, kernels_->gemm, threads,
                                                  own && s.p.layout == Layout::NHWC);
+    case Algorithm::Winograd:  // or the GEMM's, for a run with non-finite values
+      return std::max(detail::winograd_workspace_bytes<T>(s, *kernels_, threads, own),
+                      detail::gemm_conv_workspace_bytes<T>(s, kernels_->gemm, threads, own));
+    case Algorithm::Auto: break;
   }
   return 0;
 }

@@ -8,10 +8,11 @@
 #include "kernels/direct.hpp"
 #include "kernels/dwconv.hpp"
 #include "kernels/ukernel.hpp"
+#include "kernels/winograd.hpp"
 
 namespace convx::detail {
 
-// Every kernel of one element type on one path. Each path has all three
+// Every kernel of one element type on one path. Each path has all four
 // families, the scalar one included; `isa` is the path they were built for.
 template <typename T>
 struct KernelSet {
@@ -19,6 +20,7 @@ struct KernelSet {
   GemmKernel<T> gemm;
   DwKernel<T> dw;
   DirectKernel<T> direct;
+  WinogradKernel<T> wino;
 };
 
 // The kernels of `isa`, built once per process; the reference stays valid for
