@@ -29,13 +29,14 @@ convx::PaddingMode parse_padding_mode(const std::string& s) {
 
 convx::Algorithm parse_algorithm(const std::string& s) {
   if (s == "auto") return convx::Algorithm::Auto;
+  if (s == "fast") return convx::Algorithm::Fast;
   if (s == "gemm") return convx::Algorithm::Gemm;
   if (s == "winograd") return convx::Algorithm::Winograd;
   if (s == "direct") return convx::Algorithm::Direct;
   if (s == "depthwise") return convx::Algorithm::Depthwise;
   if (s == "pointwise") return convx::Algorithm::Pointwise;
-  throw std::invalid_argument("algorithm must be 'auto', 'gemm', 'winograd', 'direct', "
-                              "'depthwise' or 'pointwise', got '" + s + "'");
+  throw std::invalid_argument("algorithm must be 'auto', 'fast', 'gemm', 'winograd', "
+                              "'direct', 'depthwise' or 'pointwise', got '" + s + "'");
 }
 
 convx::ConvParams make_params(Int2 stride, Int2 dilation, Int4 pad, std::int64_t groups,

@@ -127,16 +127,17 @@ def check_padding_mode(mode: Any, name: str = "padding_mode") -> str:
                      f"got {mode!r}")
 
 
-ALGORITHMS = ("auto", "gemm", "winograd", "direct", "depthwise", "pointwise")
+ALGORITHMS = ("auto", "fast", "gemm", "winograd", "direct", "depthwise", "pointwise")
 
 
 def check_algorithm(algorithm: Any) -> str:
     """One of ALGORITHMS: how the forward convolution is computed ("auto" lets the core
-    choose). Whether a named algorithm can run a given problem is checked by the core."""
+    choose among the algorithms that round as the GEMM does, "fast" lets it take Winograd
+    too). Whether a named algorithm can run a given problem is checked by the core."""
     if type(algorithm) is str and algorithm in ALGORITHMS:
         return algorithm
-    raise ValueError("algorithm must be 'auto', 'gemm', 'winograd', 'direct', 'depthwise' "
-                     f"or 'pointwise', got {algorithm!r}")
+    raise ValueError("algorithm must be 'auto', 'fast', 'gemm', 'winograd', 'direct', "
+                     f"'depthwise' or 'pointwise', got {algorithm!r}")
 
 
 def check_zeros_mode(mode: Any) -> None:

@@ -51,11 +51,6 @@ _OPS: dict[Any, tuple[Any, int, int]] = {}
 _MAX_OPS = 512
 
 
-def _functional_ops() -> dict[Any, Any]:
-    """conv2d's operator cache (its key spells the 1-D call in 2-D terms)."""
-    return _functional._OPS
-
-
 def _unit_axis(layout: str, ndim: int) -> int:
     """Where the unit (height) axis goes in an activation or weight of `ndim` dimensions:
     before the length in NLC (before the second-to-last axis), before it in NCL too (the
@@ -163,6 +158,7 @@ def conv1d(
     layout: str = "NLC",
     activation: str | None = None,
     padding_mode: str = "zeros",
+    algorithm: str = "auto",
     out: Array | None = None,
 ) -> Array:
     """1-D convolution (cross-correlation, as torch.nn.functional.conv1d) of a batch or
@@ -180,6 +176,8 @@ def conv1d(
         groups, activation: as for conv2d.
         padding_mode: "zeros", "reflect", "replicate" or "circular", as in torch (see
             conv2d): the values the padding reads, gathered with the patches.
+        algorithm: as for conv2d ("auto", "gemm", "direct", ...; a 1 x k filter never
+            takes Winograd).
         out: optional C-contiguous, writeable array of the exact output shape and dtype;
             it is written in place and returned.
 
@@ -193,9 +191,9 @@ def conv1d(
             and (bias is None or type(bias) is np.ndarray) and type(stride) is int
             and type(dilation) is int and _plain(padding) and type(groups) is int
             and type(layout) is str and (activation is None or type(activation) is str)
-            and type(padding_mode) is str):
+            and type(padding_mode) is str and type(algorithm) is str):
         key = (x.shape, x.dtype, weight.shape, bias is None, stride, padding, dilation,
-               groups, layout, activation, padding_mode)
+               groups, layout, activation, padding_mode, algorithm)
         hit = _OPS.get(key)
         if hit is not None:
             op, axis, w_axis = hit
@@ -212,14 +210,15 @@ def conv1d(
     try:
         y = conv2d(x2, w2, bias, stride=(1, s), padding=pads, dilation=(1, d), groups=groups,
                    layout=_LAYOUTS_2D[layout], activation=activation,
-                   out=None if outa is None else _expand(outa, axis), padding_mode=padding_mode)
+                   out=None if outa is None else _expand(outa, axis), padding_mode=padding_mode,
+                   algorithm=algorithm)
     except ValueError as e:
         _explain_1d(xa.shape, wa.shape, s, pads, d, layout, outa)
         raise _in_1d_terms(e) from None
     if key is not None:  # the operator conv2d cached for this call, if it did
-        op2 = _functional_ops().get((x2.shape, x2.dtype, w2.shape, bias is None, (1, s), pads,
-                                     (1, d), groups, _LAYOUTS_2D[layout], activation,
-                                     padding_mode))
+        op2 = _functional._OPS.get(_functional._op_key(
+            x2, w2, bias, (1, s), pads, (1, d), groups, _LAYOUTS_2D[layout], activation,
+            padding_mode, algorithm))
         if op2 is not None:
             if len(_OPS) >= _MAX_OPS:
                 _OPS.clear()
@@ -322,6 +321,7 @@ class Conv1D:
         seed: int | None = None,
         activation: str | None = None,
         padding_mode: str = "zeros",
+        algorithm: str = "auto",
     ) -> None:
         self._layout = _check_layout(layout)
         k = _single(kernel_size, "kernel_size")
@@ -329,7 +329,8 @@ class Conv1D:
         self._padding = padding
         self._conv = Conv2D(in_channels, out_channels, (1, k), (1, s), _padding_2d(padding),
                             (1, d), groups, bias, layout=_LAYOUTS_2D[self._layout], dtype=dtype,
-                            seed=seed, activation=activation, padding_mode=padding_mode)
+                            seed=seed, activation=activation, padding_mode=padding_mode,
+                            algorithm=algorithm)
 
     # -- configuration ----------------------------------------------------------------
 
@@ -339,6 +340,8 @@ class Conv1D:
     layout = property(lambda self: self._layout)
     dtype = property(lambda self: self._conv.dtype)
     padding_mode = property(lambda self: self._conv.padding_mode)
+    requested_algorithm = property(lambda self: self._conv.requested_algorithm,
+                                   doc="The algorithm asked for (see conv2d's `algorithm`).")
     algorithm = property(lambda self: self._conv.algorithm,
                          doc="The algorithm of the last call (see Conv2D.algorithm).")
     kernel = property(lambda self: self._conv.kernel,
@@ -532,6 +535,8 @@ class Conv1D:
     def __repr__(self) -> str:
         mode = self._conv.padding_mode
         mode = "" if mode == "zeros" else f", padding_mode={mode!r}"
+        if self.requested_algorithm != "auto":
+            mode += f", algorithm={self.requested_algorithm!r}"
         return (f"Conv1D({self.in_channels}, {self.out_channels}, "
                 f"kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self._padding!r}, dilation={self.dilation}, groups={self.groups}, "

@@ -132,12 +132,13 @@ def conv2d(
             (x mirrored without repeating the edge; every pad < the input's extent),
             "replicate" (the edge value) or "circular" (wrapped around; pad <= extent).
             The padded input is never formed: patches read the mapped values.
-        algorithm: "auto" (the default: convx chooses from the shape, see explain; it
-            takes Winograd only for a Conv2D layer, which keeps its transformed filters),
-            "gemm", "winograd" (3x3, stride 1, dilation 1, one group, NHWC; its rounding
-            error is a few times the GEMM's, see docs/winograd.md), "direct", "depthwise"
-            or "pointwise". An algorithm that cannot compute the problem raises ValueError
-            saying why.
+        algorithm: "auto" (the default: convx chooses from the shape among the methods
+            that round as a dot product does; see explain), "fast" (as "auto", and
+            Winograd where it pays, for a Conv2D layer, which keeps its transformed
+            filters), "gemm", "winograd" (3x3, stride 1, dilation 1, one group, NHWC; its
+            float32 error is 15-50 times the GEMM's, about 1e-5 of the output's range, see
+            docs/winograd.md), "direct", "depthwise" or "pointwise". An algorithm that
+            cannot compute the problem raises ValueError saying why.
         flip: False for cross-correlation (every DL framework); True flips the kernel in both
             spatial axes, giving true convolution as in scipy.signal.convolve2d. Flipping copies
             the weights once.
@@ -164,8 +165,8 @@ def conv2d(
             and type(layout) is str and (activation is None or type(activation) is str)
             and type(padding_mode) is str and type(algorithm) is str):
         # Plain arrays and plain values (see _plain): the operator can be cached.
-        key = (x.shape, x.dtype, weight.shape, bias is None, stride, padding, dilation,
-               groups, layout, activation, padding_mode, algorithm)
+        key = _op_key(x, weight, bias, stride, padding, dilation, groups, layout, activation,
+                      padding_mode, algorithm)
         op = _OPS.get(key)
         if op is not None:
             y = op.try_call(x, weight, bias, out)
@@ -180,6 +181,13 @@ def conv2d(
             _OPS.clear()
         _OPS[key] = op
     return result
+
+
+def _op_key(x: Array, weight: Array, bias: Any, *geometry: Any) -> tuple[Any, ...]:
+    """The key of conv2d's operator cache: the arrays' shapes and dtype, whether there is a
+    bias, and the plain geometry arguments (stride, padding, dilation, groups, layout,
+    activation, padding_mode, algorithm) as given."""
+    return (x.shape, x.dtype, weight.shape, bias is None, *geometry)
 
 
 def _dlpack_arrays(x: Any, weight: Any, bias: Any, out: Any) -> tuple[Any, Any, Any, Any]:

@@ -118,6 +118,10 @@ class Conv2D(_core.LayerBase):
     (by assignment). Assigning to the layer drops the saved input. A layer with
     ``activation="relu"`` has no backward: apply ReLU to the output instead.
 
+    Speed. ``algorithm="fast"`` lets the layer use Winograd's F(4x4, 3x3) on wide 3x3
+    stride-1 NHWC layers: 2-3 times faster at one thread, with a float32 error of about
+    1e-5 of the output's range, 15-50 times the default's (docs/winograd.md).
+
     Threads may call a layer while another assigns its weight, bias or geometry. A call
     computes with the state before the assignment or the one after it, never a mix of
     the two, and every call that starts after the assignment returns uses the new state.

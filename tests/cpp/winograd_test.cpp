@@ -115,7 +115,7 @@ TEST_CASE_ISA("winograd: equals the formula within its error bound") {
   }
   // Many tiles: several blocks per thread.
   const ConvShape big = make_shape(2, 30, 29, 64, 48, {1, 1, 1, 1}, PaddingMode::Zeros,
-                                   Algorithm::Auto);
+                                   Algorithm::Fast);
   matches_reference<float>(big, ctx, true);
 }
 
@@ -139,26 +139,30 @@ TEST_CASE_ISA("winograd: results are bitwise identical at 1, 2 and 3 threads") {
   }
 }
 
-TEST_CASE("winograd: auto picks it for wide 3x3 stride-1 layers only") {
-  const auto pick = [](int64_t c_in, int64_t c_out, int64_t k, int64_t stride, Layout layout) {
+TEST_CASE("winograd: fast picks it for wide 3x3 stride-1 layers only, auto never") {
+  const auto pick = [](int64_t c_in, int64_t c_out, int64_t k, int64_t stride, Layout layout,
+                       Algorithm asked = Algorithm::Fast) {
     convx::ConvParams p;
     p.pad = {1, 1, 1, 1};
     p.stride_h = p.stride_w = stride;
     p.layout = layout;
+    p.algorithm = asked;
     return convx::choose_algorithm(convx::make_conv_shape(1, 14, 14, c_in, c_out, k, k, p));
   };
   CHECK(pick(64, 64, 3, 1, Layout::NHWC) == Algorithm::Winograd);
+  CHECK(pick(64, 64, 3, 1, Layout::NHWC, Algorithm::Auto) == Algorithm::Gemm);
   CHECK(pick(8, 64, 3, 1, Layout::NHWC) == Algorithm::Gemm);
   CHECK(pick(64, 64, 3, 2, Layout::NHWC) == Algorithm::Gemm);
   CHECK(pick(64, 64, 5, 1, Layout::NHWC) == Algorithm::Gemm);
   CHECK(pick(64, 64, 3, 1, Layout::NCHW) == Algorithm::Gemm);
   convx::ConvParams p;  // 7x7 outputs: 4 tiles, too few
   p.pad = {1, 1, 1, 1};
+  p.algorithm = Algorithm::Fast;
   CHECK(convx::choose_algorithm(convx::make_conv_shape(1, 7, 7, 512, 512, 3, 3, p)) ==
         Algorithm::Gemm);
   CHECK(convx::choose_algorithm(convx::make_conv_shape(2, 7, 7, 512, 512, 3, 3, p)) ==
         Algorithm::Winograd);
-  // Filters given per run would be transformed per run: auto keeps the GEMM.
+  // Filters given per run would be transformed per run: fast keeps the GEMM.
   const ConvShape wide = convx::make_conv_shape(1, 14, 14, 64, 64, 3, 3, p);
   CHECK(convx::choose_algorithm(wide, false) == Algorithm::Gemm);
   CHECK(convx::Conv2d<float>::create_for_any_weights(wide)->algorithm() == Algorithm::Gemm);

@@ -57,32 +57,37 @@ def test_the_bound_can_fail() -> None:
     assert relative_error(y, want) > BOUND[np.float32]
 
 
-def test_auto_chooses_winograd_for_wide_3x3_layers_with_kept_filters() -> None:
+def test_fast_chooses_winograd_for_wide_3x3_layers_with_kept_filters() -> None:
     rng = np.random.default_rng(5)
     for shape, kwargs, algorithm in [((1, 28, 28, 64), {}, "winograd"),
                                      ((1, 28, 28, 8), {}, "gemm"),
                                      ((1, 28, 28, 64), {"stride": 2}, "gemm"),
                                      ((1, 7, 7, 64), {}, "gemm")]:  # 4 tiles
-        layer = convx.Conv2D(shape[-1], 64, 3, padding=1, seed=0, **kwargs)
+        layer = convx.Conv2D(shape[-1], 64, 3, padding=1, seed=0, algorithm="fast", **kwargs)
         layer(rng.standard_normal(shape).astype(np.float32))
         assert layer.algorithm == algorithm
-    layer = convx.Conv2D(64, 64, 3, padding=1, layout="NCHW", seed=0)
+    # The default keeps the rounding of a dot product: no Winograd unless asked.
+    default = convx.Conv2D(64, 64, 3, padding=1, seed=0)
+    default(np.zeros((1, 28, 28, 64), np.float32))
+    assert default.algorithm == "gemm"
+    layer = convx.Conv2D(64, 64, 3, padding=1, layout="NCHW", seed=0, algorithm="fast")
     layer(np.zeros((1, 64, 28, 28), np.float32))
     assert layer.algorithm == "gemm"
     # conv2d and explain take the filters per call, which Winograd would transform per
-    # call: auto keeps the GEMM there, and a request still gets Winograd.
-    assert convx.explain((1, 28, 28, 64), (64, 3, 3, 64), padding=1)["algorithm"] == "gemm"
+    # call: fast keeps the GEMM there, and a request still gets Winograd.
+    assert convx.explain((1, 28, 28, 64), (64, 3, 3, 64), padding=1,
+                         algorithm="fast")["algorithm"] == "gemm"
     info = convx.explain((1, 28, 28, 64), (64, 3, 3, 64), padding=1, algorithm="winograd")
     assert info["algorithm"] == "winograd"
     assert "winograd" in info["kernel"]
 
 
-def test_layer_reports_winograd_where_auto_picks_it_and_where_forced() -> None:
+def test_layer_reports_winograd_where_fast_picks_it_and_where_forced() -> None:
     rng = np.random.default_rng(1)
     x = rng.standard_normal((1, 12, 12, 32)).astype(np.float32)
-    auto = convx.Conv2D(32, 32, 3, padding=1, seed=0)
-    y = auto(x)
-    assert auto.algorithm == "winograd"
+    fast = convx.Conv2D(32, 32, 3, padding=1, seed=0, algorithm="fast")
+    y = fast(x)
+    assert fast.algorithm == "winograd"
     forced = convx.Conv2D(8, 8, 3, padding=1, seed=0, algorithm="winograd")
     x8 = np.ascontiguousarray(x[..., :8])
     y8 = forced(x8)
@@ -100,7 +105,7 @@ def test_algorithm_argument_is_validated() -> None:
     x = np.zeros((1, 9, 9, 4), np.float32)
     w = np.zeros((4, 3, 3, 4), np.float32)
     with pytest.raises(ValueError, match="algorithm must be"):
-        convx.conv2d(x, w, algorithm="fast")
+        convx.conv2d(x, w, algorithm="quick")
     with pytest.raises(ValueError, match="algorithm must be"):
         convx.Conv2D(4, 4, 3, algorithm=None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="algorithm: winograd needs stride 1"):

@@ -57,28 +57,33 @@ void im2col(const T* x, const Dims4& dims, std::int64_t k_h, std::int64_t k_w,
 //   Winograd:  NHWC, one group, 3x3 filters, stride 1, dilation 1, any
 //              padding and padding mode: F(4x4, 3x3), 36 GEMMs of (tiles x
 //              C_in) by (C_in x C_out) per block of 4x4 output tiles, with
-//              the filters transformed once (docs/winograd.md). Its rounding
-//              differs from the other algorithms' (a few times larger). A run
+//              the filters transformed once (docs/winograd.md). Its float32
+//              rounding error is 15-50 times the other algorithms' (about
+//              1e-5 of the output's range), so only Fast, or a request for
+//              Winograd itself, runs it. A run
 //              whose input or filters hold an infinity or NaN is computed by
 //              the GEMM instead, since the transforms would spread NaN over
 //              whole tiles: the result keeps the formula's non-finite values.
-//   Auto:      a request only: let choose_algorithm() decide.
+//   Auto:      a request only: let choose_algorithm() decide among the
+//              algorithms that round as a dot product does (all but Winograd).
+//   Fast:      a request only: as Auto, and Winograd where its rule holds.
 
-// "gemm", "pointwise", "direct", "depthwise", "winograd" or "auto".
+// "gemm", "pointwise", "direct", "depthwise", "winograd", "auto" or "fast".
 const char* algorithm_name(Algorithm algorithm);
 
 // The algorithm an operator for this problem uses (the one place that
-// chooses). With shape.p.algorithm other than Auto, that algorithm, or
-// std::invalid_argument naming `algorithm` and the condition the shape does
-// not meet. With Auto: Depthwise, else Direct, else Winograd where the rule
-// of docs/winograd.md holds (kept filters, NHWC, one group, 3x3 stride-1 undilated filters,
-// at least 32 input and output channels and 8 output tiles), else Pointwise,
-// else Gemm. It depends on the shape alone, not on the data, the element type
+// chooses). With shape.p.algorithm other than Auto or Fast, that algorithm,
+// or std::invalid_argument naming `algorithm` and the condition the shape does
+// not meet. With Auto: Depthwise, else Direct, else Pointwise, else Gemm.
+// Fast chooses as Auto does, but takes Winograd before Pointwise where the
+// rule of docs/winograd.md holds (kept filters, NHWC, one group, 3x3 stride-1
+// undilated filters, at least 32 input and output channels and 8 output
+// tiles). It depends on the shape alone, not on the data, the element type
 // or the ISA, nor on shape.p.padding_mode: every algorithm applies every mode
 // where it gathers patches or stages rows (the NHWC depthwise path stages the
 // rows that touch the padding, so its kernels see none). filters_kept is
 // false for an operator given its filters at every run (create_for_any_weights,
-// the free conv2d): Auto then never picks Winograd, whose filter transform
+// the free conv2d): Fast then never picks Winograd, whose filter transform
 // (36 values per 9 weights) would be paid on every run and cost more than the
 // GEMM saves on all but large images.
 Algorithm choose_algorithm(const ConvShape& shape, bool filters_kept = true);

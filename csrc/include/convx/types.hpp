@@ -40,6 +40,6 @@ struct Padding2D {
 // How a forward convolution is computed (conv2d.hpp describes each).
 // ConvParams::algorithm requests one; Auto, the default, leaves the choice to
 // choose_algorithm(). An operator's algorithm() is never Auto.
-enum class Algorithm { Gemm, Pointwise, Direct, Depthwise, Winograd, Auto };
+enum class Algorithm { Gemm, Pointwise, Direct, Depthwise, Winograd, Auto, Fast };
 
 }  // namespace convx

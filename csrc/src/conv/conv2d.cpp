@@ -27,6 +27,7 @@ const char* algorithm_name(Algorithm algorithm) {
     case Algorithm::Depthwise: return "depthwise";
     case Algorithm::Winograd: return "winograd";
     case Algorithm::Auto: return "auto";
+    case Algorithm::Fast: return "fast";
   }
   return "unknown";
 }
@@ -34,6 +35,7 @@ const char* algorithm_name(Algorithm algorithm) {
 const char* algorithm_unsuitable(const ConvShape& s, Algorithm algorithm) {
   switch (algorithm) {
     case Algorithm::Auto:
+    case Algorithm::Fast:
     case Algorithm::Gemm: return nullptr;
     case Algorithm::Pointwise:
       return detail::is_pointwise(s) ? nullptr
@@ -51,14 +53,17 @@ const char* algorithm_unsuitable(const ConvShape& s, Algorithm algorithm) {
 }
 
 Algorithm choose_algorithm(const ConvShape& s, bool filters_kept) {
-  if (s.p.algorithm != Algorithm::Auto) {
+  const Algorithm asked = s.p.algorithm;
+  if (asked != Algorithm::Auto && asked != Algorithm::Fast) {
     const char* why = algorithm_unsuitable(s, s.p.algorithm);
     if (why != nullptr) detail::fail_arg(std::string("algorithm: ") + why);
     return s.p.algorithm;
   }
   if (detail::is_depthwise(s)) return Algorithm::Depthwise;
   if (detail::suits_direct(s)) return Algorithm::Direct;
-  if (filters_kept && detail::prefers_winograd(s)) return Algorithm::Winograd;
+  if (asked == Algorithm::Fast && filters_kept && detail::prefers_winograd(s)) {
+    return Algorithm::Winograd;
+  }
   if (detail::is_pointwise(s)) return Algorithm::Pointwise;
   return Algorithm::Gemm;
 }
@@ -140,7 +145,8 @@ ConvWeights<T>::ConvWeights(const T* w, std::int64_t c_out, std::int64_t k_h, st
     case Algorithm::Direct:
       d.direct = detail::prepare_direct_weights(d.kernels->direct, d.raw.data(), c_out, K);
       break;
-    case Algorithm::Auto: break;
+    case Algorithm::Auto:
+    case Algorithm::Fast: break;
     // Winograd's transform is made when an operator needs it; the GEMM's
     // packing serves the operators that are asked for gemm.
     case Algorithm::Winograd:
@@ -194,7 +200,8 @@ const char* kernel_name(Algorithm algorithm, const ConvShape& s, const detail::K
     case Algorithm::Pointwise:
     case Algorithm::Gemm: return k.gemm.name;
     case Algorithm::Winograd: return k.wino.name;
-    case Algorithm::Auto: break;
+    case Algorithm::Auto:
+    case Algorithm::Fast: break;
   }
   return "";
 }
@@ -305,7 +312,8 @@ void Conv2d<T>::run_impl(const T* x, const T* w, const T* bias, T* y) const {
       }
       return;
     }
-    case Algorithm::Auto: break;
+    case Algorithm::Auto:
+    case Algorithm::Fast: break;
   }
 }
 
@@ -326,7 +334,8 @@ std::int64_t Conv2d<T>::workspace_bytes() const {
     case Algorithm::Winograd:  // or the GEMM's, for a run with non-finite values
       return std::max(detail::winograd_workspace_bytes<T>(s, *kernels_, threads, own),
                       detail::gemm_conv_workspace_bytes<T>(s, kernels_->gemm, threads, own));
-    case Algorithm::Auto: break;
+    case Algorithm::Auto:
+    case Algorithm::Fast: break;
   }
   return 0;
 }

@@ -19,7 +19,7 @@
 
 namespace convx::detail {
 
-// Auto picks Winograd only for layers with at least this many input and
+// Fast picks Winograd only for layers with at least this many input and
 // output channels (docs/winograd.md: below it the GEMMs are too thin to gain).
 constexpr std::int64_t kWinogradMinChannels = 32;
 // ... and at least this many 4x4 output tiles over the batch: with fewer, the 36
@@ -29,7 +29,7 @@ constexpr std::int64_t kWinogradMinTiles = 8;
 
 // Why Winograd cannot compute s, or nullptr when it can.
 const char* winograd_unsuitable(const ConvShape& s);
-// The rule for Auto (docs/winograd.md): Winograd can compute s, s has at least
+// The rule for Fast (docs/winograd.md): Winograd can compute s, s has at least
 // kWinogradMinChannels input and output channels and kWinogradMinTiles tiles.
 bool prefers_winograd(const ConvShape& s);
 
