@@ -1,5 +1,5 @@
 """The Winograd algorithm (F(4x4, 3x3)): its error bound on random layers against the
-float64 reference, where `auto` chooses it, the `algorithm=` argument's validation on
+float64 reference, where `fast` chooses it (and `auto` does not), the `algorithm=` argument's validation on
 conv2d, Conv2D and explain, and a layer that keeps its request through pickling."""
 from __future__ import annotations
 
