@@ -1,6 +1,7 @@
 """The Winograd algorithm (F(4x4, 3x3)): its error bound on random layers against the
-float64 reference, where `fast` chooses it (and `auto` does not), the `algorithm=` argument's validation on
-conv2d, Conv2D and explain, and a layer that keeps its request through pickling."""
+float64 reference, where `fast` chooses it (and `auto` does not), the `algorithm=`
+argument's validation on conv2d, Conv2D and explain, and a layer that keeps its request
+through pickling."""
 from __future__ import annotations
 
 import pickle
