@@ -271,9 +271,11 @@ def test_networks_mode_convx_only_writes_every_network(tmp_path: Path) -> None:
         total = sum(lay["count"] * lay["ms"]["convx"] for lay in row["layers"])
         assert row["ms"]["convx"] == pytest.approx(total)
         assert row["best_anchor"] is None and row["speedup"] is None
+        assert len(row["load_average"]) == 2 and min(row["load_average"]) >= 0
     assert table["geomean_speedup"] is None
     text = "\n".join(networks_markdown(section))
     assert "| ResNet-50 | 53 (23) |" in text and "scaled to 16/224" in text
+    assert "1-minute load average" in text
 
 
 def test_networks_mode_with_torch_checks_and_compares(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ anchor's outputs are checked against convx's before timing.
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import sys
@@ -245,8 +246,11 @@ def run_networks(doc: dict[str, Any], thread_counts: list[int], *, resolution: i
         for net in nets:
             print(f"[networks] {net.name}, {threads} thread(s) ...", end="", file=sys.stderr,
                   flush=True)
-            t0 = time.perf_counter()
+            t0, load = time.perf_counter(), os.getloadavg()[0]
             row = _bench_network(net, resolution, libs, threads, rounds)
+            # The machine's load before and after, to judge the noise (this run's own threads
+            # count too, about `threads` of it): T threads need T otherwise idle CPUs.
+            row["load_average"] = [load, os.getloadavg()[0]]
             rows.append(row)
             print(" " + ", ".join(f"{k} {v:.1f} ms" for k, v in row["ms"].items())
                   + f" ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
@@ -259,7 +263,7 @@ def run_networks(doc: dict[str, Any], thread_counts: list[int], *, resolution: i
                        "geomean_speedup_per_layer_best": geomean(per_layer) if per_layer
                        else None})
     doc["networks"] = {
-        "batch": 1, "resolution": resolution, "rounds": rounds,
+        "batch": 1, "resolution": resolution, "rounds": rounds, "cpus": os.cpu_count(),
         "layer_seconds": LAYER_SECONDS, "max_calls": MAX_CALLS, "block_pause_s": BLOCK_PAUSE,
         "statistic": "per layer the median seconds per call; a network's total is the sum "
                      "of count x median over its distinct conv layers",
@@ -308,9 +312,12 @@ def networks_markdown(section: dict[str, Any], heading: str = "###") -> list[str
                 + " | ".join(_fmt(ms.get(lib), ".2f") for lib in libs)
                 + f" | {NET_LIBRARIES[best] if best else '-'} | "
                 f"{_fmt(row['speedup'], '.2f')} | {_fmt(row['speedup_per_layer_best'], '.2f')} |")
+        loads = [x for row in table["rows"] for x in row.get("load_average", [])]
+        busy = (f"; 1-minute load average {min(loads):.1f}-{max(loads):.1f} "
+                f"on {section.get('cpus', '?')} CPUs" if loads else "")
         lines += ["", f"geometric mean over the networks of best anchor / convx: "
                       f"{_fmt(table['geomean_speedup'], '.2f')}; of per-layer best / convx: "
                       f"{_fmt(table['geomean_speedup_per_layer_best'], '.2f')} (above 1: convx "
-                      "is faster)", "", f"threads: {table['thread_settings']}"]
+                      "is faster)", "", f"threads: {table['thread_settings']}{busy}"]
         lines.append("")
     return lines[:-1]
