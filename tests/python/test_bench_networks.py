@@ -350,3 +350,17 @@ def test_benchmarks_md_renders_runs_with_and_without_networks(tmp_path: Path) ->
     assert text.count("Whole networks' conv layers") == 1
     assert "| MobileNet-v2 | 52 (30) |" in text
     assert math.isfinite(doc["networks"]["tables"][0]["rows"][0]["ms"]["convx"])
+
+
+def test_networks_mode_ort_sessions_do_not_spin() -> None:
+    pytest.importorskip("onnxruntime")
+    from convx.bench.suite import make_inputs, ort_session
+
+    layer = Layer("g3", 1, 9, 7, 6, 9, 1, 1, 0, 1, 3)
+    _, w, b = make_inputs(layer)
+    key = "session.intra_op.allow_spinning"
+    quiet = ort_session(layer, w, b, 2, spinning=False).get_session_options()
+    assert quiet.get_session_config_entry(key) == "0"
+    default = ort_session(layer, w, b, 2).get_session_options()
+    with pytest.raises(RuntimeError, match="does not have configuration"):
+        default.get_session_config_entry(key)  # the layer suite keeps ORT's default
