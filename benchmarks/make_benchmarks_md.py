@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from convx.bench import report
+from convx.bench.network_bench import networks_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 REGENERATE = "python benchmarks/make_benchmarks_md.py benchmarks/results/*.json > BENCHMARKS.md"
@@ -75,6 +76,21 @@ What a run measures:
   `convx.conv2d_backward` with `needs=("input",)` or `("weight", "bias")`, and
   `torch.autograd.grad` for the input only or for the weight and bias only, on a graph
   recorded once and retained, in the torch format that was faster on that row.
+- **Whole networks.** `python -m convx bench --networks` (a run of its own) times the
+  convolutions of ResNet-50 (v1.5), VGG-19, ShuffleNet v1 (1x, g=3), GoogLeNet and
+  MobileNet-v2 at batch 1 and 224x224, written from their papers' layer tables
+  (`convx.bench.networks`). Each distinct layer is timed per library, as the median of
+  single calls over seven rounds in shuffled library order (a small layer is called
+  repeatedly for 4 ms a round, a large one once), and a network's total is the sum of
+  count x median over its layers. convx runs a `Conv2D` with packed weights on NHWC data;
+  PyTorch `F.conv2d` on NCHW and channels_last tensors; ONNX Runtime one Conv session per
+  layer; OpenVINO (when installed) one compiled single-layer model per layer, with NCHW
+  and with NHWC input, in float32 (`INFERENCE_PRECISION_HINT=f32`: on CPUs with bf16 it
+  otherwise computes in bf16). Every anchor's output is checked against convx's first.
+  `best anchor / convx` divides the fastest anchor's total by convx's (above 1: convx is
+  faster); `per-layer best / convx` takes on each layer the fastest anchor there. Only
+  convolutions are timed: pooling, normalisation, activations and the layout changes a
+  framework makes between layers of a whole model are not.
 - **Other figures.** The tiny call is a 1x8x8x1 -> 4 channel 3x3 convolution at one
   thread, where the cost of a call rather than its arithmetic is measured. The denormal
   rows time one layer on normal data and on data where a tenth of the inputs and weights
@@ -141,6 +157,9 @@ def render(paths: list[str]) -> str:
     lines += ["", METHOD.format(regenerate=REGENERATE).rstrip()]
     for doc, source in runs:
         lines += ["", *report.run_markdown(doc, source)]
+        # Runs from before the networks mode have no "networks" key.
+        if doc.get("networks"):
+            lines += ["", *networks_markdown(doc["networks"])]
     return "\n".join(lines) + "\n"
 
 

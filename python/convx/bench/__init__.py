@@ -8,6 +8,8 @@ Nothing here is imported by `import convx`. The modules:
 - conv: the benchmark's command line and run (`main`)
 - report: figures derived from the results and their text and Markdown tables
 - memory_probe: `python -m convx.bench.memory_probe LIB`, one call's extra peak memory
+- networks: the conv layers of ResNet-50, VGG-19, ShuffleNet, GoogLeNet and MobileNet-v2
+- network_bench: `python -m convx bench --networks`, those networks timed per library
 """
 
 from __future__ import annotations

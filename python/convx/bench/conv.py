@@ -31,6 +31,7 @@ from convx.bench import report
 from convx.bench.backward import run_backward_suite
 from convx.bench.memory_probe import LIBRARIES as MEMORY_LIBRARIES
 from convx.bench.memory_probe import extra_memory_mib
+from convx.bench.network_bench import ROUNDS, networks_markdown, run_networks
 from convx.bench.suite import (
     LIBRARIES,
     SUITE,
@@ -257,13 +258,23 @@ def run_conv_suite(doc: dict[str, Any], layers: list[Layer], min_time: float) ->
     doc["conv"] = [report.conv_table(t, doc["layers"], seconds[t], peak) for t in thread_counts]
 
 
+def _write_json(doc: dict[str, Any], path: str | None) -> None:
+    if path:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(path, "w") as fh:
+            json.dump(doc, fh, indent=1, allow_nan=False)
+            fh.write("\n")
+        print(f"\nresults: {path}")
+
+
 def main(argv: list[str] | None = None, prog: str = "python -m convx bench") -> int:
     args_list = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     parser.add_argument("--min-time", type=float, default=0.3,
                         help="seconds of timed calls per library and layer")
-    parser.add_argument("--only", default=None, help="substring filter on layer names")
+    parser.add_argument("--only", default=None,
+                        help="substring filter on layer names (with --networks: network names)")
     parser.add_argument("--png", default="benchmarks/results/conv_bench.png",
                         help="chart of the Gflop/s tables ('' for none)")
     parser.add_argument("--json", default=None, metavar="PATH",
@@ -273,6 +284,18 @@ def main(argv: list[str] | None = None, prog: str = "python -m convx bench") -> 
                         help="skip the forward + backward table (convx against torch autograd)")
     parser.add_argument("--denormal-only", action="store_true",
                         help="only the timing of normal against denormal data")
+    nets = parser.add_argument_group("networks", "with --networks, the layer suite and the "
+                                     "other tables are replaced by whole networks' conv layers")
+    nets.add_argument("--networks", action="store_true",
+                      help="time the conv layers of ResNet-50, VGG-19, ShuffleNet, GoogLeNet "
+                           "and MobileNet-v2 (batch 1) per library (convx.bench.network_bench)")
+    nets.add_argument("--resolution", type=int, default=224,
+                      help="input size; other than 224 scales every layer (a harness check)")
+    nets.add_argument("--rounds", type=int, default=ROUNDS,
+                      help="rounds of timing over all libraries and layers")
+    nets.add_argument("--libraries", default=None,
+                      help="comma-separated subset of convx,torch,torch_cl,ort,openvino,"
+                           "openvino_nhwc (default: all that are installed)")
     args = parser.parse_args(args_list)
     thread_counts = [int(t) for t in args.threads.split(",")]
     layers = [lay for lay in SUITE if args.only is None or args.only in lay.name]
@@ -282,7 +305,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m convx bench") -> 
         "meta": metadata(command, [1] if args.denormal_only else thread_counts, args.min_time),
         "layers": [] if args.denormal_only else [layer.describe() for layer in layers],
         "fma_peak": None, "conv": None, "backward": None, "tiny_call_us": None, "denormal_ms": None,
-        "bitwise_identical": None, "extra_memory_mib": None, "chart": None,
+        "bitwise_identical": None, "extra_memory_mib": None, "chart": None, "networks": None,
     }
     start_threads = sorted({1, max(thread_counts)})
     doc["meta"]["fma_peak_at_start"] = {
@@ -290,6 +313,18 @@ def main(argv: list[str] | None = None, prog: str = "python -m convx bench") -> 
         for t in start_threads}
     print("\n".join(report.header_lines(doc)), flush=True)
     settle_allocator()
+    if args.networks:
+        if args.resolution < 1 or args.rounds < 1:
+            parser.error("--resolution and --rounds must be positive")
+        libraries = None if args.libraries is None else args.libraries.split(",")
+        try:
+            run_networks(doc, thread_counts, resolution=args.resolution, libraries=libraries,
+                         only=args.only, rounds=args.rounds)
+        except ValueError as err:
+            parser.error(str(err))
+        _print(networks_markdown(doc["networks"]))
+        _write_json(doc, args.json)
+        return 0
     if not args.denormal_only:
         run_conv_suite(doc, layers, args.min_time)
         _print(report.peak_lines(doc))
@@ -316,12 +351,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m convx bench") -> 
             doc["chart"] = plot(doc["conv"], args.png)
             _print([f"chart: {doc['chart']}" if doc["chart"] else
                     "(matplotlib not installed: no chart)"])
-    if args.json:
-        os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
-        with open(args.json, "w") as fh:
-            json.dump(doc, fh, indent=1, allow_nan=False)
-            fh.write("\n")
-        print(f"\nresults: {args.json}")
+    _write_json(doc, args.json)
     checks = doc["bitwise_identical"]
     return 0 if checks is None or all(checks["layers"].values()) else 1
 

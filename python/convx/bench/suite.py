@@ -235,8 +235,11 @@ def torch_backward_runner(layer: Layer, x: Array, w: Array, b: Array, g: Array,
     return lambda: grad(y, inputs, gt, retain_graph=True)
 
 
-def ort_session(layer: Layer, w: Array, b: Array, threads: int) -> Any:
-    """An ONNX Runtime session of a one-node Conv model (NCHW, OIHW weights)."""
+def ort_session(layer: Layer, w: Array, b: Array, threads: int, spinning: bool = True) -> Any:
+    """An ONNX Runtime session of a one-node Conv model (NCHW, OIHW weights). Without
+    spinning its intra-op workers block as soon as a call ends (ONNX Runtime's default is
+    to spin a while): with many sessions alive, their spinning workers would take the CPUs
+    from the session that runs."""
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
@@ -260,14 +263,17 @@ def ort_session(layer: Layer, w: Array, b: Array, threads: int) -> Any:
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if not spinning:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(onnx._serialize(model) if hasattr(onnx, "_serialize")
                                 else model.SerializeToString(), opts,
                                 providers=["CPUExecutionProvider"])
 
 
-def ort_runner(layer: Layer, x: Array, w: Array, b: Array, threads: int) -> Runner | None:
+def ort_runner(layer: Layer, x: Array, w: Array, b: Array, threads: int,
+               spinning: bool = True) -> Runner | None:
     try:
-        sess = ort_session(layer, w, b, threads)
+        sess = ort_session(layer, w, b, threads, spinning)
     except ImportError:
         return None
     feed = {"X": np.ascontiguousarray(x.transpose(0, 3, 1, 2))}
