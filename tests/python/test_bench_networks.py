@@ -298,8 +298,8 @@ def test_networks_mode_refuses_unknown_or_missing_libraries(libraries: str,
 
 @pytest.mark.parametrize("lib", [lib for lib in NET_LIBRARIES if lib != "convx"])
 def test_each_anchor_agrees_with_convx_on_grouped_and_strided_layers(lib: str) -> None:
-    module = {"torch": "torch", "torch_cl": "torch", "ort": "onnxruntime",
-              "openvino": "openvino", "openvino_nhwc": "openvino"}[lib]
+    module = {"convx_fast": "convx", "torch": "torch", "torch_cl": "torch",
+              "ort": "onnxruntime", "openvino": "openvino", "openvino_nhwc": "openvino"}[lib]
     pytest.importorskip(module)
     for layer in (Layer("g3", 1, 9, 7, 6, 9, 1, 1, 0, 1, 3),
                   Layer("dw/2", 1, 9, 8, 5, 5, 3, 2, 1, 1, 5),

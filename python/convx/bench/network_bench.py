@@ -41,6 +41,7 @@ __all__ = ["NET_ANCHORS", "NET_LIBRARIES", "ROUNDS", "networks_markdown", "openv
 
 NET_LIBRARIES = {
     "convx": "convx Conv2D",
+    "convx_fast": "convx fast",
     "torch": "torch",
     "torch_cl": "torch CL",
     "ort": "ORT",
@@ -139,6 +140,8 @@ def layer_runners(layer: Layer, libraries: list[str], threads: int
     x, w, b = make_inputs(layer)
     build: dict[str, Callable[[], Runner | None]] = {
         "convx": lambda: convx_layer_runner(layer, x, w, b),
+        # Winograd allowed (algorithm="fast"): not an anchor, a second convx figure.
+        "convx_fast": lambda: convx_layer_runner(layer, x, w, b, algorithm="fast"),
         "torch": lambda: torch_runner(layer, x, w, b, channels_last=False),
         "torch_cl": lambda: torch_runner(layer, x, w, b, channels_last=True),
         # All of a network's sessions are alive at once (see thread_settings).
@@ -212,6 +215,8 @@ def network_row(net: Network, layers: list[tuple[Layer, int]],
         "ms": ms, "best_anchor": best, "per_layer_best_ms": per_layer_best,
         "speedup": anchors[best] / ms["convx"] if best else None,
         "speedup_per_layer_best": per_layer_best / ms["convx"] if per_layer_best else None,
+        "speedup_fast": anchors[best] / ms["convx_fast"] if best and "convx_fast" in ms
+        else None,
         "agree": agree,
         "layers": [{"layer": layer.name, "count": count,
                     "ms": {lib: 1e3 * per[layer.name] for lib, per in seconds.items()}}
@@ -264,11 +269,13 @@ def run_networks(doc: dict[str, Any], thread_counts: list[int], *, resolution: i
         speedups = [r["speedup"] for r in rows if r["speedup"] is not None]
         per_layer = [r["speedup_per_layer_best"] for r in rows
                      if r["speedup_per_layer_best"] is not None]
+        fast = [r["speedup_fast"] for r in rows if r.get("speedup_fast") is not None]
         tables.append({"threads": threads, "thread_settings": thread_settings(threads),
                        "rows": rows,
                        "geomean_speedup": geomean(speedups) if speedups else None,
                        "geomean_speedup_per_layer_best": geomean(per_layer) if per_layer
-                       else None})
+                       else None,
+                       "geomean_speedup_fast": geomean(fast) if fast else None})
     doc["networks"] = {
         "batch": 1, "resolution": resolution, "rounds": rounds, "cpus": os.cpu_count(),
         "layer_seconds": LAYER_SECONDS, "max_calls": MAX_CALLS, "block_pause_s": BLOCK_PAUSE,
@@ -325,6 +332,11 @@ def networks_markdown(section: dict[str, Any], heading: str = "###") -> list[str
         lines += ["", f"geometric mean over the networks of best anchor / convx: "
                       f"{_fmt(table['geomean_speedup'], '.2f')}; of per-layer best / convx: "
                       f"{_fmt(table['geomean_speedup_per_layer_best'], '.2f')} (above 1: convx "
-                      "is faster)", "", f"threads: {table['thread_settings']}{busy}"]
+                      "is faster)"]
+        if table.get("geomean_speedup_fast") is not None:
+            lines += ["", f"with Winograd allowed (convx fast, `algorithm=\"fast\"`), "
+                          f"best anchor / convx fast: "
+                          f"{_fmt(table['geomean_speedup_fast'], '.2f')}"]
+        lines += ["", f"threads: {table['thread_settings']}{busy}"]
         lines.append("")
     return lines[:-1]

@@ -123,10 +123,12 @@ def convx_runner(layer: Layer, x: Array, w: Array, b: Array) -> Runner:
                                 dilation=layer.dilation, groups=layer.groups)
 
 
-def convx_layer_runner(layer: Layer, x: Array, w: Array, b: Array) -> Runner:
+def convx_layer_runner(layer: Layer, x: Array, w: Array, b: Array,
+                       algorithm: str = "auto") -> Runner:
     """A Conv2D layer: weights packed once when set (like an ONNX Runtime session)."""
     conv = convx.Conv2D(layer.c_in, layer.c_out, layer.k, stride=layer.stride,
-                        padding=layer.pad, dilation=layer.dilation, groups=layer.groups)
+                        padding=layer.pad, dilation=layer.dilation, groups=layer.groups,
+                        algorithm=algorithm)
     conv.weight = w
     conv.bias = b
     return lambda: conv(x)
