@@ -111,9 +111,15 @@ void ThreadPool::worker_loop(int index) {
     }
     if (stop_.load(std::memory_order_acquire)) return;
     seen = generation_.load(std::memory_order_acquire);
-    set_float_mode(mode_);
-    work(index);
-    if (running_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    // Enter the open job, if any: a worker that wakes after the caller has
+    // closed it (every task claimed) leaves without touching it.
+    inside_.fetch_add(1, std::memory_order_seq_cst);
+    if (open_.load(std::memory_order_seq_cst) &&
+        index < active_limit_.load(std::memory_order_relaxed)) {
+      set_float_mode(mode_);
+      work(index);
+    }
+    if (inside_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       // Taking the lock orders this notify after the caller's predicate check.
       std::lock_guard<std::mutex> lock(mutex_);
       done_.notify_one();
@@ -134,14 +140,18 @@ void ThreadPool::run(std::int64_t tasks, int max_threads, const TaskFn& fn) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       active_limit_.store(threads, std::memory_order_relaxed);
-      running_.store(threads - 1, std::memory_order_relaxed);
+      open_.store(true, std::memory_order_seq_cst);
       generation_.fetch_add(1, std::memory_order_release);  // publishes the job
     }
     wake_.notify_all();
   }
   work(0);
   if (threads > 1) {
-    auto finished = [&] { return running_.load(std::memory_order_acquire) == 0; };
+    // Every task is claimed. Close the job so that a worker not yet inside
+    // (descheduled by a neighbour on a shared machine, say) never enters it,
+    // and wait only for those inside: they may still be computing a task.
+    open_.store(false, std::memory_order_seq_cst);
+    auto finished = [&] { return inside_.load(std::memory_order_seq_cst) == 0; };
     if (!spin_until(finished)) {
       std::unique_lock<std::mutex> lock(mutex_);
       done_.wait(lock, finished);
