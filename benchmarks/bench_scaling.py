@@ -2,11 +2,12 @@
 
 For every layer of the benchmark suite plus ShuffleNet-style layers (grouped 1x1,
 depthwise 3x3, deep small maps), prints the median time per call at one and two threads
-and the speed-up (1-thread time / 2-thread time) of each library. Optionally the weight
-gradient (`--backward`). Run from the repository root after `pip install ".[bench]"`:
+and the speed-up (1-thread time / 2-thread time) of each library; or, with `--backward
+weight` or `--backward input`, that gradient alone (convx and torch). Run from the
+repository root after `pip install ".[bench]"`:
 
     python benchmarks/bench_scaling.py [--reps 11] [--only NAME] [--libs convx,torch,ort]
-                                       [--backward] [--json PATH]
+                                       [--backward weight|input] [--json PATH]
 
 Rounds alternate the thread counts and libraries, each timed batch after a short pause
 (so that another library's spinning workers have gone idle), and each cell is the median
@@ -38,23 +39,23 @@ SHUFFLE = [Layer(name, *dims) for name, dims in {
     "dw 3x3 s2 14": (1, 14, 14, 480, 480, 3, 2, 1, 1, 480),
     "14x14x1024 1x1": (1, 14, 14, 1024, 256, 1, 1, 0, 1, 1),
 }.items()]
-# Layers whose weight gradient is timed with --backward.
+# Layers whose gradients are timed with --backward.
 BACKWARD = ("mobilenet depthwise", "dw 3x3 s1 28", "shuffle 1x1 g3", "resnet.s5 3x3",
             "mnist batch 64", "resnet50 1x1")
 PAUSE = 0.02  # seconds before each timed batch: lets idle spinning workers sleep
 BATCH_SECONDS = 2e-3
 
 
-def runners(layer: Layer, libs: list[str], threads: int, backward: bool
+def runners(layer: Layer, libs: list[str], threads: int, backward: str
             ) -> dict[str, Callable[[], object]]:
     x, w, b = suite.make_inputs(layer)
     out: dict[str, Callable[[], object] | None] = {}
     if backward:
         g = suite.make_grad(layer)
         if "convx" in libs:
-            out["convx"] = suite.convx_backward_runner(layer, x, w, g, ("weight",))
+            out["convx"] = suite.convx_backward_runner(layer, x, w, g, (backward,))
         if "torch" in libs:
-            out["torch"] = suite.torch_backward_runner(layer, x, w, b, g, False, "weight")
+            out["torch"] = suite.torch_backward_runner(layer, x, w, b, g, False, backward)
         return {k: v for k, v in out.items() if v is not None}
     if "convx" in libs:
         out["convx"] = suite.convx_layer_runner(layer, x, w, b)
@@ -72,7 +73,7 @@ def batch_size(fn: Callable[[], object]) -> int:
     return max(1, min(2000, int(BATCH_SECONDS / max(time.perf_counter() - t0, 1e-7))))
 
 
-def time_layer(layer: Layer, libs: list[str], reps: int, backward: bool
+def time_layer(layer: Layer, libs: list[str], reps: int, backward: str
                ) -> dict[str, dict[int, float]]:
     """Median seconds per call, by library and thread count."""
     by_threads = {t: runners(layer, libs, t, backward) for t in (1, 2)}
@@ -104,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=11, help="timed rounds per layer (median)")
     ap.add_argument("--only", default="", help="layers whose name contains this")
     ap.add_argument("--libs", default="convx,torch,ort", help="comma-separated libraries")
-    ap.add_argument("--backward", action="store_true", help="time the weight gradient")
+    ap.add_argument("--backward", default="", choices=["", "weight", "input"],
+                    help="time this gradient instead of the forward pass")
     ap.add_argument("--json", default="", help="write the results here")
     args = ap.parse_args(argv)
     libs = args.libs.split(",")

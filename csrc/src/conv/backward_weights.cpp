@@ -168,26 +168,29 @@ constexpr double kGemmFlopsPerThread = 1.0e6;
 // order. In NHWC the channels of a pixel are contiguous, so the sums run as
 // vectors across channels; a GEMM per channel would be 1 x k_h*k_w. Taps on
 // the padding add nothing in Zeros mode and their mapped input otherwise.
-// This computes channels [c0, c0 + cn), accumulating in acc ([tap][cn]).
+// This computes taps [t0, t1) (in (u, v) order) of channels [c0, c0 + cn),
+// accumulating in acc ([tap - t0][cn]).
 template <typename T>
-void depthwise_weight_gradient(const ConvShape& s, const T* x, const T* dy, std::int64_t c0,
-                               std::int64_t cn, T* acc, T* dw) {
-  const std::int64_t C = s.c_in, kh = s.k_h, kw = s.k_w, taps = kh * kw;
+void depthwise_weight_gradient(const ConvShape& s, const T* x, const T* dy, std::int64_t t0,
+                               std::int64_t t1, std::int64_t c0, std::int64_t cn, T* acc,
+                               T* dw) {
+  const std::int64_t C = s.c_in, kw = s.k_w, taps = s.k_h * kw;
   const bool nhwc = s.p.layout == Layout::NHWC;
   const std::int64_t in_plane = s.h * s.w, out_plane = s.h_out * s.w_out;
-  std::fill(acc, acc + taps * cn, T(0));
+  std::fill(acc, acc + (t1 - t0) * cn, T(0));
   for (std::int64_t b = 0; b < s.n; ++b) {
     for (std::int64_t oh = 0; oh < s.h_out; ++oh) {
       for (std::int64_t ow = 0; ow < s.w_out; ++ow) {
-        for (std::int64_t u = 0; u < kh; ++u) {
+        for (std::int64_t u = t0 / kw; u <= (t1 - 1) / kw; ++u) {
           const std::int64_t ih = pad_source(
               oh * s.p.stride_h - s.p.pad.top + u * s.p.dilation_h, s.h, s.p.padding_mode);
           if (ih < 0) continue;
-          for (std::int64_t v = 0; v < kw; ++v) {
+          const std::int64_t v_end = std::min(kw, t1 - u * kw);
+          for (std::int64_t v = std::max<std::int64_t>(0, t0 - u * kw); v < v_end; ++v) {
             const std::int64_t iw = pad_source(
                 ow * s.p.stride_w - s.p.pad.left + v * s.p.dilation_w, s.w, s.p.padding_mode);
             if (iw < 0) continue;
-            T* a = acc + (u * kw + v) * cn;
+            T* a = acc + (u * kw + v - t0) * cn;
             if (nhwc) {
               const T* xs = x + ((b * s.h + ih) * s.w + iw) * C + c0;
               const T* g = dy + ((b * s.h_out + oh) * s.w_out + ow) * C + c0;
@@ -203,13 +206,14 @@ void depthwise_weight_gradient(const ConvShape& s, const T* x, const T* dy, std:
     }
   }
   for (std::int64_t c = 0; c < cn; ++c) {
-    for (std::int64_t t = 0; t < taps; ++t) dw[(c0 + c) * taps + t] = acc[t * cn + c];
+    for (std::int64_t t = t0; t < t1; ++t) dw[(c0 + c) * taps + t] = acc[(t - t0) * cn + c];
   }
 }
 
 // The depthwise weight gradient on up to exec.threads() threads: each task
-// owns a block of channels (whole vectors of them) and sums every pixel, so
-// each value's sum is the same at any thread count.
+// owns one tap of a block of channels and sums every pixel, so each value's
+// sum is the same at any thread count. Splitting the taps rather than only
+// the channels keeps each task's per-pixel overhead in proportion to its work.
 template <typename T>
 void depthwise_weight_gradient(const ConvShape& s, const T* x, const T* dy, T* dw,
                                Executor& exec) {
@@ -217,20 +221,19 @@ void depthwise_weight_gradient(const ConvShape& s, const T* x, const T* dy, T* d
   const double work = double(s.n * s.h_out * s.w_out) * double(taps * C);
   const int threads = static_cast<int>(
       std::clamp<double>(work / kWorkPerThread, 1.0, double(exec.threads())));
-  // Blocks of a multiple of 16 channels, about two per thread.
-  constexpr std::int64_t kLanes = 16;
-  const std::int64_t per = threads == 1 ? C : (C + 2 * threads - 1) / (2 * threads);
-  const std::int64_t block = threads == 1 ? C : (per + kLanes - 1) / kLanes * kLanes;
-  const std::int64_t blocks = (C + block - 1) / block;
-  if (blocks == 1) {
+  if (threads == 1) {
     std::vector<T> acc(static_cast<std::size_t>(taps * C));
-    depthwise_weight_gradient(s, x, dy, 0, C, acc.data(), dw);
+    depthwise_weight_gradient(s, x, dy, 0, taps, 0, C, acc.data(), dw);
     return;
   }
-  exec.run(blocks, threads, [&](std::int64_t t, WorkerScratch& scratch) {
-    const std::int64_t c0 = t * block, cn = std::min(block, C - c0);
-    T* acc = scratch.primary.as<T>(static_cast<std::size_t>(taps * cn));
-    depthwise_weight_gradient(s, x, dy, c0, cn, acc, dw);
+  // Channel blocks of at most kBlock (a multiple of every vector width).
+  constexpr std::int64_t kBlock = 64;
+  const std::int64_t blocks = (C + kBlock - 1) / kBlock;
+  exec.run(taps * blocks, threads, [&](std::int64_t t, WorkerScratch& scratch) {
+    const std::int64_t tap = t / blocks, c0 = (t % blocks) * kBlock;
+    const std::int64_t cn = std::min(kBlock, C - c0);
+    T* acc = scratch.primary.as<T>(static_cast<std::size_t>(cn));
+    depthwise_weight_gradient(s, x, dy, tap, tap + 1, c0, cn, acc, dw);
   });
 }
 
@@ -264,16 +267,23 @@ void weight_gradient(const ConvShape& s, const GemmKernel<T>& kern, const T* x, 
   const double flops = 2.0 * double(s.c_out) * double(K) * double(s.n * s.h_out * s.w_out);
   const int threads = static_cast<int>(
       std::clamp(flops / kGemmFlopsPerThread, 1.0, double(exec.threads())));
-  if (groups == 1 || threads == 1) {
+  const std::int64_t panels = (K + kern.nr - 1) / kern.nr;
+  // The driver shares out one group's tiles itself, unless there are fewer
+  // than threads of them: one M block and fewer column panels than threads
+  // (few input channels, as in a stem or on one-channel images).
+  const bool driver_splits = groups == 1 && (s.c_out > kern.mc || panels >= threads);
+  if (threads == 1 || driver_splits) {
     for (std::int64_t g = 0; g < groups; ++g) {
       group_weight_gradient(s, kern, x, dy, g, 0, K, dw, exec);
     }
     return;
   }
-  // About four tasks per thread, of whole micro-panels of columns.
+  // About four tasks per thread, of whole micro-panels of columns where there
+  // are enough panels; otherwise one part-panel per thread, each task then
+  // gathering only its own patch elements.
   const std::int64_t wanted = (4 * threads + groups - 1) / groups;
-  const std::int64_t panels = (K + kern.nr - 1) / kern.nr;
-  const std::int64_t cols = (panels + wanted - 1) / wanted * kern.nr;
+  const std::int64_t cols = panels >= wanted ? (panels + wanted - 1) / wanted * kern.nr
+                                             : (K + threads - 1) / threads;
   const std::int64_t parts = (K + cols - 1) / cols;
   exec.run(groups * parts, threads, [&](std::int64_t t, WorkerScratch& scratch) {
     SerialExecutor serial(scratch);
