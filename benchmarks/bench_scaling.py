@@ -9,10 +9,11 @@ repository root after `pip install ".[bench]"`:
     python benchmarks/bench_scaling.py [--reps 11] [--only NAME] [--libs convx,torch,ort]
                                        [--backward weight|input] [--json PATH]
 
-Rounds alternate the thread counts and libraries, each timed batch after a short pause
-(so that another library's spinning workers have gone idle), and each cell is the median
-over the rounds. The two-thread FMA peak is sampled before and after: if it is far from
-twice the one-thread peak, the other vCPU was busy and the two-thread figures are low.
+Each round times every library at one and then two threads, each batch after a pause (a
+long one after another library's two-thread batch, so that its spinning workers have gone
+idle), and each cell is the median over the rounds. The two-thread FMA peak is sampled
+before and after: if it is far from twice the one-thread peak, the other vCPU was busy and
+the two-thread figures are low.
 """
 
 from __future__ import annotations
@@ -42,7 +43,11 @@ SHUFFLE = [Layer(name, *dims) for name, dims in {
 # Layers whose gradients are timed with --backward.
 BACKWARD = ("mobilenet depthwise", "dw 3x3 s1 28", "shuffle 1x1 g3", "resnet.s5 3x3",
             "mnist batch 64", "resnet50 1x1")
-PAUSE = 0.02  # seconds before each timed batch: lets idle spinning workers sleep
+# Seconds before each timed batch, and before a library's first batch after another
+# library's two-thread batch: OpenMP and ONNX Runtime workers spin for a while after a call
+# (torch's up to about 0.2 s), and would take the second vCPU from whoever runs next.
+PAUSE = 0.02
+PAUSE_AFTER_OTHER = 0.25
 BATCH_SECONDS = 2e-3
 
 
@@ -83,12 +88,15 @@ def time_layer(layer: Layer, libs: list[str], reps: int, backward: str
         for name, fn in rs.items():
             sizes[(name, t)] = batch_size(fn)
     samples: dict[tuple[str, int], list[float]] = {key: [] for key in sizes}
+    previous = ("", 1)
     for _ in range(reps):
-        for t, rs in by_threads.items():
-            suite.set_threads(t)
-            for name, fn in rs.items():
-                n = sizes[(name, t)]
-                time.sleep(PAUSE)
+        for name in by_threads[1]:
+            for t, rs in by_threads.items():
+                suite.set_threads(t)
+                fn, n = rs[name], sizes[(name, t)]
+                other = previous[0] != name and previous[1] > 1
+                time.sleep(PAUSE_AFTER_OTHER if other else PAUSE)
+                previous = (name, t)
                 fn()
                 t0 = time.perf_counter()
                 for _ in range(n):
