@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "convx/runtime.hpp"
 #include "runtime/config.hpp"
@@ -67,7 +68,10 @@ inline void cpu_relax() {
 }
 
 // Spins until pred() holds or kSpinTime has passed; true if it holds. The
-// clock is read only every 64 pauses.
+// clock is read only every 64 pauses, and the CPU is offered to other
+// threads at the same time: when the vCPUs are shared with other processes
+// the scheduler may put a worker on the caller's CPU, and a spinner that
+// never yields would then hold up the very thread it waits for.
 template <typename Pred>
 bool spin_until(Pred pred) {
   const auto deadline = std::chrono::steady_clock::now() + kSpinTime;
@@ -77,6 +81,7 @@ bool spin_until(Pred pred) {
       cpu_relax();
     }
     if (std::chrono::steady_clock::now() >= deadline) return pred();
+    std::this_thread::yield();
   }
 }
 
