@@ -211,9 +211,9 @@ void depthwise_weight_gradient(const ConvShape& s, const T* x, const T* dy, std:
 }
 
 // The depthwise weight gradient on up to exec.threads() threads: each task
-// owns one tap of a block of channels and sums every pixel, so each value's
-// sum is the same at any thread count. Splitting the taps rather than only
-// the channels keeps each task's per-pixel overhead in proportion to its work.
+// owns every tap of a block of channels and sums every pixel, so each value's
+// sum is the same at any thread count. (A task per tap would stream the
+// whole of x and dy once per tap, from L3 rather than L1.)
 template <typename T>
 void depthwise_weight_gradient(const ConvShape& s, const T* x, const T* dy, T* dw,
                                Executor& exec) {
@@ -226,14 +226,16 @@ void depthwise_weight_gradient(const ConvShape& s, const T* x, const T* dy, T* d
     depthwise_weight_gradient(s, x, dy, 0, taps, 0, C, acc.data(), dw);
     return;
   }
-  // Channel blocks of at most kBlock (a multiple of every vector width).
-  constexpr std::int64_t kBlock = 64;
-  const std::int64_t blocks = (C + kBlock - 1) / kBlock;
-  exec.run(taps * blocks, threads, [&](std::int64_t t, WorkerScratch& scratch) {
-    const std::int64_t tap = t / blocks, c0 = (t % blocks) * kBlock;
-    const std::int64_t cn = std::min(kBlock, C - c0);
-    T* acc = scratch.primary.as<T>(static_cast<std::size_t>(cn));
-    depthwise_weight_gradient(s, x, dy, tap, tap + 1, c0, cn, acc, dw);
+  // Blocks of a multiple of 16 channels (whole vectors on every ISA), about
+  // two per thread.
+  constexpr std::int64_t kLanes = 16;
+  const std::int64_t per = (C + 2 * threads - 1) / (2 * threads);
+  const std::int64_t block = (per + kLanes - 1) / kLanes * kLanes;
+  const std::int64_t blocks = (C + block - 1) / block;
+  exec.run(blocks, threads, [&](std::int64_t t, WorkerScratch& scratch) {
+    const std::int64_t c0 = t * block, cn = std::min(block, C - c0);
+    T* acc = scratch.primary.as<T>(static_cast<std::size_t>(taps * cn));
+    depthwise_weight_gradient(s, x, dy, 0, taps, c0, cn, acc, dw);
   });
 }
 
