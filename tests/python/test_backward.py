@@ -529,6 +529,14 @@ LARGE_CASES = [
 ]
 LARGE_IDS = ["plain", "strided-grouped", "depthwise", "long-dw-sum", "pointwise-17x33",
              "dilated-grouped"]
+# Large enough for several threads to share out the groups, the depthwise channels and
+# (few input channels: col2im) the accumulation into dx.
+SPLIT_CASES = [
+    (2, 28, 28, 24, 24, (3, 3), 1, 1, 1, 3),
+    (1, 30, 30, 80, 80, (3, 3), 1, 1, 1, 80),
+    (1, 112, 112, 3, 16, (7, 7), 2, 3, 1, 1),
+]
+SPLIT_IDS = ["split-grouped", "split-depthwise", "split-col2im-stem"]
 
 
 def large_problem(case: tuple[Any, ...], layout: str, dtype: type, rng: np.random.Generator
@@ -552,7 +560,7 @@ def check_against_reference(result: tuple[Any, Any, Any], x: np.ndarray, weight:
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("case", LARGE_CASES, ids=LARGE_IDS)
+@pytest.mark.parametrize("case", LARGE_CASES + SPLIT_CASES, ids=LARGE_IDS + SPLIT_IDS)
 def test_bitwise_identical_at_1_2_3_threads(case: tuple[Any, ...], layout: str, dtype: type,
                                             restore_threads: int,
                                             rng: np.random.Generator) -> None:

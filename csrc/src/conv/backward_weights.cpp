@@ -156,47 +156,142 @@ void bias_gradient(const ConvShape& s, const T* dy, T* db) {
   }
 }
 
+// Below this many multiply-adds a depthwise weight gradient stays on one thread.
+constexpr double kWorkPerThread = 2.0e5;
+// Below this many flops per extra thread, waking a worker costs more than it
+// saves (as in the GEMM's own plan).
+constexpr double kGemmFlopsPerThread = 1.0e6;
+
 // Depthwise filters (groups == C_in == C_out) have one k_h x k_w tap set per
 // channel: dw[c, u, v] = sum over the batch's output pixels of
 // dy[.., c] * x[.., c] at the tap's input pixel, summed pixel by pixel in
 // order. In NHWC the channels of a pixel are contiguous, so the sums run as
 // vectors across channels; a GEMM per channel would be 1 x k_h*k_w. Taps on
 // the padding add nothing in Zeros mode and their mapped input otherwise.
+// This computes taps [t0, t1) (in (u, v) order) of channels [c0, c0 + cn),
+// accumulating in acc ([tap - t0][cn]).
 template <typename T>
-void depthwise_weight_gradient(const ConvShape& s, const T* x, const T* dy, T* dw) {
-  const std::int64_t C = s.c_in, kh = s.k_h, kw = s.k_w, taps = kh * kw;
+void depthwise_weight_gradient(const ConvShape& s, const T* x, const T* dy, std::int64_t t0,
+                               std::int64_t t1, std::int64_t c0, std::int64_t cn, T* acc,
+                               T* dw) {
+  const std::int64_t C = s.c_in, kw = s.k_w, taps = s.k_h * kw;
   const bool nhwc = s.p.layout == Layout::NHWC;
-  std::vector<T> acc(static_cast<std::size_t>(taps * C), T(0));  // [tap][channel]
+  const std::int64_t in_plane = s.h * s.w, out_plane = s.h_out * s.w_out;
+  std::fill(acc, acc + (t1 - t0) * cn, T(0));
   for (std::int64_t b = 0; b < s.n; ++b) {
     for (std::int64_t oh = 0; oh < s.h_out; ++oh) {
       for (std::int64_t ow = 0; ow < s.w_out; ++ow) {
-        for (std::int64_t u = 0; u < kh; ++u) {
+        for (std::int64_t u = t0 / kw; u <= (t1 - 1) / kw; ++u) {
           const std::int64_t ih = pad_source(
               oh * s.p.stride_h - s.p.pad.top + u * s.p.dilation_h, s.h, s.p.padding_mode);
           if (ih < 0) continue;
-          for (std::int64_t v = 0; v < kw; ++v) {
+          const std::int64_t v_end = std::min(kw, t1 - u * kw);
+          for (std::int64_t v = std::max<std::int64_t>(0, t0 - u * kw); v < v_end; ++v) {
             const std::int64_t iw = pad_source(
                 ow * s.p.stride_w - s.p.pad.left + v * s.p.dilation_w, s.w, s.p.padding_mode);
             if (iw < 0) continue;
-            T* a = acc.data() + (u * kw + v) * C;
+            T* a = acc + (u * kw + v - t0) * cn;
             if (nhwc) {
-              const T* xs = x + ((b * s.h + ih) * s.w + iw) * C;
-              const T* g = dy + ((b * s.h_out + oh) * s.w_out + ow) * C;
-              for (std::int64_t c = 0; c < C; ++c) a[c] += g[c] * xs[c];
+              const T* xs = x + ((b * s.h + ih) * s.w + iw) * C + c0;
+              const T* g = dy + ((b * s.h_out + oh) * s.w_out + ow) * C + c0;
+              for (std::int64_t c = 0; c < cn; ++c) a[c] += g[c] * xs[c];
             } else {
-              const std::int64_t in_plane = s.h * s.w, out_plane = s.h_out * s.w_out;
-              const T* xs = x + b * C * in_plane + ih * s.w + iw;
-              const T* g = dy + b * C * out_plane + oh * s.w_out + ow;
-              for (std::int64_t c = 0; c < C; ++c) a[c] += g[c * out_plane] * xs[c * in_plane];
+              const T* xs = x + (b * C + c0) * in_plane + ih * s.w + iw;
+              const T* g = dy + (b * C + c0) * out_plane + oh * s.w_out + ow;
+              for (std::int64_t c = 0; c < cn; ++c) a[c] += g[c * out_plane] * xs[c * in_plane];
             }
           }
         }
       }
     }
   }
-  for (std::int64_t c = 0; c < C; ++c) {
-    for (std::int64_t t = 0; t < taps; ++t) dw[c * taps + t] = acc[static_cast<std::size_t>(t * C + c)];
+  for (std::int64_t c = 0; c < cn; ++c) {
+    for (std::int64_t t = t0; t < t1; ++t) dw[(c0 + c) * taps + t] = acc[(t - t0) * cn + c];
   }
+}
+
+// The depthwise weight gradient on up to exec.threads() threads: each task
+// owns every tap of a block of channels and sums every pixel, so each value's
+// sum is the same at any thread count. (A task per tap would stream the
+// whole of x and dy once per tap, from L3 rather than L1.)
+template <typename T>
+void depthwise_weight_gradient(const ConvShape& s, const T* x, const T* dy, T* dw,
+                               Executor& exec) {
+  const std::int64_t C = s.c_in, taps = s.k_h * s.k_w;
+  const double work = double(s.n * s.h_out * s.w_out) * double(taps * C);
+  const int threads = static_cast<int>(
+      std::clamp<double>(work / kWorkPerThread, 1.0, double(exec.threads())));
+  if (threads == 1) {
+    std::vector<T> acc(static_cast<std::size_t>(taps * C));
+    depthwise_weight_gradient(s, x, dy, 0, taps, 0, C, acc.data(), dw);
+    return;
+  }
+  // Blocks of a multiple of 16 channels (whole vectors on every ISA), about
+  // two per thread.
+  constexpr std::int64_t kLanes = 16;
+  const std::int64_t per = (C + 2 * threads - 1) / (2 * threads);
+  const std::int64_t block = (per + kLanes - 1) / kLanes * kLanes;
+  const std::int64_t blocks = (C + block - 1) / block;
+  exec.run(blocks, threads, [&](std::int64_t t, WorkerScratch& scratch) {
+    const std::int64_t c0 = t * block, cn = std::min(block, C - c0);
+    T* acc = scratch.primary.as<T>(static_cast<std::size_t>(taps * cn));
+    depthwise_weight_gradient(s, x, dy, 0, taps, c0, cn, acc, dw);
+  });
+}
+
+// Group g's dw = dy_g^T . patches_g(x), columns [j0, j0 + cols) of it.
+template <typename T>
+void group_weight_gradient(const ConvShape& s, const GemmKernel<T>& kern, const T* x,
+                           const T* dy, std::int64_t g, std::int64_t j0, std::int64_t cols,
+                           T* dw, Executor& exec) {
+  const std::int64_t cog = s.c_out_per_group(), K = s.patch_size();
+  const std::int64_t pixels = s.n * s.h_out * s.w_out;
+  const PatchMatrix<T> patches(s, x, g);
+  const ColumnWindow<T> part(patches, j0);
+  T* out = dw + g * cog * K + j0;
+  if (s.p.layout == Layout::NHWC) {
+    const StridedMatrix<T> grad(dy + g * cog, 1, s.c_out);
+    gemm_blocked<T>(kern, exec, cog, cols, pixels, grad, part, out, K, 1, false, Epilogue<T>{});
+  } else {
+    const NchwGradRows<T> grad(s, dy, g);
+    gemm_blocked<T>(kern, exec, cog, cols, pixels, grad, part, out, K, 1, false, Epilogue<T>{});
+  }
+}
+
+// Every group's weight gradient. With several groups and threads, one job
+// whose tasks each compute a block of one group's columns (patch elements)
+// with a serial GEMM; the reduction over pixels is never split. Otherwise
+// group after group, each GEMM parallel over its tiles.
+template <typename T>
+void weight_gradient(const ConvShape& s, const GemmKernel<T>& kern, const T* x, const T* dy,
+                     T* dw, Executor& exec) {
+  const std::int64_t K = s.patch_size(), groups = s.groups();
+  const double flops = 2.0 * double(s.c_out) * double(K) * double(s.n * s.h_out * s.w_out);
+  const int threads = static_cast<int>(
+      std::clamp(flops / kGemmFlopsPerThread, 1.0, double(exec.threads())));
+  const std::int64_t panels = (K + kern.nr - 1) / kern.nr;
+  // The driver shares out one group's tiles itself, unless there are fewer
+  // than threads of them: one M block and fewer column panels than threads
+  // (few input channels, as in a stem or on one-channel images).
+  const bool driver_splits = groups == 1 && (s.c_out > kern.mc || panels >= threads);
+  if (threads == 1 || driver_splits) {
+    for (std::int64_t g = 0; g < groups; ++g) {
+      group_weight_gradient(s, kern, x, dy, g, 0, K, dw, exec);
+    }
+    return;
+  }
+  // About four tasks per thread, of whole micro-panels of columns where there
+  // are enough panels; otherwise one part-panel per thread, each task then
+  // gathering only its own patch elements.
+  const std::int64_t wanted = (4 * threads + groups - 1) / groups;
+  const std::int64_t cols = panels >= wanted ? (panels + wanted - 1) / wanted * kern.nr
+                                             : (K + threads - 1) / threads;
+  const std::int64_t parts = (K + cols - 1) / cols;
+  exec.run(groups * parts, threads, [&](std::int64_t t, WorkerScratch& scratch) {
+    SerialExecutor serial(scratch);
+    const std::int64_t j0 = (t % parts) * cols;
+    group_weight_gradient(s, kern, x, dy, t / parts, j0, std::min(cols, K - j0), dw, serial);
+  });
 }
 
 }  // namespace
@@ -233,29 +328,16 @@ void Conv2dBackwardWeights<T>::run(const T* x, const T* dy, T* dw, T* db) const 
   const detail::FloatModeScope float_mode(context_->flush.load(std::memory_order_relaxed));
   if (db != nullptr) detail::bias_gradient(s, dy, db);
   if (dw == nullptr) return;
-  const std::int64_t cog = s.c_out_per_group(), K = s.patch_size();
   const std::int64_t pixels = s.n * s.h_out * s.w_out;
   if (pixels == 0) {
     std::fill(dw, dw + s.weight_size(), T(0));
     return;
   }
-  if (detail::is_depthwise(s)) {
-    detail::depthwise_weight_gradient(s, x, dy, dw);
-    return;
-  }
   detail::PoolLease lease(*context_);
-  for (std::int64_t g = 0; g < s.groups(); ++g) {
-    const detail::PatchMatrix<T> patches(s, x, g);
-    T* out = dw + g * cog * K;
-    if (s.p.layout == Layout::NHWC) {
-      const detail::StridedMatrix<T> grad(dy + g * cog, 1, s.c_out);
-      detail::gemm_blocked<T>(kernels_->gemm, lease, cog, K, pixels, grad, patches, out, K, 1,
-                              false, Epilogue<T>{});
-    } else {
-      const detail::NchwGradRows<T> grad(s, dy, g);
-      detail::gemm_blocked<T>(kernels_->gemm, lease, cog, K, pixels, grad, patches, out, K, 1,
-                              false, Epilogue<T>{});
-    }
+  if (detail::is_depthwise(s)) {
+    detail::depthwise_weight_gradient(s, x, dy, dw, lease);
+  } else {
+    detail::weight_gradient(s, kernels_->gemm, x, dy, dw, lease);
   }
 }
 

@@ -64,4 +64,49 @@ class BSource {
   }
 };
 
+// Rows [first, first + rows) of another left operand, as a matrix of its own:
+// a GEMM over part of A's rows (one task's share of a larger product). Reads
+// and the K block are the underlying source's, so each row's values and K
+// order are the same as in the whole product.
+template <typename T>
+class RowWindow final : public ASource<T> {
+ public:
+  RowWindow(const ASource<T>& a, std::int64_t first) : a_(a), first_(first) {}
+
+  void pack_rows(T* dst, std::int64_t ld, std::int64_t r0, std::int64_t rows, std::int64_t k0,
+                 std::int64_t kc) const override {
+    a_.pack_rows(dst, ld, first_ + r0, rows, k0, kc);
+  }
+  bool reads_in_place() const override { return a_.reads_in_place(); }
+  const T* rows_in_place(std::int64_t r0, std::int64_t rows, std::int64_t k0, std::int64_t kc,
+                         std::int64_t* ld, std::int64_t* run,
+                         std::int64_t* run_step) const override {
+    return a_.rows_in_place(first_ + r0, rows, k0, kc, ld, run, run_step);
+  }
+  std::int64_t k_block(const GemmKernel<T>& kern) const override { return a_.k_block(kern); }
+
+ private:
+  const ASource<T>& a_;
+  std::int64_t first_;
+};
+
+// Columns [first, first + cols) of another right operand, as a matrix of its
+// own (one task's share of a larger product). Packed from the underlying
+// source; a B packed ahead of time is not offered, its panels being laid out
+// for the whole width.
+template <typename T>
+class ColumnWindow final : public BSource<T> {
+ public:
+  ColumnWindow(const BSource<T>& b, std::int64_t first) : b_(b), first_(first) {}
+
+  void pack_panels(const GemmKernel<T>& kern, T* dst, std::int64_t j0, std::int64_t cols,
+                   std::int64_t k0, std::int64_t kc) const override {
+    b_.pack_panels(kern, dst, first_ + j0, cols, k0, kc);
+  }
+
+ private:
+  const BSource<T>& b_;
+  std::int64_t first_;
+};
+
 }  // namespace convx::detail

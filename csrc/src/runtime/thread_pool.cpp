@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "convx/runtime.hpp"
 #include "runtime/config.hpp"
@@ -67,7 +68,10 @@ inline void cpu_relax() {
 }
 
 // Spins until pred() holds or kSpinTime has passed; true if it holds. The
-// clock is read only every 64 pauses.
+// clock is read only every 64 pauses, and the CPU is offered to other
+// threads at the same time: when the vCPUs are shared with other processes
+// the scheduler may put a worker on the caller's CPU, and a spinner that
+// never yields would then hold up the very thread it waits for.
 template <typename Pred>
 bool spin_until(Pred pred) {
   const auto deadline = std::chrono::steady_clock::now() + kSpinTime;
@@ -77,6 +81,7 @@ bool spin_until(Pred pred) {
       cpu_relax();
     }
     if (std::chrono::steady_clock::now() >= deadline) return pred();
+    std::this_thread::yield();
   }
 }
 
@@ -111,9 +116,15 @@ void ThreadPool::worker_loop(int index) {
     }
     if (stop_.load(std::memory_order_acquire)) return;
     seen = generation_.load(std::memory_order_acquire);
-    set_float_mode(mode_);
-    work(index);
-    if (running_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    // Enter the open job, if any: a worker that wakes after the caller has
+    // closed it (every task claimed) leaves without touching it.
+    inside_.fetch_add(1, std::memory_order_seq_cst);
+    if (open_.load(std::memory_order_seq_cst) &&
+        index < active_limit_.load(std::memory_order_relaxed)) {
+      set_float_mode(mode_);
+      work(index);
+    }
+    if (inside_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       // Taking the lock orders this notify after the caller's predicate check.
       std::lock_guard<std::mutex> lock(mutex_);
       done_.notify_one();
@@ -134,14 +145,18 @@ void ThreadPool::run(std::int64_t tasks, int max_threads, const TaskFn& fn) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       active_limit_.store(threads, std::memory_order_relaxed);
-      running_.store(threads - 1, std::memory_order_relaxed);
+      open_.store(true, std::memory_order_seq_cst);
       generation_.fetch_add(1, std::memory_order_release);  // publishes the job
     }
     wake_.notify_all();
   }
   work(0);
   if (threads > 1) {
-    auto finished = [&] { return running_.load(std::memory_order_acquire) == 0; };
+    // Every task is claimed. Close the job so that a worker not yet inside
+    // (descheduled by a neighbour on a shared machine, say) never enters it,
+    // and wait only for those inside: they may still be computing a task.
+    open_.store(false, std::memory_order_seq_cst);
+    auto finished = [&] { return inside_.load(std::memory_order_seq_cst) == 0; };
     if (!spin_until(finished)) {
       std::unique_lock<std::mutex> lock(mutex_);
       done_.wait(lock, finished);

@@ -6,7 +6,10 @@
 // or a caller's loop of calls, then start without a futex
 // wake-up, which on a VM can take longer than a small job) and then sleeps on
 // a condition variable, so an idle pool costs no CPU. The calling thread
-// works too, as worker 0. Which worker runs a task never
+// works too, as worker 0; once every task is claimed it closes the job and
+// waits only for the workers inside it, so a worker that wakes late (its vCPU
+// taken by another process) does not hold up the call. Which worker runs a
+// task never
 // changes what the task computes, so results do not depend on thread count:
 // each job runs on every thread with the caller's floating-point mode.
 #pragma once
@@ -82,7 +85,12 @@ class ThreadPool {
   std::atomic<std::uint64_t> generation_{0};
   std::atomic<bool> stop_{false};
   std::atomic<int> active_limit_{0};  // workers with index < active_limit_ join this job
-  std::atomic<int> running_{0};       // workers still inside the current job
+  // Whether workers may still enter the current job (tasks may be unclaimed),
+  // and how many are inside it or deciding whether to enter: the caller waits
+  // for inside_ to reach 0 after closing the job, never for a worker that has
+  // not woken.
+  std::atomic<bool> open_{false};
+  std::atomic<int> inside_{0};
 
   const TaskFn* fn_ = nullptr;
   std::int64_t tasks_ = 0;
