@@ -2,9 +2,10 @@
 
     python benchmarks/make_benchmarks_md.py benchmarks/results/*.json > BENCHMARKS.md
     python benchmarks/make_benchmarks_md.py -o BENCHMARKS.md benchmarks/results/*.json
-    python benchmarks/make_benchmarks_md.py --summary benchmarks/results/ONE.json
+    python benchmarks/make_benchmarks_md.py --summary benchmarks/results/ONE.json [NETWORKS.json]
 
---summary prints instead the one performance table of README.md for a single run.
+--summary prints instead the one performance table of README.md for a single run (and the
+whole-networks row of a run of `python -m convx bench --networks`, when given).
 
 Every figure in the output comes from those files; the runs are listed newest first. The
 tables are drawn by convx.bench.report, the same code that prints them at the end of a run,
@@ -172,9 +173,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="the README's performance table of one run instead")
     args = parser.parse_args(argv)
     if args.summary:
-        if len(args.results) != 1:
-            parser.error("--summary takes exactly one results file")
-        text = "\n".join(report.summary_markdown(load(args.results[0]))) + "\n"
+        if len(args.results) not in (1, 2):
+            parser.error("--summary takes one results file, and optionally a networks run")
+        docs = [load(path) for path in args.results]
+        text = "\n".join(report.summary_markdown(*docs)) + "\n"
     else:
         text = render(args.results)
     if args.output:

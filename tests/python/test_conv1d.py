@@ -534,3 +534,16 @@ def test_to_torch_keeps_asymmetric_padding_and_relu() -> None:
     with torch.no_grad():
         np.testing.assert_allclose(layer.to_torch()(torch.from_numpy(x)).numpy(), layer(x),
                                    atol=1e-12)
+
+
+def test_a_repeated_call_reuses_the_2d_operator() -> None:
+    # conv1d keeps the operator conv2d cached for the same call, looked up by conv2d's own
+    # key: a key spelt differently would leave this cache empty.
+    convx._conv1d_module._OPS.clear()
+    x = np.ones((1, 9, 2), np.float32)
+    w = np.ones((3, 3, 2), np.float32)
+    first = convx.conv1d(x, w, padding=1)
+    assert len(convx._conv1d_module._OPS) == 1
+    (op, _, _), = convx._conv1d_module._OPS.values()
+    assert op.algorithm == "direct"
+    np.testing.assert_array_equal(convx.conv1d(x, w, padding=1), first)

@@ -291,8 +291,9 @@ def run_markdown(doc: Doc, source: str) -> list[str]:
     return lines
 
 
-def summary_markdown(doc: Doc) -> list[str]:
-    """The one performance table of README.md: convx's layer against the fastest anchor."""
+def summary_markdown(doc: Doc, networks: Doc | None = None) -> list[str]:
+    """The one performance table of README.md: convx's layer against the fastest anchor,
+    and, given a run of the networks mode, the whole networks' row."""
     meta, tables = doc["meta"], doc.get("conv") or []
     heads = " | ".join(f"{t['threads']} thread{'s' if t['threads'] > 1 else ''}" for t in tables)
     lines = [f"`{meta['command']}` on {meta['cpu_model']}, `{meta['isa_path']}` path, "
@@ -331,4 +332,16 @@ def summary_markdown(doc: Doc) -> list[str]:
                            if k != "convx" and v is not None)
         lines.append(f"| extra memory of one vgg16.conv2_2 call | {memory['convx']:.2f} MiB "
                      f"({others}) |" + " |" * (len(tables) - 1))
+    if networks and networks.get("networks"):
+        by_threads = {t["threads"]: t for t in networks["networks"]["tables"]}
+        cells = []
+        for t in tables:
+            nt = by_threads.get(t["threads"])
+            fast = nt.get("geomean_speedup_fast") if nt else None
+            cells.append("-" if nt is None else f"{_num(nt['geomean_speedup'], '.2f')}x"
+                         + (f" ({fast:.2f}x with `algorithm=\"fast\"`)" if fast else ""))
+        names = ", ".join(d["title"].split(" (")[0]
+                          for d in networks["networks"]["definitions"])
+        row(f"whole networks' conv layers ({names}; batch 1, 224x224): fastest of PyTorch, "
+            "ONNX Runtime and OpenVINO / convx, geometric mean", cells)
     return lines
