@@ -258,6 +258,21 @@ def _pad_module(mode: str, pads: tuple[int, int, int, int]) -> Any:
     return nn.CircularPad2d(pads)
 
 
+def _torch_module(conv: Any, pre: Any, params: Mapping[str, Array],
+                  activation: str | None) -> Any:
+    """The torch module of a convx layer: `conv` (a torch convolution) with the layer's
+    parameters loaded, preceded by the padding module `pre` when there is one and followed
+    by nn.ReLU for activation="relu" (then an nn.Sequential)."""
+    import torch
+
+    with torch.no_grad():
+        conv.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
+    parts = [m for m in (pre, conv) if m is not None]
+    if activation == "relu":
+        parts.append(torch.nn.ReLU())
+    return parts[0] if len(parts) == 1 else torch.nn.Sequential(*parts)
+
+
 def conv_to_torch(layer: Conv2D) -> Any:
     """Conv2D.to_torch: see there."""
     import torch
@@ -288,12 +303,7 @@ def conv_to_torch(layer: Conv2D) -> Any:
                      groups=layer.groups, bias=layer.bias is not None,
                      padding_mode=cast(Any, "zeros" if pre is not None else mode),
                      dtype=_torch_dtype(layer.dtype))
-    with torch.no_grad():
-        conv.load_state_dict({k: torch.from_numpy(v) for k, v in state_dict(layer).items()})
-    parts = [m for m in (pre, conv) if m is not None]
-    if layer.activation == "relu":
-        parts.append(nn.ReLU())
-    return parts[0] if len(parts) == 1 else nn.Sequential(*parts)
+    return _torch_module(conv, pre, state_dict(layer), layer.activation)
 
 
 def conv1d_from_torch(cls: type[Conv1D], module: Any, layout: str, dtype: Any) -> Conv1D:
@@ -337,12 +347,7 @@ def conv1d_to_torch(layer: Conv1D) -> Any:
                      groups=layer.groups, bias=layer.bias is not None,
                      padding_mode=cast(Any, "zeros" if pre is not None else mode),
                      dtype=_torch_dtype(layer.dtype))
-    with torch.no_grad():
-        conv.load_state_dict({k: torch.from_numpy(v) for k, v in layer.state_dict().items()})
-    parts = [m for m in (pre, conv) if m is not None]
-    if layer.activation == "relu":
-        parts.append(nn.ReLU())
-    return parts[0] if len(parts) == 1 else nn.Sequential(*parts)
+    return _torch_module(conv, pre, layer.state_dict(), layer.activation)
 
 
 def transpose_from_torch(cls: type[ConvTranspose2D], module: Any, layout: str,
