@@ -151,6 +151,8 @@ TEST_CASE("winograd: fast picks it for wide 3x3 stride-1 layers only, auto never
   };
   CHECK(pick(64, 64, 3, 1, Layout::NHWC) == Algorithm::Winograd);
   CHECK(pick(64, 64, 3, 1, Layout::NHWC, Algorithm::Auto) == Algorithm::Gemm);
+  CHECK(pick(256, 512, 3, 1, Layout::NHWC) == Algorithm::Winograd);
+  CHECK(pick(512, 512, 3, 1, Layout::NHWC) == Algorithm::Gemm);  // filters too large
   CHECK(pick(8, 64, 3, 1, Layout::NHWC) == Algorithm::Gemm);
   CHECK(pick(64, 64, 3, 2, Layout::NHWC) == Algorithm::Gemm);
   CHECK(pick(64, 64, 5, 1, Layout::NHWC) == Algorithm::Gemm);
@@ -158,9 +160,9 @@ TEST_CASE("winograd: fast picks it for wide 3x3 stride-1 layers only, auto never
   convx::ConvParams p;  // 7x7 outputs: 4 tiles, too few
   p.pad = {1, 1, 1, 1};
   p.algorithm = Algorithm::Fast;
-  CHECK(convx::choose_algorithm(convx::make_conv_shape(1, 7, 7, 512, 512, 3, 3, p)) ==
+  CHECK(convx::choose_algorithm(convx::make_conv_shape(1, 7, 7, 256, 256, 3, 3, p)) ==
         Algorithm::Gemm);
-  CHECK(convx::choose_algorithm(convx::make_conv_shape(2, 7, 7, 512, 512, 3, 3, p)) ==
+  CHECK(convx::choose_algorithm(convx::make_conv_shape(2, 7, 7, 256, 256, 3, 3, p)) ==
         Algorithm::Winograd);
   // Filters given per run would be transformed per run: fast keeps the GEMM.
   const ConvShape wide = convx::make_conv_shape(1, 14, 14, 64, 64, 3, 3, p);

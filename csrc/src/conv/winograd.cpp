@@ -204,7 +204,8 @@ const char* winograd_unsuitable(const ConvShape& s) {
 bool prefers_winograd(const ConvShape& s) {
   const std::int64_t tiles = s.n * ceil_div(s.h_out, kWinoM) * ceil_div(s.w_out, kWinoM);
   return winograd_unsuitable(s) == nullptr && s.c_in >= kWinogradMinChannels &&
-         s.c_out >= kWinogradMinChannels && tiles >= kWinogradMinTiles;
+         s.c_out >= kWinogradMinChannels && s.c_in * s.c_out <= kWinogradMaxChannelPairs &&
+         tiles >= kWinogradMinTiles;
 }
 
 template <typename T>
