@@ -168,29 +168,27 @@ constexpr double kGemmFlopsPerThread = 1.0e6;
 // order. In NHWC the channels of a pixel are contiguous, so the sums run as
 // vectors across channels; a GEMM per channel would be 1 x k_h*k_w. Taps on
 // the padding add nothing in Zeros mode and their mapped input otherwise.
-// This computes taps [t0, t1) (in (u, v) order) of channels [c0, c0 + cn),
-// accumulating in acc ([tap - t0][cn]).
+// This computes every tap of channels [c0, c0 + cn), accumulating in acc
+// ([tap][cn]).
 template <typename T>
-void depthwise_weight_gradient(const ConvShape& s, const T* x, const T* dy, std::int64_t t0,
-                               std::int64_t t1, std::int64_t c0, std::int64_t cn, T* acc,
-                               T* dw) {
+void depthwise_weight_gradient(const ConvShape& s, const T* x, const T* dy, std::int64_t c0,
+                               std::int64_t cn, T* acc, T* dw) {
   const std::int64_t C = s.c_in, kw = s.k_w, taps = s.k_h * kw;
   const bool nhwc = s.p.layout == Layout::NHWC;
   const std::int64_t in_plane = s.h * s.w, out_plane = s.h_out * s.w_out;
-  std::fill(acc, acc + (t1 - t0) * cn, T(0));
+  std::fill(acc, acc + taps * cn, T(0));
   for (std::int64_t b = 0; b < s.n; ++b) {
     for (std::int64_t oh = 0; oh < s.h_out; ++oh) {
       for (std::int64_t ow = 0; ow < s.w_out; ++ow) {
-        for (std::int64_t u = t0 / kw; u <= (t1 - 1) / kw; ++u) {
+        for (std::int64_t u = 0; u < s.k_h; ++u) {
           const std::int64_t ih = pad_source(
               oh * s.p.stride_h - s.p.pad.top + u * s.p.dilation_h, s.h, s.p.padding_mode);
           if (ih < 0) continue;
-          const std::int64_t v_end = std::min(kw, t1 - u * kw);
-          for (std::int64_t v = std::max<std::int64_t>(0, t0 - u * kw); v < v_end; ++v) {
+          for (std::int64_t v = 0; v < kw; ++v) {
             const std::int64_t iw = pad_source(
                 ow * s.p.stride_w - s.p.pad.left + v * s.p.dilation_w, s.w, s.p.padding_mode);
             if (iw < 0) continue;
-            T* a = acc + (u * kw + v - t0) * cn;
+            T* a = acc + (u * kw + v) * cn;
             if (nhwc) {
               const T* xs = x + ((b * s.h + ih) * s.w + iw) * C + c0;
               const T* g = dy + ((b * s.h_out + oh) * s.w_out + ow) * C + c0;
@@ -206,7 +204,7 @@ void depthwise_weight_gradient(const ConvShape& s, const T* x, const T* dy, std:
     }
   }
   for (std::int64_t c = 0; c < cn; ++c) {
-    for (std::int64_t t = t0; t < t1; ++t) dw[(c0 + c) * taps + t] = acc[(t - t0) * cn + c];
+    for (std::int64_t t = 0; t < taps; ++t) dw[(c0 + c) * taps + t] = acc[t * cn + c];
   }
 }
 
@@ -223,7 +221,7 @@ void depthwise_weight_gradient(const ConvShape& s, const T* x, const T* dy, T* d
       std::clamp<double>(work / kWorkPerThread, 1.0, double(exec.threads())));
   if (threads == 1) {
     std::vector<T> acc(static_cast<std::size_t>(taps * C));
-    depthwise_weight_gradient(s, x, dy, 0, taps, 0, C, acc.data(), dw);
+    depthwise_weight_gradient(s, x, dy, std::int64_t(0), C, acc.data(), dw);
     return;
   }
   // Blocks of a multiple of 16 channels (whole vectors on every ISA), about
@@ -235,7 +233,7 @@ void depthwise_weight_gradient(const ConvShape& s, const T* x, const T* dy, T* d
   exec.run(blocks, threads, [&](std::int64_t t, WorkerScratch& scratch) {
     const std::int64_t c0 = t * block, cn = std::min(block, C - c0);
     T* acc = scratch.primary.as<T>(static_cast<std::size_t>(taps * cn));
-    depthwise_weight_gradient(s, x, dy, 0, taps, c0, cn, acc, dw);
+    depthwise_weight_gradient(s, x, dy, c0, cn, acc, dw);
   });
 }
 
