@@ -15,8 +15,8 @@ The model, for NHWC float32 images of shape (N, 8, 8, 1) scaled to [0, 1]:
 undoing the stride-2 convolution it mirrors. The (2, 2, 16) code holds as many numbers as
 the 8x8 image, so this shows convx learning end to end, not compression.) The loss is the
 mean squared reconstruction error. All four layers run forward and backward in convx; ReLU,
-the sigmoid, the loss and the Adam optimiser are NumPy. The layers are created without a
-fused activation because a fused ReLU has no backward.
+the sigmoid, the loss and the Adam optimiser (train_digits.py's) are NumPy. The layers are
+created without a fused activation because a fused ReLU has no backward.
 
 The data are ``sklearn.datasets.load_digits`` (1797 images, bundled with scikit-learn, no
 download), split once into 75% training and a 25% hold-out set (``random_state=0``). Each
@@ -47,37 +47,12 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.datasets import load_digits  # type: ignore[import-untyped, unused-ignore]
 from sklearn.model_selection import train_test_split  # type: ignore[import-untyped, unused-ignore]
+from train_digits import Adam  # the classifier example's optimiser, over named arrays
 
 import convx
 
 Array = npt.NDArray[np.float32]
 Layer = Any  # convx.Conv2D or convx.ConvTranspose2D: the same learning API
-
-
-class Adam:
-    """Adam (Kingma and Ba, 2015) over named arrays: step() returns the updated values,
-    which the caller assigns back (convx parameters are read-only; assignment copies them).
-    The bias corrections are folded into the step size, as in section 2 of the paper."""
-
-    def __init__(self, lr: float, beta1: float = 0.9, beta2: float = 0.999,
-                 eps: float = 1e-8) -> None:
-        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
-        self.t = 0
-        self.m: dict[str, Array] = {}
-        self.v: dict[str, Array] = {}
-
-    def step(self, params: dict[str, Array], grads: dict[str, Array]) -> dict[str, Array]:
-        self.t += 1
-        b1, b2 = self.beta1, self.beta2
-        scale = self.lr * np.sqrt(1.0 - b2**self.t) / (1.0 - b1**self.t)
-        updated = {}
-        for name, p in params.items():
-            g = grads[name]
-            m = b1 * self.m.get(name, np.zeros_like(p)) + (1.0 - b1) * g
-            v = b2 * self.v.get(name, np.zeros_like(p)) + (1.0 - b2) * (g * g)
-            self.m[name], self.v[name] = m, v
-            updated[name] = (p - scale * m / (np.sqrt(v) + self.eps)).astype(np.float32)
-        return updated
 
 
 class ConvAutoencoder:
