@@ -40,12 +40,21 @@ inline void dw_block(const DwRow<T>& r, std::int64_t ow, std::int64_t c0) {
   }
 }
 
-// Channels in blocks of kBlock, then the remainder one channel at a time.
+// Channels in blocks of kBlock. A remainder is covered by one more block that
+// ends at the last channel and overlaps the one before: each channel's sum
+// is the same whichever block computes it, so the channels both blocks hold
+// are written twice with the same value. Fewer than kBlock channels go one
+// at a time.
 template <typename T, int kBlock>
 void dw_row_blocked(const DwRow<T>& r) {
   const std::int64_t full = r.channels / kBlock * kBlock;
+  const bool overlap = full != r.channels && full > 0;
   for (std::int64_t ow = 0; ow < r.w_out; ++ow) {
     for (std::int64_t c0 = 0; c0 < full; c0 += kBlock) dw_block<T, kBlock>(r, ow, c0);
+    if (overlap) {
+      dw_block<T, kBlock>(r, ow, r.channels - kBlock);
+      continue;
+    }
     for (std::int64_t c0 = full; c0 < r.channels; ++c0) dw_block<T, 1>(r, ow, c0);
   }
 }
@@ -143,11 +152,11 @@ void dw_row_simd(const DwRow<T>& r) {
     dw_row_generic<T>(r);
     return;
   }
+  // A remainder of channels is one more vector ending at the last channel,
+  // overlapping the one before (as in dw_row_blocked).
   const std::int64_t full = r.channels / S::kLanes * S::kLanes;
   for (std::int64_t c0 = 0; c0 < full; c0 += S::kLanes) dw_row_3x3_vector<S, T>(r, c0);
-  for (std::int64_t ow = 0; ow < r.w_out; ++ow) {
-    for (std::int64_t c0 = full; c0 < r.channels; ++c0) dw_block<T, 1>(r, ow, c0);
-  }
+  if (full != r.channels) dw_row_3x3_vector<S, T>(r, r.channels - S::kLanes);
 }
 
 }  // namespace
