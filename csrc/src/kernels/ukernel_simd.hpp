@@ -29,15 +29,16 @@ inline __attribute__((always_inline)) void prefetch_c_rows(T* c, std::int64_t rs
 }
 
 // acc += A * B over p ascending, with A and B as the contract in ukernel.hpp
-// lays them out (k steps, A in runs of `run` values `run_step` apart).
-template <typename S, typename T, int MR, int NV>
+// lays them out (k steps, A in runs of `run` values `run_step` apart), for the
+// first NV vectors of a B panel PNV vectors wide.
+template <typename S, typename T, int MR, int NV, int PNV>
 inline __attribute__((always_inline)) void accumulate_tile(typename S::V (&acc)[MR][NV],
                                                            std::int64_t k, const T* a,
                                                            std::int64_t lda, std::int64_t run,
                                                            std::int64_t run_step, const T* b) {
   using V = typename S::V;
   constexpr int L = S::kLanes;
-  constexpr int NR = NV * L;
+  constexpr int NR = PNV * L;
   // A's rows in groups of three, one pointer per group: row 3g+j is at
   // grp[g] + j*lda, an address x86 forms as base + index*scale, so that with
   // the k loop unrolled a step needs no address arithmetic of its own.
@@ -70,11 +71,13 @@ inline __attribute__((always_inline)) void accumulate_tile(typename S::V (&acc)[
   }
 }
 
-// The micro-kernel of ukernel.hpp on an MR x (NV vectors) register tile.
-template <typename S, typename T, int MR, int NV>
-void ukernel_simd(std::int64_t k, const T* a, std::int64_t lda, std::int64_t run,
-                  std::int64_t run_step, const T* b, T* c, std::int64_t rs_c, std::int64_t cs_c,
-                  std::int64_t m, std::int64_t n, bool accumulate, const TileEpilogue<T>* ep) {
+// One MR x (NV vectors) register tile of a micro-kernel whose B panels are
+// PNV vectors wide (NV <= PNV): the contract of ukernel.hpp for m <= MR and
+// n <= NV lanes.
+template <typename S, typename T, int MR, int NV, int PNV>
+void register_tile(std::int64_t k, const T* a, std::int64_t lda, std::int64_t run,
+                   std::int64_t run_step, const T* b, T* c, std::int64_t rs_c, std::int64_t cs_c,
+                   std::int64_t m, std::int64_t n, bool accumulate, const TileEpilogue<T>* ep) {
   using V = typename S::V;
   constexpr int L = S::kLanes;
   constexpr int NR = NV * L;
@@ -85,7 +88,7 @@ void ukernel_simd(std::int64_t k, const T* a, std::int64_t lda, std::int64_t run
     for (int v = 0; v < NV; ++v) acc[i][v] = S::zero();
   }
   if (accumulate && cs_c == 1) prefetch_c_rows<T, MR, NR>(c, rs_c, m);
-  accumulate_tile<S, T, MR, NV>(acc, k, a, lda, run, run_step, b);
+  accumulate_tile<S, T, MR, NV, PNV>(acc, k, a, lda, run, run_step, b);
   if (cs_c != 1) {
     alignas(64) T tile[MR * NR];
 #pragma GCC unroll 32
@@ -129,6 +132,32 @@ void ukernel_simd(std::int64_t k, const T* a, std::int64_t lda, std::int64_t run
         S::storeu_n(row + v * L, r, live);
       }
     }
+  }
+}
+
+// The micro-kernel of ukernel.hpp on an MR x (NV vectors) register tile. The
+// edge tiles of C (the last rows of an M that is not a multiple of MR, the
+// last columns of an N that is not a multiple of NR) run a register tile of
+// a third or two thirds of the rows and of one vector of columns when that
+// covers them, over the same packed panels: they then do the multiply-adds
+// of the values they keep rather than of a whole tile. Each C element's sum
+// is the same chain in every tile shape.
+template <typename S, typename T, int MR, int NV>
+void ukernel_simd(std::int64_t k, const T* a, std::int64_t lda, std::int64_t run,
+                  std::int64_t run_step, const T* b, T* c, std::int64_t rs_c, std::int64_t cs_c,
+                  std::int64_t m, std::int64_t n, bool accumulate, const TileEpilogue<T>* ep) {
+  static_assert(MR % 3 == 0, "edge tiles take thirds of the rows");
+  constexpr int kThird = MR / 3;
+  const bool narrow = NV > 1 && n <= S::kLanes;
+  if (m <= kThird) {
+    (narrow ? register_tile<S, T, kThird, 1, NV> : register_tile<S, T, kThird, NV, NV>)(
+        k, a, lda, run, run_step, b, c, rs_c, cs_c, m, n, accumulate, ep);
+  } else if (m <= 2 * kThird) {
+    (narrow ? register_tile<S, T, 2 * kThird, 1, NV> : register_tile<S, T, 2 * kThird, NV, NV>)(
+        k, a, lda, run, run_step, b, c, rs_c, cs_c, m, n, accumulate, ep);
+  } else {
+    (narrow ? register_tile<S, T, MR, 1, NV> : register_tile<S, T, MR, NV, NV>)(
+        k, a, lda, run, run_step, b, c, rs_c, cs_c, m, n, accumulate, ep);
   }
 }
 
