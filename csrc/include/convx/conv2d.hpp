@@ -77,8 +77,8 @@ const char* algorithm_name(Algorithm algorithm);
 // not meet. With Auto: Depthwise, else Direct, else Pointwise, else Gemm.
 // Fast chooses as Auto does, but takes Winograd before Pointwise where the
 // rule of docs/winograd.md holds (kept filters, NHWC, one group, 3x3 stride-1
-// undilated filters, at least 32 input and output channels, at most 256 x 512
-// channel pairs and 8 output tiles). It depends on the shape alone, not on the data, the element type
+// undilated filters, at least 32 input and output channels and 8 output
+// tiles). It depends on the shape alone, not on the data, the element type
 // or the ISA, nor on shape.p.padding_mode: every algorithm applies every mode
 // where it gathers patches or stages rows (the NHWC depthwise path stages the
 // rows that touch the padding, so its kernels see none). filters_kept is

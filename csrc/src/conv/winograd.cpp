@@ -15,6 +15,10 @@ namespace {
 constexpr std::int64_t kBlockBytes = 768 << 10;
 // Output channels per round of GEMMs and output transforms within a block.
 constexpr std::int64_t kChunkChannels = 128;
+// Every block streams all the transformed filters through the caches once.
+// Filters larger than a block's L2 share make a block take more tiles, so
+// that they are streamed fewer times, with up to this much workspace.
+constexpr std::int64_t kLargeBlockBytes = 8 << 20;
 // Below this many multiply-adds per thread a run stays on fewer threads.
 constexpr double kWorkPerThread = 4.0e6;
 
@@ -48,8 +52,16 @@ WinoPlan plan_winograd(const ConvShape& s, const GemmKernel<T>& kern, int thread
   p.oc = std::min(round_up(s.c_out, kern.nr), round_up(kChunkChannels, kern.nr));
   p.chunks = ceil_div(s.c_out, p.oc);
   const std::int64_t per_tile = kWinoPoints * (s.c_in + p.oc) * std::int64_t(sizeof(T));
-  const std::int64_t fit = std::max<std::int64_t>(1, kBlockBytes / per_tile / kern.mr);
-  p.tb = std::min(fit, ceil_div(p.tiles, kern.mr)) * kern.mr;
+  std::int64_t panels = std::max<std::int64_t>(1, kBlockBytes / per_tile / kern.mr);
+  if (kWinoPoints * s.c_in * s.c_out * std::int64_t(sizeof(T)) > kBlockBytes) {
+    // Tiles at which a block reads at most four times as many filter values
+    // per tile as it keeps of its own (c_in + oc per point), within
+    // kLargeBlockBytes.
+    const std::int64_t even = ceil_div(s.c_in * s.c_out, 4 * (s.c_in + p.oc));
+    const std::int64_t most = std::max<std::int64_t>(1, kLargeBlockBytes / per_tile / kern.mr);
+    panels = std::max(panels, std::min(ceil_div(even, kern.mr), most));
+  }
+  p.tb = std::min(panels, ceil_div(p.tiles, kern.mr)) * kern.mr;
   p.blocks = ceil_div(p.tiles, p.tb);
   p.kc = std::min<std::int64_t>(s.c_in, kern.kc);
   // Few blocks for the threads: split each block's output channels too (every
@@ -204,8 +216,7 @@ const char* winograd_unsuitable(const ConvShape& s) {
 bool prefers_winograd(const ConvShape& s) {
   const std::int64_t tiles = s.n * ceil_div(s.h_out, kWinoM) * ceil_div(s.w_out, kWinoM);
   return winograd_unsuitable(s) == nullptr && s.c_in >= kWinogradMinChannels &&
-         s.c_out >= kWinogradMinChannels && s.c_in * s.c_out <= kWinogradMaxChannelPairs &&
-         tiles >= kWinogradMinTiles;
+         s.c_out >= kWinogradMinChannels && tiles >= kWinogradMinTiles;
 }
 
 template <typename T>

@@ -26,18 +26,11 @@ constexpr std::int64_t kWinogradMinChannels = 32;
 // transformed filter matrices (4x the filters) are read for too little work and
 // the GEMM is faster (resnet50's 7x7x512 layer has 4 tiles).
 constexpr std::int64_t kWinogradMinTiles = 8;
-// ... and at most this many input x output channel pairs: the transformed
-// filters (36 values per pair) are read once per block of tiles, and beyond
-// 256 x 512 pairs (19 MB in float32) that stream outweighs the saved
-// arithmetic (VGG's 28x28 and 14x14 layers of 512 x 512 run slower than on
-// the GEMM, docs/winograd.md).
-constexpr std::int64_t kWinogradMaxChannelPairs = 256 * 512;
 
 // Why Winograd cannot compute s, or nullptr when it can.
 const char* winograd_unsuitable(const ConvShape& s);
 // The rule for Fast (docs/winograd.md): Winograd can compute s, s has at least
-// kWinogradMinChannels input and output channels, at most
-// kWinogradMaxChannelPairs channel pairs and kWinogradMinTiles tiles.
+// kWinogradMinChannels input and output channels and kWinogradMinTiles tiles.
 bool prefers_winograd(const ConvShape& s);
 
 // Whether every one of the `count` values is finite. Winograd's transforms
