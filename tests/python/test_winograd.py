@@ -58,6 +58,25 @@ def test_the_bound_can_fail() -> None:
     assert relative_error(y, want) > BOUND[np.float32]
 
 
+def test_wide_filters_in_large_blocks_match_the_reference_at_any_thread_count(
+        restore_threads: int) -> None:
+    # 256 x 256 transformed filters (9.4 MB) outgrow a block's L2 share, so a block takes
+    # 48 tiles: the 64 tiles of a 30x30 output are two blocks of different sizes.
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((1, 30, 30, 256)).astype(np.float32)
+    weight = (rng.standard_normal((256, 3, 3, 256)) * np.sqrt(2.0 / (9 * 256))).astype(np.float32)
+    layer = convx.Conv2D(256, 256, 3, padding=1, bias=False, algorithm="winograd")
+    layer.weight = weight
+    outputs = []
+    for threads in (1, 2, 3):
+        convx.set_num_threads(threads)
+        outputs.append(layer(x))
+    x_pad = np.pad(x.astype(np.float64), ((0, 0), (1, 1), (1, 1), (0, 0)))
+    assert relative_error(outputs[0], conv2d_ref(x_pad, weight.astype(np.float64))) <= BOUND[
+        np.float32]
+    assert all(np.array_equal(outputs[0], y) for y in outputs[1:])
+
+
 def test_fast_chooses_winograd_for_wide_3x3_layers_with_kept_filters() -> None:
     rng = np.random.default_rng(5)
     for shape, kwargs, algorithm in [((1, 28, 28, 64), {}, "winograd"),
@@ -67,6 +86,10 @@ def test_fast_chooses_winograd_for_wide_3x3_layers_with_kept_filters() -> None:
         layer = convx.Conv2D(shape[-1], 64, 3, padding=1, seed=0, algorithm="fast", **kwargs)
         layer(rng.standard_normal(shape).astype(np.float32))
         assert layer.algorithm == algorithm
+    # No upper limit on the channels: VGG's 512 -> 512 layers take it too.
+    wide = convx.Conv2D(512, 512, 3, padding=1, seed=0, algorithm="fast")
+    wide(np.zeros((1, 14, 14, 512), np.float32))
+    assert wide.algorithm == "winograd"
     # The default keeps the rounding of a dot product: no Winograd unless asked.
     default = convx.Conv2D(64, 64, 3, padding=1, seed=0)
     default(np.zeros((1, 28, 28, 64), np.float32))
