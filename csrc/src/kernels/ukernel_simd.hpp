@@ -70,11 +70,26 @@ inline __attribute__((always_inline)) void accumulate_tile(typename S::V (&acc)[
   }
 }
 
+// The rows a tile of m < MR live rows is computed on: a tile of MR rows does
+// MR rows of multiply-adds whatever m is, so a partial tile (C_out = 64 on 12
+// rows leaves 4) runs on the smallest tile of whole row groups (of 4 rows, or
+// 3 when MR is not a multiple of 4) that holds it. Each element's sum is the
+// same chain on any tile.
+template <int MR>
+constexpr int kRowStep = MR % 4 == 0 ? 4 : (MR % 3 == 0 ? 3 : MR);
+
 // The micro-kernel of ukernel.hpp on an MR x (NV vectors) register tile.
 template <typename S, typename T, int MR, int NV>
 void ukernel_simd(std::int64_t k, const T* a, std::int64_t lda, std::int64_t run,
                   std::int64_t run_step, const T* b, T* c, std::int64_t rs_c, std::int64_t cs_c,
                   std::int64_t m, std::int64_t n, bool accumulate, const TileEpilogue<T>* ep) {
+  if constexpr (MR > kRowStep<MR>) {
+    if (m <= MR - kRowStep<MR>) {
+      ukernel_simd<S, T, MR - kRowStep<MR>, NV>(k, a, lda, run, run_step, b, c, rs_c, cs_c, m,
+                                                n, accumulate, ep);
+      return;
+    }
+  }
   using V = typename S::V;
   constexpr int L = S::kLanes;
   constexpr int NR = NV * L;
