@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "conv/blocking.hpp"
+#include "conv/nchw_patches.hpp"
 #include "conv/patch_source.hpp"
 
 namespace convx::detail {
@@ -40,7 +41,7 @@ void nchw_conv_gemm(const ConvJob<T>& job, bool pointwise, const T* x, const T* 
     const StridedMatrix<T> input(image, pixels, 1);
     gemm_blocked<T>(kern, exec, cout_g, pixels, K, weights, input, out, pixels, 1, false, ep);
   } else {
-    const NchwPatchColumns<T> patches(s, image);
+    const NchwPatchColumns<T> patches(s, image, job.kernels.patch);
     gemm_blocked<T>(kern, exec, cout_g, pixels, K, weights, patches, out, pixels, 1, false, ep);
   }
 }

@@ -36,12 +36,15 @@ KernelTable<T> make_kernel_table();
 template <>
 KernelTable<float> make_kernel_table<float>() {
   KernelTable<float> t{};
-  t.path[0] = {Isa::Scalar, gemm_f32_4x8_scalar(), dwconv_f32_scalar(), direct_f32_scalar(), winograd_f32_scalar()};
+  t.path[0] = {Isa::Scalar, gemm_f32_4x8_scalar(), dwconv_f32_scalar(), direct_f32_scalar(), winograd_f32_scalar(),
+             patch_pack_f32_scalar()};
 #if defined(CONVX_HAVE_AVX2_KERNELS)
-  t.path[1] = {Isa::AVX2, gemm_f32_6x16_avx2(), dwconv_f32_avx2(), direct_f32_avx2(), winograd_f32_avx2()};
+  t.path[1] = {Isa::AVX2, gemm_f32_6x16_avx2(), dwconv_f32_avx2(), direct_f32_avx2(), winograd_f32_avx2(),
+             patch_pack_f32_avx2()};
 #endif
 #if defined(CONVX_HAVE_AVX512_KERNELS)
-  t.path[2] = {Isa::AVX512, gemm_f32_12x32_avx512(), dwconv_f32_avx512(), direct_f32_avx512(), winograd_f32_avx512()};
+  t.path[2] = {Isa::AVX512, gemm_f32_12x32_avx512(), dwconv_f32_avx512(), direct_f32_avx512(), winograd_f32_avx512(),
+             patch_pack_f32_avx512()};
 #if defined(CONVX_HAVE_AVX2_KERNELS)
   t.path[2].gemm.pack_columns = &pack_columns_f32_avx2;  // every AVX-512 CPU has AVX2
 #endif
@@ -52,12 +55,15 @@ KernelTable<float> make_kernel_table<float>() {
 template <>
 KernelTable<double> make_kernel_table<double>() {
   KernelTable<double> t{};
-  t.path[0] = {Isa::Scalar, gemm_f64_4x4_scalar(), dwconv_f64_scalar(), direct_f64_scalar(), winograd_f64_scalar()};
+  t.path[0] = {Isa::Scalar, gemm_f64_4x4_scalar(), dwconv_f64_scalar(), direct_f64_scalar(), winograd_f64_scalar(),
+             patch_pack_f64_scalar()};
 #if defined(CONVX_HAVE_AVX2_KERNELS)
-  t.path[1] = {Isa::AVX2, gemm_f64_6x8_avx2(), dwconv_f64_avx2(), direct_f64_avx2(), winograd_f64_avx2()};
+  t.path[1] = {Isa::AVX2, gemm_f64_6x8_avx2(), dwconv_f64_avx2(), direct_f64_avx2(), winograd_f64_avx2(),
+             patch_pack_f64_avx2()};
 #endif
 #if defined(CONVX_HAVE_AVX512_KERNELS)
-  t.path[2] = {Isa::AVX512, gemm_f64_12x16_avx512(), dwconv_f64_avx512(), direct_f64_avx512(), winograd_f64_avx512()};
+  t.path[2] = {Isa::AVX512, gemm_f64_12x16_avx512(), dwconv_f64_avx512(), direct_f64_avx512(), winograd_f64_avx512(),
+             patch_pack_f64_avx512()};
 #endif
   return with_cache_blocking(t);
 }

@@ -7,12 +7,13 @@
 #include "convx/runtime.hpp"
 #include "kernels/direct.hpp"
 #include "kernels/dwconv.hpp"
+#include "kernels/patch_pack.hpp"
 #include "kernels/ukernel.hpp"
 #include "kernels/winograd.hpp"
 
 namespace convx::detail {
 
-// Every kernel of one element type on one path. Each path has all four
+// Every kernel of one element type on one path. Each path has all five
 // families, the scalar one included; `isa` is the path they were built for.
 template <typename T>
 struct KernelSet {
@@ -21,6 +22,7 @@ struct KernelSet {
   DwKernel<T> dw;
   DirectKernel<T> direct;
   WinogradKernel<T> wino;
+  PatchPackKernel<T> patch;  // packs NCHW patches into B micro-panels
 };
 
 // The kernels of `isa`, built once per process; the reference stays valid for

@@ -10,6 +10,7 @@
 
 #include "kernels/direct.hpp"
 #include "kernels/dwconv.hpp"
+#include "kernels/patch_pack.hpp"
 #include "kernels/ukernel.hpp"
 #include "kernels/winograd.hpp"
 
@@ -30,6 +31,8 @@ DirectKernel<float> direct_f32_scalar();
 DirectKernel<double> direct_f64_scalar();
 WinogradKernel<float> winograd_f32_scalar();
 WinogradKernel<double> winograd_f64_scalar();
+PatchPackKernel<float> patch_pack_f32_scalar();
+PatchPackKernel<double> patch_pack_f64_scalar();
 
 #if defined(CONVX_HAVE_AVX2_KERNELS)
 GemmKernel<float> gemm_f32_6x16_avx2();
@@ -40,6 +43,8 @@ DirectKernel<float> direct_f32_avx2();
 DirectKernel<double> direct_f64_avx2();
 WinogradKernel<float> winograd_f32_avx2();
 WinogradKernel<double> winograd_f64_avx2();
+PatchPackKernel<float> patch_pack_f32_avx2();
+PatchPackKernel<double> patch_pack_f64_avx2();
 float fma_peak_loop_avx2(std::int64_t iterations);  // 192 flops per iteration
 void pack_columns_f32_avx2(float* dst, const float* src, std::int64_t ld, std::int64_t cols,
                            std::int64_t kc, int nr);
@@ -54,6 +59,8 @@ DirectKernel<float> direct_f32_avx512();
 DirectKernel<double> direct_f64_avx512();
 WinogradKernel<float> winograd_f32_avx512();
 WinogradKernel<double> winograd_f64_avx512();
+PatchPackKernel<float> patch_pack_f32_avx512();
+PatchPackKernel<double> patch_pack_f64_avx512();
 float fma_peak_loop_avx512(std::int64_t iterations);  // 768 flops per iteration
 #endif
 

@@ -45,6 +45,21 @@ struct Avx2F32 {
     if (n & 1) _mm_store_ss(p, part);
   }
   static void store(float* p, V v) { _mm256_store_ps(p, v); }
+  // Lane masks as vectors: maskload and blendv take them so.
+  using Mask = __m256i;
+  static Mask lane_mask(std::uint32_t bits) {
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits)), bit),
+                              bit);
+  }
+  static V load_lanes(V v, Mask m, const float* p) {
+    return _mm256_blendv_ps(v, _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+  }
+  static V gather_lanes(V v, Mask m, const float* p, std::int64_t step) {
+    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                           _mm256_set1_epi32(static_cast<int>(step)));
+    return _mm256_mask_i32gather_ps(v, p, idx, _mm256_castsi256_ps(m), 4);
+  }
 };
 
 struct Avx2F64 {
@@ -72,6 +87,19 @@ struct Avx2F64 {
     if (n & 1) _mm_store_sd(p, part);
   }
   static void store(double* p, V v) { _mm256_store_pd(p, v); }
+  using Mask = __m256i;  // see Avx2F32::Mask
+  static Mask lane_mask(std::uint32_t bits) {
+    const __m256i bit = _mm256_setr_epi64x(1, 2, 4, 8);
+    return _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(bits), bit), bit);
+  }
+  static V load_lanes(V v, Mask m, const double* p) {
+    return _mm256_blendv_pd(v, _mm256_maskload_pd(p, m), _mm256_castsi256_pd(m));
+  }
+  static V gather_lanes(V v, Mask m, const double* p, std::int64_t step) {
+    const __m128i idx = _mm_mullo_epi32(_mm_setr_epi32(0, 1, 2, 3),
+                                        _mm_set1_epi32(static_cast<int>(step)));
+    return _mm256_mask_i32gather_pd(v, p, idx, _mm256_castsi256_pd(m), 8);
+  }
 };
 
 }  // namespace

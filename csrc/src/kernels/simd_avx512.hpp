@@ -32,6 +32,15 @@ struct Avx512F32 {
   static void storeu(float* p, V v) { _mm512_storeu_ps(p, v); }
   static void storeu_n(float* p, V v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
   static void store(float* p, V v) { _mm512_store_ps(p, v); }
+  using Mask = __mmask16;
+  static Mask lane_mask(std::uint32_t bits) { return static_cast<Mask>(bits); }
+  static V load_lanes(V v, Mask m, const float* p) { return _mm512_mask_loadu_ps(v, m, p); }
+  static V gather_lanes(V v, Mask m, const float* p, std::int64_t step) {
+    const __m512i idx = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(static_cast<int>(step)));
+    return _mm512_mask_i32gather_ps(v, m, idx, p, 4);
+  }
 };
 
 struct Avx512F64 {
@@ -49,6 +58,14 @@ struct Avx512F64 {
   static void storeu(double* p, V v) { _mm512_storeu_pd(p, v); }
   static void storeu_n(double* p, V v, int n) { _mm512_mask_storeu_pd(p, mask(n), v); }
   static void store(double* p, V v) { _mm512_store_pd(p, v); }
+  using Mask = __mmask8;
+  static Mask lane_mask(std::uint32_t bits) { return static_cast<Mask>(bits); }
+  static V load_lanes(V v, Mask m, const double* p) { return _mm512_mask_loadu_pd(v, m, p); }
+  static V gather_lanes(V v, Mask m, const double* p, std::int64_t step) {
+    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                           _mm256_set1_epi32(static_cast<int>(step)));
+    return _mm512_mask_i32gather_pd(v, m, idx, p, 8);
+  }
 };
 
 }  // namespace
