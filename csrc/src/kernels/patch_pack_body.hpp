@@ -3,8 +3,10 @@
 //
 // Besides the traits of ukernel_simd.hpp, S provides: type Mask, lane_mask(bits)
 // (the lanes of the set bits, bit j for lane j), load_lanes(v, m, p) (lanes of
-// m from p[j], the others from v; lanes outside m are never read) and
-// gather_lanes(v, m, p, step) (lanes of m from p[j*step]).
+// m from p[j], the others from v; lanes outside m are never read),
+// load_lanes_step2(v, m, pairs, p) (lanes of m from p[2j], with bit 2j of
+// `pairs` set for each lane j of m) and gather_lanes(v, m, p, step) (lanes of
+// m from p[j*step]).
 #pragma once
 
 #include "kernels/patch_pack.hpp"
@@ -28,16 +30,27 @@ void patch_rows_lanes(const PatchRows<T>& job) {
   }
 }
 
+// How a vector's lanes are read from a row: one after another, every second
+// value (stride_w 2), or `step` apart.
+enum class LaneStep { Unit, Two, Any };
+
+// Bit 2j for every bit j of `bits`: the values lanes at step 2 read.
+inline std::uint32_t spread_to_pairs(std::uint32_t bits) {
+  std::uint32_t pairs = 0;
+  for (int j = 0; j < 16; ++j) pairs |= ((bits >> j) & 1u) << (2 * j);
+  return pairs;
+}
+
 // Vectors: each segment is cut into the parts that fall into each vector of
 // the row, found once per call (with their lane masks), and every row is
-// then a few masked loads (or gathers) per vector.
-template <typename S, typename T, bool kUnitStep>
+// then a few masked loads (or permuted pairs of loads, or gathers) per vector.
+template <typename S, typename T, LaneStep kStep>
 void patch_rows_vectors(const PatchRows<T>& job) {
   using V = typename S::V;
   constexpr int L = S::kLanes;
   constexpr int kVectors = kMaxPatchLanes / L;
   struct Entry {
-    std::uint32_t bits;
+    std::uint32_t bits, pairs;
     std::int64_t offset;  // of the vector's lane 0
   };
   // A segment spans its vectors, so a tap has fewer parts than segments + vectors.
@@ -55,7 +68,7 @@ void patch_rows_vectors(const PatchRows<T>& job) {
         const int hi = seg.hi < (q + 1) * L ? seg.hi - q * L : L;
         if (lo >= hi) continue;
         const std::uint32_t bits = ((1u << (hi - lo)) - 1u) << lo;  // L <= 16
-        entries[n++] = {bits, seg.offset + std::int64_t(q) * L * step};
+        entries[n++] = {bits, spread_to_pairs(bits), seg.offset + std::int64_t(q) * L * step};
       }
     }
   }
@@ -68,8 +81,10 @@ void patch_rows_vectors(const PatchRows<T>& job) {
       V v = S::zero();
       for (int e = first[r]; e < first[r + 1]; ++e) {
         const typename S::Mask m = S::lane_mask(entries[e].bits);
-        if constexpr (kUnitStep) {
+        if constexpr (kStep == LaneStep::Unit) {
           v = S::load_lanes(v, m, src + entries[e].offset);
+        } else if constexpr (kStep == LaneStep::Two) {
+          v = S::load_lanes_step2(v, m, entries[e].pairs, src + entries[e].offset);
         } else {
           v = S::gather_lanes(v, m, src + entries[e].offset, step);
         }
@@ -80,15 +95,17 @@ void patch_rows_vectors(const PatchRows<T>& job) {
 }
 
 // The entry point of one ISA: unit steps (stride_w == 1) as masked loads,
-// other steps as gathers.
+// steps of 2 as permuted pairs of them, other steps as gathers.
 template <typename S, typename T>
 void patch_rows_simd(const PatchRows<T>& job) {
   if constexpr (S::kLanes == 1) {
     patch_rows_lanes(job);
   } else if (job.step == 1) {
-    patch_rows_vectors<S, T, true>(job);
+    patch_rows_vectors<S, T, LaneStep::Unit>(job);
+  } else if (job.step == 2) {
+    patch_rows_vectors<S, T, LaneStep::Two>(job);
   } else {
-    patch_rows_vectors<S, T, false>(job);
+    patch_rows_vectors<S, T, LaneStep::Any>(job);
   }
 }
 

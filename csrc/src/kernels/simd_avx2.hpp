@@ -60,6 +60,17 @@ struct Avx2F32 {
                                            _mm256_set1_epi32(static_cast<int>(step)));
     return _mm256_mask_i32gather_ps(v, p, idx, _mm256_castsi256_ps(m), 4);
   }
+  // Lanes j of m from p[2j] (see Avx512F32::load_lanes_step2): the even
+  // elements of both halves, [lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6], put in order
+  // by moving 64-bit pairs.
+  static V load_lanes_step2(V v, Mask m, std::uint32_t pairs, const float* p) {
+    const __m256 lo = _mm256_maskload_ps(p, lane_mask(pairs & 0xFFu));
+    const __m256 hi = _mm256_maskload_ps(p + 8, lane_mask(pairs >> 8));
+    const __m256 even = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
+    const __m256 r = _mm256_castpd_ps(
+        _mm256_permute4x64_pd(_mm256_castps_pd(even), _MM_SHUFFLE(3, 1, 2, 0)));
+    return _mm256_blendv_ps(v, r, _mm256_castsi256_ps(m));
+  }
 };
 
 struct Avx2F64 {
@@ -99,6 +110,14 @@ struct Avx2F64 {
     const __m128i idx = _mm_mullo_epi32(_mm_setr_epi32(0, 1, 2, 3),
                                         _mm_set1_epi32(static_cast<int>(step)));
     return _mm256_mask_i32gather_pd(v, p, idx, _mm256_castsi256_pd(m), 8);
+  }
+  // Lanes j of m from p[2j]: [lo0 hi0 lo2 hi2] reordered to [lo0 lo2 hi0 hi2].
+  static V load_lanes_step2(V v, Mask m, std::uint32_t pairs, const double* p) {
+    const __m256d lo = _mm256_maskload_pd(p, lane_mask(pairs & 0xFu));
+    const __m256d hi = _mm256_maskload_pd(p + 4, lane_mask(pairs >> 4));
+    const __m256d r =
+        _mm256_permute4x64_pd(_mm256_unpacklo_pd(lo, hi), _MM_SHUFFLE(3, 1, 2, 0));
+    return _mm256_blendv_pd(v, r, _mm256_castsi256_pd(m));
   }
 };
 
