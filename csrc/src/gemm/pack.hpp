@@ -21,12 +21,14 @@ class StridedMatrix final : public ASource<T>, public BSource<T> {
   void pack_rows(T* dst, std::int64_t ld, std::int64_t r0, std::int64_t rows, std::int64_t k0,
                  std::int64_t kc) const override;
   bool reads_in_place() const override { return cs_ == 1; }
-  // Rows of at least 1 KiB: shorter ones stream from memory better as the
-  // packer's one contiguous copy than as MR interleaved reads.
+  // Rows of at least 128 bytes. Reading A in place saves a copy of every
+  // row per column block, which costs most where K and N are short (a grouped
+  // 1x1 of 160 -> 40 channels); rows of a few values are cheaper to read
+  // packed than as MR lines each.
   const T* rows_in_place(std::int64_t r0, std::int64_t /*rows*/, std::int64_t k0,
                          std::int64_t kc, std::int64_t* ld, std::int64_t* /*run*/,
                          std::int64_t* /*run_step*/) const override {
-    if (cs_ != 1 || kc * std::int64_t(sizeof(T)) < 1024) return nullptr;
+    if (cs_ != 1 || kc * std::int64_t(sizeof(T)) < 128) return nullptr;
     *ld = rs_;
     return data_ + r0 * rs_ + k0;
   }
