@@ -358,6 +358,45 @@ py::object Conv2dOp::bind(const py::object& self, const py::object& bias) const 
   return py::reinterpret_steal<py::object>(fn);
 }
 
+// Conv2dOp.try_call(x, weight, bias, out): the functional conv2d's repeated
+// call, made once per call of a cached operator. It is a plain method
+// descriptor called through CPython's vectorcall: pybind11's dispatcher
+// (argument vector, overload and keyword handling) would cost about as much as
+// the rest of a tiny convolution's call.
+PyObject* try_call_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 4) {
+    PyErr_SetString(PyExc_TypeError, "try_call takes (x, weight, bias, out), positionally");
+    return nullptr;
+  }
+  try {
+    // The descriptor has checked that self is a Conv2dOp.
+    const auto& op = py::handle(self).cast<const Conv2dOp&>();
+    return op.try_call(args[0], args[1], args[2], args[3]).release().ptr();
+  } CONVX_RETHROW_FORCED_UNWIND catch (...) {
+    set_error_from_current_exception();
+    return nullptr;
+  }
+}
+
+// The docstring's first line is the signature, as pybind11 writes it (what
+// .ci/check_stubs.py reads).
+PyMethodDef try_call_def = {
+    "try_call",
+    reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&try_call_method)),
+    METH_FASTCALL,
+    "try_call(self, x: object, weight: object, bias: object, out: object) -> object\n\n"
+    "__call__, or None (computing nothing) when x, weight or bias is not an ndarray the "
+    "operator takes as it is (exact shape and dtype, C-contiguous, native byte order), or "
+    "out is not one it can write (also writeable). Positional arguments only."};
+
+void add_try_call(const py::class_<Conv2dOp>& cls) {
+  PyObject* descr =
+      PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(cls.ptr()), &try_call_def);
+  if (descr == nullptr) throw py::error_already_set();
+  const auto owned = py::reinterpret_steal<py::object>(descr);
+  if (PyObject_SetAttrString(cls.ptr(), "try_call", descr) != 0) throw py::error_already_set();
+}
+
 // The base class of convx.Conv2D, whose __call__ it implements in C so that
 // a layer's repeated call runs no Python frame of its own. layer(x) or
 // layer(x, out=o) calls the bound operator `self._fast(x, out)` and, when
@@ -453,7 +492,8 @@ void bind_operator(py::module_& m) {
       .def(py::init<const py::array&, int64_t, const std::string&>(), py::arg("weight"),
            py::arg("groups"), py::arg("layout"))
       .def_property_readonly("nbytes", &PackedWeights::bytes);
-  py::class_<Conv2dOp>(m, "Conv2dOp")
+  py::class_<Conv2dOp> op_class(m, "Conv2dOp");
+  op_class
       .def(py::init<Int4, Int2, int64_t, Int2, Int2, Int4, int64_t, const std::string&,
                     const std::string&, bool, const py::object&, bool, const std::string&,
                     const std::string&>(),
@@ -463,12 +503,6 @@ void bind_operator(py::module_& m) {
            py::arg("padding_mode") = "zeros", py::arg("algorithm") = "auto")
       .def("__call__", &Conv2dOp::call, py::arg("x"), py::arg("weight"), py::arg("bias"),
            py::arg("out"))
-      .def(
-          "try_call",
-          [](const Conv2dOp& op, py::handle x, py::handle w, py::handle bias, py::handle out) {
-            return op.try_call(x, w, bias, out);
-          },
-          py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("out"))
       .def(
           "bind",
           [](const py::object& self, const py::object& bias) {
@@ -480,6 +514,7 @@ void bind_operator(py::module_& m) {
       .def_property_readonly("workspace_bytes", &Conv2dOp::workspace_bytes)
       .def_property_readonly("flops", &Conv2dOp::flops)
       .def_property_readonly("output_dims", &Conv2dOp::output_dims);
+  add_try_call(op_class);
 }
 
 }  // namespace convx_bindings

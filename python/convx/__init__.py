@@ -81,7 +81,7 @@ def _set_isa(name: str) -> None:
     conv2d's and conv1d's cached operators are dropped so that their next calls use the
     new path."""
     _core._set_isa(name)
-    _functional._OPS.clear()
+    _functional._forget_ops()
     _conv1d_module._OPS.clear()
 
 

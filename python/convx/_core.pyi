@@ -81,10 +81,12 @@ class Conv2dOp:
         output's exact shape and dtype, be C-contiguous, writeable and not overlap the
         inputs), and returns it. Checks every buffer's dtype, contiguity and size."""
 
-    def try_call(self, x: object, weight: object, bias: object, out: object) -> _Array | None:
+    def try_call(self, x: object, weight: object, bias: object, out: object, /
+                 ) -> _Array | None:
         """__call__, or None (computing nothing) when x, weight or bias is not an ndarray
         the operator takes as it is (exact shape and dtype, C-contiguous, native byte
-        order), or out is not one it can write (also writeable)."""
+        order), or out is not one it can write (also writeable). A plain method called
+        through vectorcall, positional arguments only."""
 
     def bind(self, bias: _Array | None) -> _BoundOp:
         """This operator (which must have weights) with a bias attached: a builtin

@@ -148,41 +148,99 @@ def conv2d(
     Returns:
         The output, float32 for float32 inputs and float64 for float64, in ``layout``.
     """
-    # A call signature seen before reuses its operator. The operator computes only when
-    # x, weight and bias are arrays it can take as they are; otherwise it returns None
-    # and the arguments are normalised below (copied, or rejected with a clear error).
-    if not (type(x) is np.ndarray and type(weight) is np.ndarray
-            and (bias is None or type(bias) is np.ndarray)
-            and (out is None or type(out) is np.ndarray)):
-        # DLPack tensors become ndarrays of their memory here, so that they too reuse
-        # operators and `out` is the array written.
-        x, weight, bias, out = _dlpack_arrays(x, weight, bias, out)
-    key = None
-    if (flip is False and type(x) is np.ndarray and type(weight) is np.ndarray
+    # A repeated call: the same plain argument values, by identity, as the last call that
+    # found or made a cached operator (see _last). The operator computes only when x,
+    # weight, bias and out are ndarrays it takes as they are, i.e. when this call's cache
+    # key is the last one's; otherwise it returns None, computing nothing.
+    last = _last
+    if (last is not None and last[2] is stride and last[3] is padding
+            and last[4] is dilation and last[5] is groups and last[6] is layout
+            and last[7] is activation and last[8] is padding_mode and last[9] is algorithm
+            and last[10] is (bias is None) and flip is False and last[0] is _OPS):
+        y: Array | None = last[1].try_call(x, weight, bias, out)
+        if y is not None:
+            return y
+    # A call seen before: plain ndarrays and plain argument values (see _plain), whose
+    # operator is in the cache. The key is built inline: a function call here would be a
+    # tenth of a tiny convolution's call. As above, the operator returns None for arrays
+    # it cannot take as they are, and the call goes on as one not seen before.
+    if (type(x) is _ndarray and type(weight) is _ndarray
+            and (bias is None or type(bias) is _ndarray)
+            and (out is None or type(out) is _ndarray) and flip is False
             and (type(stride) is int or _plain(stride))  # the int tests spare a call
-            and (type(dilation) is int or _plain(dilation))
-            and (type(padding) is int or _plain(padding)) and type(groups) is int
+            and (type(padding) is int or _plain(padding))
+            and (type(dilation) is int or _plain(dilation)) and type(groups) is int
             and type(layout) is str and (activation is None or type(activation) is str)
             and type(padding_mode) is str and type(algorithm) is str):
-        # Plain arrays and plain values (see _plain): the operator can be cached.
-        # _op_key's tuple, built inline: a function call here would cost a tenth of the
-        # whole call of a tiny convolution.
         key = (x.shape, x.dtype, weight.shape, bias is None, stride, padding, dilation,
                groups, layout, activation, padding_mode, algorithm)
         op = _OPS.get(key)
         if op is not None:
             y = op.try_call(x, weight, bias, out)
             if y is not None:
+                _remember(op, key)
                 return y
+        return _conv2d_uncached(x, weight, bias, stride, padding, dilation, groups, layout,
+                                activation, flip, out, padding_mode, algorithm, key)
+    return _conv2d_general(x, weight, bias, stride, padding, dilation, groups, layout,
+                           activation, flip, out, padding_mode, algorithm)
+
+
+def _conv2d_general(x: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any,
+                    groups: Any, layout: Any, activation: Any, flip: Any, out: Any,
+                    padding_mode: Any, algorithm: Any) -> Array:
+    """conv2d for any arguments: DLPack tensors become ndarrays of their memory (so that
+    they too reuse operators and `out` is the array written), then a call seen before
+    reuses its operator as in conv2d, and any other is normalised."""
+    if not (type(x) is _ndarray and type(weight) is _ndarray
+            and (bias is None or type(bias) is _ndarray)
+            and (out is None or type(out) is _ndarray)):
+        x, weight, bias, out = _dlpack_arrays(x, weight, bias, out)
+    key = None
+    if (flip is False and type(x) is _ndarray and type(weight) is _ndarray
+            and _plain(stride) and _plain(padding) and _plain(dilation) and type(groups) is int
+            and type(layout) is str and (activation is None or type(activation) is str)
+            and type(padding_mode) is str and type(algorithm) is str):
+        key = _op_key(x, weight, bias, stride, padding, dilation, groups, layout, activation,
+                      padding_mode, algorithm)
+        op = _OPS.get(key)
+        if op is not None:
+            y = op.try_call(x, weight, bias, out)
+            if y is not None:
+                return y
+    return _conv2d_uncached(x, weight, bias, stride, padding, dilation, groups, layout,
+                            activation, flip, out, padding_mode, algorithm, key)
+
+
+def _conv2d_uncached(x: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any,
+                     groups: Any, layout: Any, activation: Any, flip: Any, out: Any,
+                     padding_mode: Any, algorithm: Any, key: tuple[Any, ...] | None) -> Array:
+    """conv2d by a new operator made from the normalised arguments (which raises the error
+    naming a bad one); the operator is cached under `key` (None: not cached) when the
+    arrays were used as they are."""
     call = _normalise(x, weight, bias, stride, padding, dilation, groups, layout, activation,
                       flip, out, padding_mode, algorithm)
     op = _make_op(call)
     result = op(call.x, call.weight, call.bias, out)
     if key is not None and call.x is x and call.weight is weight and call.bias is bias:
         if len(_OPS) >= _MAX_OPS:
-            _OPS.clear()
+            _forget_ops()
         _OPS[key] = op
+        _remember(op, key)
     return result
+
+
+def _remember(op: _core.Conv2dOp, key: tuple[Any, ...]) -> None:
+    """Make `op`, cached under `key`, the operator conv2d tries first (see _last)."""
+    global _last
+    _last = (_OPS, op, *key[4:], key[3])
+
+
+def _forget_ops() -> None:
+    """Drop every cached operator (as when the kernel path changes)."""
+    global _last
+    _last = None
+    _OPS.clear()
 
 
 def _op_key(x: Array, weight: Array, bias: Any, *geometry: Any) -> tuple[Any, ...]:
@@ -213,10 +271,21 @@ def _plain(v: Any) -> bool:
 
 
 _FLOAT_TYPES = (np.float32, np.float64)
+_ndarray = np.ndarray  # a module global: conv2d's type tests skip an attribute lookup
 
 # Operators by call signature; bounded so that varied shapes cannot grow it forever.
 _OPS: dict[Any, _core.Conv2dOp] = {}
 _MAX_OPS = 512
+# The operator conv2d found or made last, as (the _OPS it is cached in, the operator,
+# stride, padding, dilation, groups, layout, activation, padding_mode, algorithm,
+# bias is None): the values of its key besides the arrays' shapes and dtype, which the
+# operator's try_call checks itself. None after _forget_ops. A call whose plain values
+# are these very objects, with flip False, and whose arrays try_call takes has that
+# operator's key, so it gets the operator a cache lookup would find, without building
+# and hashing the key. A value object compared by identity is one of the plain values
+# the key was made of (see _plain), so identity implies the meaning, and the _OPS test
+# drops the shortcut when the cache is replaced.
+_last: tuple[Any, ...] | None = None
 
 
 class _ConvCall(NamedTuple):
