@@ -188,4 +188,7 @@ def test_non_finite_weights_meet_the_padding_as_the_formula_says(
     np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
     np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
     finite = np.isfinite(want)
-    np.testing.assert_allclose(y[finite], want[finite], rtol=1e-5, atol=1e-5)
+    # A float32 sum of up to 576 products of values in [-1, 1] (outputs up to ~20) is
+    # within a few 1e-5 of the float64 one; a wrong or missing tap is off by ~0.1 or more.
+    tol = 1e-4 if dtype == np.float32 else 1e-9
+    np.testing.assert_allclose(y[finite], want[finite], rtol=tol, atol=tol)

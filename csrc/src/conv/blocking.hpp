@@ -17,14 +17,24 @@ constexpr std::int64_t kMinInPlaceRun = 32;
 // per-run overhead outweighs the copy it saves.
 constexpr std::int64_t kMinInPlaceStrip = 8;
 
-// The K block for patches of k_w taps of c_per_group channels per kernel row:
-// whole taps of one kernel row (or an equal part of one tap), so that a block
-// of a patch is one run of the image and can be read in place. Falls back to
-// the kernel's kc for short runs. Depends on the kernel and the filter shape
-// only, so the weights can be packed for it ahead of time.
+// The K block for patches of k_h x k_w taps of c_per_group channels in
+// `groups` groups, where one tap's channels, or a kernel row's taps when they
+// are adjacent in the image, form one contiguous run. Depends on the kernel
+// and the filter shape only, so the weights can be packed for it ahead of
+// time.
+//
+// With one group the whole patch is one block when its B micro-panel (K x nr)
+// fits in half the share of L2 the kernel's A block has (mc x kc): each tile
+// of C then sums all its taps in registers (the patch is read in place as k_h
+// strips) instead of being stored and reloaded once per block. Otherwise
+// blocks are whole taps of one kernel row (or an equal part of one tap), so
+// that a block of a patch is one run of the image and can be read in place,
+// falling back to the kernel's kc for short runs.
 template <typename T>
-std::int64_t nhwc_k_block(const GemmKernel<T>& kern, std::int64_t k_w,
-                          std::int64_t c_per_group) {
+std::int64_t nhwc_k_block(const GemmKernel<T>& kern, std::int64_t k_h, std::int64_t k_w,
+                          std::int64_t c_per_group, std::int64_t groups) {
+  const std::int64_t patch = k_h * k_w * c_per_group;
+  if (groups == 1 && patch * kern.nr <= 2 * kern.mc * kern.kc) return patch;
   // Longest block: the kernel's kc, sized so that its B micro-panel and an A
   // sliver fit in L1.
   const std::int64_t limit = kern.kc;

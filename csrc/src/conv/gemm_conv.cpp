@@ -91,7 +91,8 @@ void nhwc_conv_rows(const ConvJob<T>& job, bool pointwise, const T* x, const BSo
   T* out = y + r0 * s.c_out + g * cout_g;
   if (pointwise) {
     const StridedMatrix<T> input(x + r0 * s.c_in + g * s.c_in_per_group(), s.c_in, 1,
-                                 nhwc_k_block(job.kernels.gemm, s.k_w, s.c_in_per_group()));
+                                 nhwc_k_block(job.kernels.gemm, s.k_h, s.k_w, s.c_in_per_group(),
+                                              s.groups()));
     gemm_blocked<T>(job.kernels.gemm, exec, rows, cout_g, K, input, w_b, out, s.c_out, 1, false,
                     ep);
   } else {
@@ -174,7 +175,7 @@ std::vector<std::unique_ptr<PrepackedB<T>>> pack_gemm_filters(const GemmKernel<T
                                                               std::int64_t c_in_per_group,
                                                               std::int64_t groups) {
   const std::int64_t cout_g = c_out / groups, K = k_h * k_w * c_in_per_group;
-  const std::int64_t kc = nhwc_k_block<T>(kern, k_w, c_in_per_group);
+  const std::int64_t kc = nhwc_k_block<T>(kern, k_h, k_w, c_in_per_group, groups);
   std::vector<std::unique_ptr<PrepackedB<T>>> packed;
   for (std::int64_t g = 0; g < groups; ++g) {
     packed.push_back(
@@ -200,7 +201,7 @@ std::int64_t gemm_conv_workspace_bytes(const ConvShape& s, const GemmKernel<T>& 
   const std::int64_t pixels = s.h_out * s.w_out, cout_g = s.c_out_per_group();
   const std::int64_t K = s.patch_size();
   if (s.p.layout == Layout::NHWC) {
-    const std::int64_t kc = nhwc_k_block(kern, s.k_w, s.c_in_per_group());
+    const std::int64_t kc = nhwc_k_block(kern, s.k_h, s.k_w, s.c_in_per_group(), s.groups());
     const GroupSplit split = nhwc_group_split(s, kern, threads);
     if (split.parts == 0) {
       return gemm_workspace_bytes<T>(kern, threads, s.n * pixels, cout_g, K, kc, filters_packed);

@@ -36,7 +36,7 @@ class NhwcPatchRows final : public ASource<T> {
   // K blocks of whole taps or kernel rows, so that rows_in_place() can
   // succeed; the weights are packed for the same blocks (ConvWeights).
   std::int64_t k_block(const GemmKernel<T>& kern) const override {
-    return nhwc_k_block(kern, s_.k_w, s_.c_in_per_group());
+    return nhwc_k_block(kern, s_.k_h, s_.k_w, s_.c_in_per_group(), s_.groups());
   }
 
   // Short channel runs get no K blocks of their own (nhwc_k_block). They are

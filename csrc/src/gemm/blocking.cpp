@@ -114,7 +114,12 @@ NBlock plan_n_block(const GemmKernel<T>& kern, const Blocking& blk, std::int64_t
   b.nc = nc;
   b.nc_pad = round_up(nc, nr);
   b.panels = b.nc_pad / nr;
-  b.mc = std::min<std::int64_t>(kern.mc, round_up(m, mr));
+  // K blocks longer than the kernel's kc (a source's whole patch) make the M
+  // block shorter, so the A block keeps the kernel's share of L2.
+  const std::int64_t kc = std::min(blk.kc, blk.k_alloc);
+  const std::int64_t mc = kc > kern.kc ? std::max<std::int64_t>(mr, kern.mc * kern.kc / kc / mr * mr)
+                                       : kern.mc;
+  b.mc = std::min<std::int64_t>(mc, round_up(m, mr));
   b.m_tasks = ceil_div(m, b.mc);
   b.stream_b = b.m_tasks == 1;
   if (b.stream_b) {
