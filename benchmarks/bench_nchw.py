@@ -14,13 +14,16 @@ Prints a markdown table of median milliseconds with the ratios torch NCHW / conv
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import platform
+import sys
 from typing import Any
 
 import numpy as np
 
 import convx
+from convx.bench.report import NCHW_SCHEMA, nchw_markdown
 from convx.bench.suite import Layer
 from convx.bench.timing import interleaved_medians, method, settle_allocator
 
@@ -66,22 +69,6 @@ def runners(layer: Layer, dtype: str) -> dict[str, Any]:
     }
 
 
-def markdown(results: list[dict[str, Any]]) -> list[str]:
-    """One table row per (layer, dtype, threads): milliseconds and the two ratios."""
-    lines = ["| layer | dtype | threads | convx NCHW | convx NHWC | torch NCHW | torch CL "
-             "| torch NCHW / convx NCHW | convx NCHW / NHWC |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in results:
-        ms = {k: v * 1e3 for k, v in r["seconds"].items()}
-        lines.append(
-            f"| {r['layer']} | {r['dtype']} | {r['threads']} | {ms['convx NCHW']:.3f} "
-            f"| {ms['convx NHWC']:.3f} | {ms['torch NCHW']:.3f} "
-            f"| {ms['torch channels_last']:.3f} "
-            f"| {ms['torch NCHW'] / ms['convx NCHW']:.2f} "
-            f"| {ms['convx NCHW'] / ms['convx NHWC']:.2f} |")
-    return lines
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -105,9 +92,11 @@ def main(argv: list[str] | None = None) -> None:
                                               threads=threads)
                 results.append({"layer": layer.name, "geometry": layer.describe(),
                                 "dtype": dtype, "threads": threads, "seconds": seconds})
-                print("\n".join(markdown(results[-1:])[2:]), flush=True)
+                print("\n".join(nchw_markdown(results[-1:])[2:]), flush=True)
     info = convx.cpu_info()
     meta = {
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": "python " + " ".join(sys.argv),
         "convx": convx.__version__, "torch": torch.__version__,
         "cpu": platform.processor() or platform.machine(), "cpu_model": _cpu_model(),
         "isa": info["active"], "compiled": info["compiled"], "threads": args.threads,
@@ -115,10 +104,10 @@ def main(argv: list[str] | None = None) -> None:
         "method": {**method(args.min_time), "dtype": args.dtype,
                    "layout": "convx NCHW and NHWC; torch NCHW and channels_last"},
     }
-    print("\n".join(markdown(results)))
+    print("\n".join(nchw_markdown(results)))
     if args.json is not None:
         with open(args.json, "w") as f:
-            json.dump({"meta": meta, "results": results}, f, indent=1)
+            json.dump({"schema": NCHW_SCHEMA, "meta": meta, "results": results}, f, indent=1)
 
 
 def _cpu_model() -> str:

@@ -346,10 +346,22 @@ def test_benchmarks_md_renders_runs_with_and_without_networks(tmp_path: Path) ->
     old["meta"] = {**doc["meta"], "date_utc": "2020-01-01T00:00:00+00:00"}
     without = tmp_path / "without.json"
     without.write_text(json.dumps(old))
-    text = module.render([str(with_nets), str(without)])
+    # A run of benchmarks/bench_nchw.py gets a section of its own, with its ratios.
+    nchw = tmp_path / "nchw.json"
+    seconds = {"convx NCHW": 0.002, "convx NHWC": 0.001, "torch NCHW": 0.003,
+               "torch channels_last": 0.004}
+    nchw.write_text(json.dumps({
+        "schema": "convx-nchw/1",
+        "meta": {"date_utc": "2021-01-01T00:00:00+00:00", "cpu_model": "a CPU", "isa": "avx2",
+                 "command": "python benchmarks/bench_nchw.py", "convx": "0", "torch": "0"},
+        "results": [{"layer": "one 3x3", "dtype": "float32", "threads": 1,
+                     "seconds": seconds}]}))
+    text = module.render([str(with_nets), str(without), str(nchw)])
     assert text.count("Whole networks' conv layers") == 1
     assert "| MobileNet-v2 | 52 (30) |" in text
     assert math.isfinite(doc["networks"]["tables"][0]["rows"][0]["ms"]["convx"])
+    assert text.count("## NCHW against torch NCHW") == 1
+    assert "| one 3x3 | float32 | 1 | 2.000 | 1.000 | 3.000 | 4.000 | 1.50 | 2.00 |" in text
 
 
 def test_networks_mode_ort_sessions_do_not_spin() -> None:

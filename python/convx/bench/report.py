@@ -14,6 +14,8 @@ from typing import Any
 from convx.bench.suite import ANCHORS, BACKWARD_LIBRARIES, LIBRARIES
 
 SCHEMA = "convx-bench/1"
+# The JSON of benchmarks/bench_nchw.py: convx NCHW against torch NCHW and convx NHWC.
+NCHW_SCHEMA = "convx-nchw/1"
 Doc = dict[str, Any]
 
 
@@ -344,4 +346,21 @@ def summary_markdown(doc: Doc, networks: Doc | None = None) -> list[str]:
                           for d in networks["networks"]["definitions"])
         row(f"whole networks' conv layers ({names}; batch 1, 224x224): fastest of PyTorch, "
             "ONNX Runtime and OpenVINO / convx, geometric mean", cells)
+    return lines
+
+
+def nchw_markdown(results: list[dict[str, Any]]) -> list[str]:
+    """The table of benchmarks/bench_nchw.py: per (layer, dtype, threads) the median
+    milliseconds and the ratios torch NCHW / convx NCHW and convx NCHW / convx NHWC."""
+    lines = ["| layer | dtype | threads | convx NCHW | convx NHWC | torch NCHW | torch CL "
+             "| torch NCHW / convx NCHW | convx NCHW / NHWC |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        ms = {k: v * 1e3 for k, v in r["seconds"].items()}
+        lines.append(
+            f"| {r['layer']} | {r['dtype']} | {r['threads']} | {ms['convx NCHW']:.3f} "
+            f"| {ms['convx NHWC']:.3f} | {ms['torch NCHW']:.3f} "
+            f"| {ms['torch channels_last']:.3f} "
+            f"| {ms['torch NCHW'] / ms['convx NCHW']:.2f} "
+            f"| {ms['convx NCHW'] / ms['convx NHWC']:.2f} |")
     return lines
