@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 import convx
+from convx.bench.conv import cpu_model
 from convx.bench.report import NCHW_SCHEMA, nchw_markdown
 from convx.bench.suite import Layer
 from convx.bench.timing import interleaved_medians, method, settle_allocator
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python " + " ".join(sys.argv),
         "convx": convx.__version__, "torch": torch.__version__,
-        "cpu": platform.processor() or platform.machine(), "cpu_model": _cpu_model(),
+        "cpu": platform.processor() or platform.machine(), "cpu_model": cpu_model(),
         "isa": info["active"], "compiled": info["compiled"], "threads": args.threads,
         "torch_threads": "torch.set_num_threads(threads), as convx", "build": info["build_flags"],
         "method": {**method(args.min_time), "dtype": args.dtype,
@@ -108,17 +109,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.json is not None:
         with open(args.json, "w") as f:
             json.dump({"schema": NCHW_SCHEMA, "meta": meta, "results": results}, f, indent=1)
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

@@ -163,7 +163,7 @@ def plot(tables: list[dict[str, Any]], path: str) -> str | None:
     return path
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     """The CPU's model name, with its x86 family and model numbers when the name is vague
     (a VM may report only "AMD EPYC")."""
     fields: dict[str, str] = {}
@@ -199,7 +199,7 @@ def metadata(command: str, thread_counts: list[int], min_time: float) -> dict[st
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": command,
         "environment": {k: os.environ[k] for k in _ENV_RECORDED if k in os.environ},
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_vendor": info["vendor"],
         "machine": platform.machine(),
         "platform": platform.platform(),
