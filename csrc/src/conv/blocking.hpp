@@ -1,6 +1,8 @@
-// The K blocking of an NHWC implicit-im2col GEMM, where a K index is
-// (kernel row u, tap v, channel c) and one tap's channels, or a kernel row's
-// taps when they are adjacent in the image, form one contiguous run.
+// The K blocking of the implicit-im2col GEMMs. NHWC: a K index is (kernel
+// row u, tap v, channel c) and one tap's channels, or a kernel row's taps
+// when they are adjacent in the image, form one contiguous run. NCHW: a K
+// index is (channel c, kernel row u, tap v) and B's micro-panels are packed
+// from the image as the tiles use them.
 #pragma once
 
 #include <algorithm>
@@ -40,6 +42,25 @@ std::int64_t nhwc_k_block(const GemmKernel<T>& kern, std::int64_t k_w,
     if (c_per_group % parts == 0 && c_per_group / parts <= limit) return c_per_group / parts;
   }
   return kern.kc;
+}
+
+// The K block of an NCHW GEMM (filters as A, read in place; patch panels as
+// B, packed per K block as the tiles use them): K cut into the fewest blocks
+// of whole channels whose B micro-panel (kc x nr) takes at most half the L2
+// the kernel sizes its A block for (mc x kc). Each K block is one more pass of
+// the micro-kernel over the whole of C (an image's output, usually beyond L2)
+// and one more setup of every panel's lane segments, and the few rows of A
+// (c_out) amortise little of either, so the blocks are longer than the
+// kernel's kc, whose B panel is sized for L1. Falls back to kc when one
+// channel's taps exceed the limit. Depends on the kernel and the filter
+// shape only, never on the thread count.
+template <typename T>
+std::int64_t nchw_k_block(const GemmKernel<T>& kern, std::int64_t taps, std::int64_t channels) {
+  const std::int64_t limit = std::max(kern.kc, kern.mc * kern.kc / (2 * std::int64_t(kern.nr)));
+  if (taps <= 0 || channels <= 0 || taps > limit) return kern.kc;
+  const std::int64_t per_block = limit / taps;  // channels, >= 1
+  const std::int64_t blocks = (channels + per_block - 1) / per_block;
+  return (channels + blocks - 1) / blocks * taps;
 }
 
 }  // namespace convx::detail

@@ -74,10 +74,21 @@ void patch_rows_vectors(const PatchRows<T>& job) {
   }
   first[job.taps * vectors] = n;
   const int row_vectors = job.taps * vectors;
+  // A vector that one segment fills is a plain load at unit steps.
+  constexpr std::uint32_t kAll = (1u << L) - 1u;
+  bool whole[kMaxPatchTaps * kVectors];
+  for (int r = 0; r < row_vectors; ++r) {
+    whole[r] = kStep == LaneStep::Unit && first[r + 1] - first[r] == 1 &&
+               entries[first[r]].bits == kAll;
+  }
   for (std::int64_t i = 0; i < job.rows; ++i) {
     const T* src = job.src + i * job.src_stride;
     T* dst = job.dst + i * job.dst_stride;
     for (int r = 0; r < row_vectors; ++r) {
+      if (whole[r]) {
+        S::storeu(dst + r * L, S::loadu(src + entries[first[r]].offset));
+        continue;
+      }
       V v = S::zero();
       for (int e = first[r]; e < first[r + 1]; ++e) {
         const typename S::Mask m = S::lane_mask(entries[e].bits);
