@@ -56,6 +56,9 @@ void patch_rows_vectors(const PatchRows<T>& job) {
   // A segment spans its vectors, so a tap has fewer parts than segments + vectors.
   Entry entries[kMaxLaneSegments + kMaxPatchTaps * kVectors];
   int first[kMaxPatchTaps * kVectors + 1];
+  // Vectors that one segment fills: a plain load at unit steps.
+  bool whole[kMaxPatchTaps * kVectors];
+  constexpr std::uint32_t kAll = (1u << L) - 1u;
   const int vectors = job.nr / L;
   const std::int64_t step = job.step;
   int n = 0;
@@ -70,22 +73,17 @@ void patch_rows_vectors(const PatchRows<T>& job) {
         const std::uint32_t bits = ((1u << (hi - lo)) - 1u) << lo;  // L <= 16
         entries[n++] = {bits, spread_to_pairs(bits), seg.offset + std::int64_t(q) * L * step};
       }
+      const int r = t * vectors + q;
+      whole[r] = kStep == LaneStep::Unit && n - first[r] == 1 && entries[n - 1].bits == kAll;
     }
   }
   first[job.taps * vectors] = n;
   const int row_vectors = job.taps * vectors;
-  // A vector that one segment fills is a plain load at unit steps.
-  constexpr std::uint32_t kAll = (1u << L) - 1u;
-  bool whole[kMaxPatchTaps * kVectors];
-  for (int r = 0; r < row_vectors; ++r) {
-    whole[r] = kStep == LaneStep::Unit && first[r + 1] - first[r] == 1 &&
-               entries[first[r]].bits == kAll;
-  }
   for (std::int64_t i = 0; i < job.rows; ++i) {
     const T* src = job.src + i * job.src_stride;
     T* dst = job.dst + i * job.dst_stride;
     for (int r = 0; r < row_vectors; ++r) {
-      if (whole[r]) {
+      if (kStep == LaneStep::Unit && whole[r]) {
         S::storeu(dst + r * L, S::loadu(src + entries[first[r]].offset));
         continue;
       }
