@@ -129,10 +129,11 @@ TEST_CASE_ISA("nchw patches: panels from the patch-row kernel equal the patch ma
   check_panels<double>(isa, rng);
 }
 
-// The NCHW K block: whole channels, within the limit (a B micro-panel of half
-// the kernel's A block, or kc), in the fewest blocks that fit; ResNet's
-// 64-channel 3x3 is one block on a kernel whose limit allows it; a filter
-// whose taps exceed the limit falls back to kc.
+// The NCHW K block: for filters of one M block, whole channels within the
+// limit (a B micro-panel of half the kernel's A block, or kc) in the fewest
+// blocks that fit, so ResNet's 64-channel 3x3 is one block on a kernel whose
+// limit allows it; more filters than an M block, or a filter whose taps
+// exceed the limit, keep the kernel's kc.
 template <typename T>
 void check_nchw_k_block(convx::Isa isa) {
   const auto& kern = convx::detail::kernels_for<T>(isa).gemm;
@@ -140,7 +141,7 @@ void check_nchw_k_block(convx::Isa isa) {
   for (int64_t taps : {1, 4, 9, 25, 49}) {
     for (int64_t c = 1; c <= 600; ++c) {
       CONTEXT("taps=", taps, " channels=", c);
-      const int64_t kc = convx::detail::nchw_k_block(kern, taps, c);
+      const int64_t kc = convx::detail::nchw_k_block(kern, kern.mc, taps, c);
       const int64_t blocks = (taps * c + kc - 1) / kc;
       CHECK_EQ(kc % taps, int64_t{0});
       CHECK(kc <= limit);
@@ -148,11 +149,12 @@ void check_nchw_k_block(convx::Isa isa) {
       CHECK_EQ(blocks, (c + limit / taps - 1) / (limit / taps));  // the fewest that fit
     }
   }
-  if (9 * 64 <= limit) CHECK_EQ(convx::detail::nchw_k_block(kern, 9, 64), int64_t{576});
-  CHECK_EQ(convx::detail::nchw_k_block(kern, limit + 1, 3), kern.kc);
+  if (9 * 64 <= limit) CHECK_EQ(convx::detail::nchw_k_block(kern, 64, 9, 64), int64_t{576});
+  CHECK_EQ(convx::detail::nchw_k_block(kern, 64, limit + 1, 3), kern.kc);
+  CHECK_EQ(convx::detail::nchw_k_block(kern, kern.mc + 1, 9, 64), kern.kc);
 }
 
-TEST_CASE_ISA("nchw patches: the K block is whole channels, as few blocks as fit") {
+TEST_CASE_ISA("nchw patches: the K block of one M block of filters is whole channels, as few as fit") {
   check_nchw_k_block<float>(isa);
   check_nchw_k_block<double>(isa);
 }

@@ -44,20 +44,23 @@ std::int64_t nhwc_k_block(const GemmKernel<T>& kern, std::int64_t k_w,
   return kern.kc;
 }
 
-// The K block of an NCHW GEMM (filters as A, read in place; patch panels as
-// B, packed per K block as the tiles use them): K cut into the fewest blocks
-// of whole channels whose B micro-panel (kc x nr) takes at most half the L2
-// the kernel sizes its A block for (mc x kc). Each K block is one more pass of
-// the micro-kernel over the whole of C (an image's output, usually beyond L2)
-// and one more setup of every panel's lane segments, and the few rows of A
-// (c_out) amortise little of either, so the blocks are longer than the
-// kernel's kc, whose B panel is sized for L1. Falls back to kc when one
-// channel's taps exceed the limit. Depends on the kernel and the filter
-// shape only, never on the thread count.
+// The K block of an NCHW GEMM of `rows` filters (A, read in place) and
+// `channels` input channels of `taps` taps (B, patch panels packed per K block
+// as the tiles use them). When the filters fit in one M block (rows <=
+// kern.mc), each K block is one more pass of the micro-kernel over the whole
+// of C (an image's output, usually beyond L2) and one more setup of every
+// panel's lane segments, which so few rows amortise little: K is then cut into
+// the fewest blocks of whole channels whose B micro-panel (kc x nr) takes at
+// most half the L2 the kernel sizes its A block for (mc x kc). With more rows,
+// B is packed up front and each panel serves many tiles from L1, so the
+// kernel's L1-sized kc stays, as it does when one channel's taps exceed the
+// limit. Depends on the kernel and the filter shape only, never on the
+// thread count.
 template <typename T>
-std::int64_t nchw_k_block(const GemmKernel<T>& kern, std::int64_t taps, std::int64_t channels) {
+std::int64_t nchw_k_block(const GemmKernel<T>& kern, std::int64_t rows, std::int64_t taps,
+                          std::int64_t channels) {
   const std::int64_t limit = std::max(kern.kc, kern.mc * kern.kc / (2 * std::int64_t(kern.nr)));
-  if (taps <= 0 || channels <= 0 || taps > limit) return kern.kc;
+  if (rows > kern.mc || taps <= 0 || channels <= 0 || taps > limit) return kern.kc;
   const std::int64_t per_block = limit / taps;  // channels, >= 1
   const std::int64_t blocks = (channels + per_block - 1) / per_block;
   return (channels + blocks - 1) / blocks * taps;

@@ -42,7 +42,8 @@ void nchw_conv_gemm(const ConvJob<T>& job, bool pointwise, const T* x, const T* 
     const StridedMatrix<T> input(image, pixels, 1);
     gemm_blocked<T>(kern, exec, cout_g, pixels, K, weights, input, out, pixels, 1, false, ep);
   } else {
-    const StridedMatrix<T> weights(w_g, K, 1, nchw_k_block(kern, s.k_h * s.k_w, s.c_in_per_group()));
+    const std::int64_t kc = nchw_k_block(kern, cout_g, s.k_h * s.k_w, s.c_in_per_group());
+    const StridedMatrix<T> weights(w_g, K, 1, kc);
     const NchwPatchColumns<T> patches(s, image, job.kernels.patch);
     gemm_blocked<T>(kern, exec, cout_g, pixels, K, weights, patches, out, pixels, 1, false, ep);
   }
@@ -212,7 +213,7 @@ std::int64_t gemm_conv_workspace_bytes(const ConvShape& s, const GemmKernel<T>& 
            std::min<std::int64_t>(split.threads, s.groups() * split.parts);
   }
   const std::int64_t kc =
-      is_pointwise(s) ? kern.kc : nchw_k_block(kern, s.k_h * s.k_w, s.c_in_per_group());
+      is_pointwise(s) ? kern.kc : nchw_k_block(kern, cout_g, s.k_h * s.k_w, s.c_in_per_group());
   if (one_gemm_per_task(s, threads)) {
     // Each thread runs whole GEMMs serially, with scratch of its own.
     const std::int64_t per_thread = gemm_workspace_bytes<T>(kern, 1, cout_g, pixels, K, kc);
