@@ -13,7 +13,9 @@
 #include <vector>
 
 #include "check.hpp"
+#include "conv/blocking.hpp"
 #include "conv/nchw_patches.hpp"
+#include "gemm/blocking.hpp"
 #include "kernels/kernel_table.hpp"
 
 namespace {
@@ -125,4 +127,48 @@ TEST_CASE_ISA("nchw patches: panels from the patch-row kernel equal the patch ma
   std::mt19937 rng(1234);
   check_panels<float>(isa, rng);
   check_panels<double>(isa, rng);
+}
+
+// The NCHW K block: for filters of one M block, whole channels within the
+// limit (a B micro-panel of half the kernel's A block, or kc) in the fewest
+// blocks that fit, so ResNet's 64-channel 3x3 is one block on a kernel whose
+// limit allows it; more filters than an M block, or a filter whose taps
+// exceed the limit, keep the kernel's kc.
+template <typename T>
+void check_nchw_k_block(convx::Isa isa) {
+  const auto& kern = convx::detail::kernels_for<T>(isa).gemm;
+  const int64_t limit = std::max(kern.kc, kern.mc * kern.kc / (2 * int64_t(kern.nr)));
+  for (int64_t taps : {1, 4, 9, 25, 49}) {
+    for (int64_t c = 1; c <= 600; ++c) {
+      CONTEXT("taps=", taps, " channels=", c);
+      const int64_t kc = convx::detail::nchw_k_block(kern, kern.mc, taps, c);
+      const int64_t blocks = (taps * c + kc - 1) / kc;
+      CHECK_EQ(kc % taps, int64_t{0});
+      CHECK(kc <= limit);
+      CHECK(kc >= taps);
+      CHECK_EQ(blocks, (c + limit / taps - 1) / (limit / taps));  // the fewest that fit
+    }
+  }
+  if (9 * 64 <= limit) CHECK_EQ(convx::detail::nchw_k_block(kern, 64, 9, 64), int64_t{576});
+  CHECK_EQ(convx::detail::nchw_k_block(kern, 64, limit + 1, 3), kern.kc);
+  CHECK_EQ(convx::detail::nchw_k_block(kern, kern.mc + 1, 9, 64), kern.kc);
+}
+
+TEST_CASE_ISA("nchw patches: the K block of one M block of filters is whole channels, as few as fit") {
+  check_nchw_k_block<float>(isa);
+  check_nchw_k_block<double>(isa);
+}
+
+TEST_CASE("gemm: streamed B packs at most kStreamBytes of panels, and at least one") {
+  using convx::detail::kStreamBytes;
+  using convx::detail::kStreamPanels;
+  using convx::detail::stream_panels;
+  CHECK_EQ(stream_panels(256, 32, 4), kStreamPanels);  // the L1-sized kc of f32 12x32
+  CHECK_EQ(stream_panels(576, 32, 4), kStreamBytes / (576 * 32 * 4));
+  CHECK_EQ(stream_panels(100000, 32, 8), int64_t{1});
+  for (int64_t kc = 1; kc <= 4096; kc += 37) {
+    const int64_t panels = stream_panels(kc, 16, 4);
+    CHECK(panels >= 1 && panels <= kStreamPanels);
+    CHECK(panels == 1 || panels * kc * 16 * 4 <= kStreamBytes);
+  }
 }

@@ -21,12 +21,14 @@ struct Case {
 };
 
 // A grouped 1x1 and 3x3 (ShuffleNet-like), depthwise at stride 1 and 2, a
-// 7x7 map of 256 channels, and one-channel images (a weight gradient of 9
-// columns, split below one micro-panel).
+// 7x7 map of 256 channels, one-channel images (a weight gradient of 9
+// columns, split below one micro-panel), and 48 filters over 160 channels
+// (NCHW: several of the long K blocks of nchw_k_block, N split).
 const Case kCases[] = {
     {1, 28, 28, 48, 48, 1, 1, 0, 3}, {2, 20, 20, 24, 40, 3, 1, 1, 4},
     {1, 30, 30, 80, 80, 3, 1, 1, 80}, {2, 21, 21, 48, 48, 3, 2, 1, 48},
     {1, 7, 7, 256, 256, 3, 1, 1, 1}, {8, 28, 28, 1, 32, 3, 1, 0, 1},
+    {1, 9, 9, 160, 48, 3, 1, 1, 1},
 };
 
 ConvShape shape_of(const Case& c, Layout layout) {

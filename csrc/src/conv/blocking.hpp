@@ -1,6 +1,8 @@
-// The K blocking of an NHWC implicit-im2col GEMM, where a K index is
-// (kernel row u, tap v, channel c) and one tap's channels, or a kernel row's
-// taps when they are adjacent in the image, form one contiguous run.
+// The K blocking of the implicit-im2col GEMMs. NHWC: a K index is (kernel
+// row u, tap v, channel c) and one tap's channels, or a kernel row's taps
+// when they are adjacent in the image, form one contiguous run. NCHW: a K
+// index is (channel c, kernel row u, tap v) and B's micro-panels are packed
+// from the image as the tiles use them.
 #pragma once
 
 #include <algorithm>
@@ -50,6 +52,28 @@ std::int64_t nhwc_k_block(const GemmKernel<T>& kern, std::int64_t k_h, std::int6
     if (c_per_group % parts == 0 && c_per_group / parts <= limit) return c_per_group / parts;
   }
   return kern.kc;
+}
+
+// The K block of an NCHW GEMM of `rows` filters (A, read in place) and
+// `channels` input channels of `taps` taps (B, patch panels packed per K block
+// as the tiles use them). When the filters fit in one M block (rows <=
+// kern.mc), each K block is one more pass of the micro-kernel over the whole
+// of C (an image's output, usually beyond L2) and one more setup of every
+// panel's lane segments, which so few rows amortise little: K is then cut into
+// the fewest blocks of whole channels whose B micro-panel (kc x nr) takes at
+// most half the L2 the kernel sizes its A block for (mc x kc). With more rows,
+// B is packed up front and each panel serves many tiles from L1, so the
+// kernel's L1-sized kc stays, as it does when one channel's taps exceed the
+// limit. Depends on the kernel and the filter shape only, never on the
+// thread count.
+template <typename T>
+std::int64_t nchw_k_block(const GemmKernel<T>& kern, std::int64_t rows, std::int64_t taps,
+                          std::int64_t channels) {
+  const std::int64_t limit = std::max(kern.kc, kern.mc * kern.kc / (2 * std::int64_t(kern.nr)));
+  if (rows > kern.mc || taps <= 0 || channels <= 0 || taps > limit) return kern.kc;
+  const std::int64_t per_block = limit / taps;  // channels, >= 1
+  const std::int64_t blocks = (channels + per_block - 1) / per_block;
+  return (channels + blocks - 1) / blocks * taps;
 }
 
 }  // namespace convx::detail

@@ -34,13 +34,16 @@ void nchw_conv_gemm(const ConvJob<T>& job, bool pointwise, const T* x, const T* 
   const GemmKernel<T>& kern = job.kernels.gemm;
   const std::int64_t cout_g = s.c_out_per_group(), K = s.patch_size();
   const std::int64_t pixels = s.h_out * s.w_out;
-  const StridedMatrix<T> weights(w + g * cout_g * K, K, 1);
   const T* image = x + (b * s.c_in + g * s.c_in_per_group()) * s.h * s.w;
   T* out = y + (b * s.c_out + g * cout_g) * pixels;
+  const T* w_g = w + g * cout_g * K;
   if (pointwise) {
+    const StridedMatrix<T> weights(w_g, K, 1);
     const StridedMatrix<T> input(image, pixels, 1);
     gemm_blocked<T>(kern, exec, cout_g, pixels, K, weights, input, out, pixels, 1, false, ep);
   } else {
+    const std::int64_t kc = nchw_k_block(kern, cout_g, s.k_h * s.k_w, s.c_in_per_group());
+    const StridedMatrix<T> weights(w_g, K, 1, kc);
     const NchwPatchColumns<T> patches(s, image, job.kernels.patch);
     gemm_blocked<T>(kern, exec, cout_g, pixels, K, weights, patches, out, pixels, 1, false, ep);
   }
@@ -210,12 +213,14 @@ std::int64_t gemm_conv_workspace_bytes(const ConvShape& s, const GemmKernel<T>& 
     return gemm_workspace_bytes<T>(kern, 1, split.rows, cout_g, K, kc, filters_packed) *
            std::min<std::int64_t>(split.threads, s.groups() * split.parts);
   }
+  const std::int64_t kc =
+      is_pointwise(s) ? kern.kc : nchw_k_block(kern, cout_g, s.k_h * s.k_w, s.c_in_per_group());
   if (one_gemm_per_task(s, threads)) {
     // Each thread runs whole GEMMs serially, with scratch of its own.
-    const std::int64_t per_thread = gemm_workspace_bytes<T>(kern, 1, cout_g, pixels, K, kern.kc);
+    const std::int64_t per_thread = gemm_workspace_bytes<T>(kern, 1, cout_g, pixels, K, kc);
     return per_thread * std::min<std::int64_t>(threads, s.n * s.groups());
   }
-  return gemm_workspace_bytes<T>(kern, threads, cout_g, pixels, K, kern.kc);
+  return gemm_workspace_bytes<T>(kern, threads, cout_g, pixels, K, kc);
 }
 
 #define CONVX_INSTANTIATE(T)                                                                    \

@@ -117,9 +117,12 @@ class NchwPatchColumns final : public BSource<T> {
       call(c_first, c_first + 1, first_lo, last_hi);
       return;
     }
-    call(c_first, c_first + 1, first_lo, taps);
-    call(c_first + 1, c_last, 0, taps);
-    call(c_last, c_last + 1, 0, last_hi);
+    // Channels that hold all their taps share one call (segments found once).
+    const std::int64_t whole_lo = first_lo == 0 ? c_first : c_first + 1;
+    const std::int64_t whole_hi = last_hi == taps ? c_last + 1 : c_last;
+    if (whole_lo > c_first) call(c_first, c_first + 1, first_lo, taps);
+    call(whole_lo, whole_hi, 0, taps);
+    if (whole_hi <= c_last) call(c_last, c_last + 1, 0, last_hi);
   }
 
   // The lane segments of tap (u, v) relative to a channel's plane: per run,

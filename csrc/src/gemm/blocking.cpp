@@ -155,7 +155,7 @@ std::int64_t gemm_workspace_bytes(const GemmKernel<T>& kern, int threads, std::i
   const bool stream_b = nb.stream_b && !b_prepacked;
   const std::int64_t kc_used = std::min(blk.kc, blk.k_alloc);
   const std::int64_t per_task = round_up(nb.mc, kern.mr) * (kc_used + kRowPad<T>) +
-                                (stream_b ? kc_used * kern.nr * kStreamPanels : 0);
+                                (stream_b ? kc_used * kern.nr * stream_panels(kc_used, kern.nr, sizeof(T)) : 0);
   const std::int64_t shared = stream_b || b_prepacked ? 0 : blk.k_alloc * nb.nc_pad;
   return std::int64_t(sizeof(T)) *
          (shared + per_task * std::min<std::int64_t>(blk.threads, nb.tasks()));

@@ -24,8 +24,15 @@ inline std::int64_t round_up(std::int64_t a, std::int64_t b) { return ceil_div(a
 template <typename T>
 constexpr std::int64_t kRowPad = 64 / sizeof(T);
 // B micro-panels a task packs at a time when it streams B (a single M block):
-// rows of B are then read in runs of this many panels, not one panel wide.
+// rows of B are then read in runs of several panels, not one panel wide. At
+// most kStreamPanels of them, and at most kStreamBytes, so that the panels of
+// a long K block are still in L2 when the tiles read them.
 constexpr std::int64_t kStreamPanels = 8;
+constexpr std::int64_t kStreamBytes = std::int64_t(256) << 10;
+inline std::int64_t stream_panels(std::int64_t kc, int nr, std::int64_t elem_bytes) {
+  const std::int64_t panel = std::max<std::int64_t>(1, kc * nr * elem_bytes);
+  return std::clamp<std::int64_t>(kStreamBytes / panel, 1, kStreamPanels);
+}
 // Micro-panels in one M block (mc / mr) at most, over every kernel.
 constexpr std::int64_t kMaxPanelsPerBlock = 64;
 // B micro-panels packed per task of the packing phase.

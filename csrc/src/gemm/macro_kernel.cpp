@@ -140,15 +140,17 @@ void sweep_tiles(const GemmJob<T>& job, const BBlock<T>& b, const TaskTile& tile
   // prefetcher to keep up with and wants every line fetched ahead.
   const bool prefetch_b = !stream && b.bytes > kSmallB;
   const bool burst_cap = b.bytes <= kBurstB;
+  // Streamed panels per packing, as the scratch was sized (macro_kernel).
+  const std::int64_t panels = stream_panels(std::min(job.kc, job.k_alloc), nr, sizeof(T));
   for (std::int64_t jr = j_lo; jr < j_hi; jr += nr) {
     const std::int64_t ncur = std::min<std::int64_t>(nr, j_hi - jr);
     const T* bpanel = nullptr;
     if (!stream) {
       bpanel = b.packed + pc * b.ld + (b.j_off + jr) * kc;
     } else {
-      const std::int64_t slot = (jr - j_lo) / nr % kStreamPanels;
+      const std::int64_t slot = (jr - j_lo) / nr % panels;
       if (slot == 0 && kc > 0) {
-        job.b.pack_panels(kern, b_panel, jc + jr, std::min(kStreamPanels * nr, j_hi - jr), pc, kc);
+        job.b.pack_panels(kern, b_panel, jc + jr, std::min(panels * nr, j_hi - jr), pc, kc);
       }
       bpanel = b_panel + slot * kc * nr;
     }
@@ -187,7 +189,7 @@ void macro_kernel(const GemmJob<T>& job, const BBlock<T>& b, const TaskTile& til
   const std::int64_t calls = ceil_div(tile.rows, mr);  // <= kMaxPanelsPerBlock
   const std::int64_t kc_alloc = std::min(job.kc, job.k_alloc);
   const std::int64_t a_size = calls * mr * (kc_alloc + kRowPad<T>);
-  const std::int64_t b_size = kc_alloc * nr * kStreamPanels;
+  const std::int64_t b_size = kc_alloc * nr * stream_panels(kc_alloc, nr, sizeof(T));
   T* packed_a = scratch.primary.as<T>(static_cast<std::size_t>(a_size));
   T* b_panel =
       b.packed == nullptr ? scratch.secondary.as<T>(static_cast<std::size_t>(b_size)) : nullptr;

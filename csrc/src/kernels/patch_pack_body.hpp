@@ -56,6 +56,9 @@ void patch_rows_vectors(const PatchRows<T>& job) {
   // A segment spans its vectors, so a tap has fewer parts than segments + vectors.
   Entry entries[kMaxLaneSegments + kMaxPatchTaps * kVectors];
   int first[kMaxPatchTaps * kVectors + 1];
+  // Vectors that one segment fills: a plain load at unit steps.
+  bool whole[kMaxPatchTaps * kVectors];
+  constexpr std::uint32_t kAll = (1u << L) - 1u;
   const int vectors = job.nr / L;
   const std::int64_t step = job.step;
   int n = 0;
@@ -70,6 +73,8 @@ void patch_rows_vectors(const PatchRows<T>& job) {
         const std::uint32_t bits = ((1u << (hi - lo)) - 1u) << lo;  // L <= 16
         entries[n++] = {bits, spread_to_pairs(bits), seg.offset + std::int64_t(q) * L * step};
       }
+      const int r = t * vectors + q;
+      whole[r] = kStep == LaneStep::Unit && n - first[r] == 1 && entries[n - 1].bits == kAll;
     }
   }
   first[job.taps * vectors] = n;
@@ -78,6 +83,10 @@ void patch_rows_vectors(const PatchRows<T>& job) {
     const T* src = job.src + i * job.src_stride;
     T* dst = job.dst + i * job.dst_stride;
     for (int r = 0; r < row_vectors; ++r) {
+      if (kStep == LaneStep::Unit && whole[r]) {
+        S::storeu(dst + r * L, S::loadu(src + entries[first[r]].offset));
+        continue;
+      }
       V v = S::zero();
       for (int e = first[r]; e < first[r + 1]; ++e) {
         const typename S::Mask m = S::lane_mask(entries[e].bits);
