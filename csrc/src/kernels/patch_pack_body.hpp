@@ -71,7 +71,8 @@ void patch_rows_vectors(const PatchRows<T>& job) {
         const int hi = seg.hi < (q + 1) * L ? seg.hi - q * L : L;
         if (lo >= hi) continue;
         const std::uint32_t bits = ((1u << (hi - lo)) - 1u) << lo;  // L <= 16
-        entries[n++] = {bits, spread_to_pairs(bits), seg.offset + std::int64_t(q) * L * step};
+        const std::uint32_t pairs = kStep == LaneStep::Two ? spread_to_pairs(bits) : 0u;
+        entries[n++] = {bits, pairs, seg.offset + std::int64_t(q) * L * step};
       }
       const int r = t * vectors + q;
       whole[r] = kStep == LaneStep::Unit && n - first[r] == 1 && entries[n - 1].bits == kAll;
